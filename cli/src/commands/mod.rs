@@ -1,0 +1,7 @@
+//! One file per subcommand.
+
+pub(crate) mod bench;
+pub(crate) mod executor;
+pub(crate) mod generate;
+pub(crate) mod run;
+pub(crate) mod scheduler;

@@ -1,0 +1,115 @@
+//! `medallion run`: build a pipeline's tables on a Ballista cluster.
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use clap::Args;
+use medallion_jobs::cluster::{ClusterTarget, connect};
+use medallion_jobs::dag::Selection;
+use medallion_jobs::pipeline::{PipelineRun, RunEvent, RunId, RunSummary, TableStatus};
+use medallion_jobs::spec::read_spec;
+
+use crate::error::Result;
+
+/// Flags of `medallion run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Pipeline spec (TOML).
+    #[arg(long, env = "MEDALLION_SPEC")]
+    pub spec: String,
+    /// Lakehouse root URL or path (overrides the spec).
+    #[arg(long, env = "MEDALLION_LAKEHOUSE")]
+    pub lakehouse: Option<String>,
+    /// Landing root URL or path that relative sources resolve against (overrides the spec).
+    #[arg(long, env = "MEDALLION_LANDING")]
+    pub landing: Option<String>,
+    /// dbt-style selector: `name`, `+name`, `name+`, `layer:silver`; repeatable.
+    #[arg(long = "select", short = 's', env = "MEDALLION_SELECT", value_delimiter = ',')]
+    pub select: Vec<String>,
+    /// Only tables of this layer; repeatable.
+    #[arg(long, env = "MEDALLION_LAYER", value_delimiter = ',')]
+    pub layer: Vec<String>,
+    /// Rebuild: re-ingest every landing file, overwrite appended tables.
+    #[arg(long, env = "MEDALLION_FULL_REFRESH")]
+    pub full_refresh: bool,
+    /// Repeat or resume an earlier run (`run-<n>`); committed tables are not written again.
+    #[arg(long, env = "MEDALLION_RUN_ID")]
+    pub run_id: Option<String>,
+    /// Scheduler to submit to, e.g. `df://localhost:50050`; embedded cluster if absent.
+    #[arg(long, env = "MEDALLION_SCHEDULER")]
+    pub scheduler: Option<String>,
+    /// Task slots of the embedded executor.
+    #[arg(long, env = "MEDALLION_PARALLELISM", default_value_t = 2)]
+    pub parallelism: usize,
+    /// Partitions for shuffles and scans.
+    #[arg(long, env = "MEDALLION_PARTITIONS", default_value_t = 2)]
+    pub partitions: usize,
+    /// Tables built at once.
+    #[arg(long, env = "MEDALLION_CONCURRENCY", default_value_t = 4)]
+    pub concurrency: usize,
+    /// No per-table progress lines.
+    #[arg(long, env = "MEDALLION_QUIET")]
+    pub quiet: bool,
+}
+
+/// Runs the pipeline and prints the summary; exit 1 when a table failed.
+pub(crate) async fn run(args: RunArgs) -> Result<ExitCode> {
+    let summary = execute(&args).await?;
+    println!("{}", summary.render());
+    Ok(if summary.succeeded() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+/// Builds the run from flags and executes it.
+pub(crate) async fn execute(args: &RunArgs) -> Result<RunSummary> {
+    let spec = read_spec(&args.spec)?;
+    let mut selection = Selection::all();
+    for s in &args.select {
+        selection = selection.with_select(s);
+    }
+    for l in &args.layer {
+        selection = selection.with_layer(l);
+    }
+    let target = match &args.scheduler {
+        Some(url) => ClusterTarget::Remote(url.clone()),
+        None => ClusterTarget::Embedded { parallelism: args.parallelism },
+    };
+    let run_id = args.run_id.as_deref().map(RunId::parse).transpose()?.unwrap_or_default();
+    let mut run = PipelineRun::new(spec)
+        .with_selection(selection)
+        .with_lakehouse(args.lakehouse.clone())
+        .with_landing(args.landing.clone())
+        .with_full_refresh(args.full_refresh)
+        .with_run_id(run_id)
+        .with_concurrency(args.concurrency)
+        .with_partitions(args.partitions)
+        .with_cluster_label(target.to_string());
+    if !args.quiet {
+        eprintln!("{} on {target}", run.run_id().id);
+        run = run.with_observer(print_progress);
+    }
+    let ctx = connect(&target, args.partitions).await?;
+    Ok(run.execute(&ctx).await?)
+}
+
+fn print_progress(event: &RunEvent) {
+    let line = match event {
+        RunEvent::TableStarted { table, layer } => format!("  started  {}.{table}", layer.as_str()),
+        RunEvent::TableFinished(t) => {
+            let mark = match t.status {
+                TableStatus::Succeeded | TableStatus::AlreadyCommitted | TableStatus::NoNewData => "done",
+                TableStatus::Failed => "FAILED",
+                TableStatus::Skipped => "skipped",
+            };
+            format!(
+                "  {mark:<8} {}.{} ({}, {} written, {} quarantined, {:.2}s)",
+                t.layer.as_str(),
+                t.table,
+                t.status.as_str(),
+                t.rows_written,
+                t.rows_quarantined,
+                t.duration.as_secs_f64()
+            )
+        }
+    };
+    let _ = writeln!(std::io::stderr(), "{line}");
+}

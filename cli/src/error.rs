@@ -1,0 +1,35 @@
+//! Errors of the `medallion` command.
+
+/// Result with the CLI's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// What can stop a command.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Loading, planning or running a pipeline failed.
+    #[error(transparent)]
+    Pipeline(#[from] medallion_jobs::Error),
+    /// The scheduler process failed.
+    #[error(transparent)]
+    Scheduler(#[from] medallion_scheduler::Error),
+    /// The executor process failed.
+    #[error(transparent)]
+    Executor(#[from] medallion_executor::Error),
+    /// A flag has a value that cannot be used.
+    #[error("--{flag}: {message}")]
+    BadFlag {
+        /// Flag name.
+        flag: &'static str,
+        /// Why.
+        message: String,
+    },
+    /// Writing generated data or reading benchmark files failed.
+    #[error("{path}: {source}")]
+    Io {
+        /// File involved.
+        path: String,
+        /// Underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+}

@@ -1,0 +1,72 @@
+//! # medallion-cli — the `medallion` command
+//!
+//! One binary for every role: `run` a pipeline on an embedded cluster (default) or a remote
+//! scheduler, start a `scheduler` or an `executor`, `generate` example landing data, and
+//! `bench` the example pipeline. Every flag can also be set from a `MEDALLION_*` variable so
+//! Helm charts and CronJobs configure it without arguments.
+
+mod commands;
+mod error;
+mod telemetry;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+pub use error::{Error, Result};
+
+/// Medallion: declarative bronze → silver → gold pipelines on Apache Ballista and Delta Lake.
+#[derive(Debug, Parser)]
+#[command(name = "medallion", version, about)]
+pub struct Cli {
+    /// Log filter, e.g. `info` or `medallion_jobs=debug`.
+    #[arg(long, env = "MEDALLION_LOG", default_value = "warn", global = true)]
+    pub log: String,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a pipeline (embedded cluster unless --scheduler is given).
+    Run(commands::run::RunArgs),
+    /// Start a scheduler.
+    Scheduler(commands::scheduler::SchedulerArgs),
+    /// Start an executor.
+    Executor(commands::executor::ExecutorArgs),
+    /// Write example landing data (orders CSV, customers NDJSON) with realistic dirt.
+    Generate(commands::generate::GenerateArgs),
+    /// Generate example data at a given size, run the example pipeline, print throughput.
+    Bench(commands::bench::BenchArgs),
+}
+
+/// Runs a parsed command line; the exit code says whether it succeeded.
+pub fn main(cli: Cli) -> ExitCode {
+    telemetry::init(&cli.log);
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Run(args) => commands::run::run(args).await,
+            Command::Scheduler(args) => commands::scheduler::run(args).await,
+            Command::Executor(args) => commands::executor::run(args).await,
+            Command::Generate(args) => commands::generate::run(args).await,
+            Command::Bench(args) => commands::bench::run(args).await,
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {}", medallion_jobs::error_chain(&e));
+            ExitCode::from(2)
+        }
+    }
+}

@@ -1,0 +1,165 @@
+//! Plan codecs for Medallion's nodes, composed with Ballista's.
+//!
+//! Our payloads are JSON behind a magic prefix, so they never collide with Ballista's
+//! protobuf payloads and a decode can tell at once whose bytes it holds.
+
+use std::sync::Arc;
+
+use ballista_core::serde::{BallistaLogicalExtensionCodec, BallistaPhysicalExtensionCodec};
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::catalog::TableProvider;
+use datafusion::common::TableReference;
+use datafusion::datasource::file_format::FileFormatFactory;
+use datafusion::error::{DataFusionError, Result};
+use datafusion::execution::TaskContext;
+use datafusion::logical_expr::{Extension, LogicalPlan};
+use datafusion::physical_plan::ExecutionPlan;
+use datafusion_proto::logical_plan::LogicalExtensionCodec;
+use datafusion_proto::physical_plan::{ComposedPhysicalExtensionCodec, PhysicalExtensionCodec, PhysicalProtoConverterExtension};
+use serde::{Deserialize, Serialize};
+
+use crate::delta::{DeltaFile, DeltaScanTable, DeltaWriteExec, DeltaWriteNode};
+use crate::landing::{LandingOptions, LandingScanExec, LandingTable};
+
+const MAGIC: &[u8] = b"medallion.v1:";
+
+#[derive(Serialize, Deserialize)]
+enum Payload {
+    LandingTable(LandingOptions),
+    DeltaScan { url: String, partition_columns: Vec<String>, files: Vec<DeltaFile> },
+    DeltaWriteNode { url: String, partition_by: Vec<String> },
+    LandingExec(LandingOptions),
+    DeltaWriteExec { url: String, partition_by: Vec<String> },
+}
+
+fn encode(payload: &Payload, buf: &mut Vec<u8>) -> Result<()> {
+    buf.extend_from_slice(MAGIC);
+    serde_json::to_writer(buf, payload).map_err(|e| DataFusionError::External(Box::new(e)))
+}
+
+fn decode(buf: &[u8]) -> Option<Result<Payload>> {
+    let body = buf.strip_prefix(MAGIC)?;
+    Some(serde_json::from_slice(body).map_err(|e| DataFusionError::External(Box::new(e))))
+}
+
+/// Ballista's logical codec plus Medallion's table providers and write node.
+#[derive(Debug, Default)]
+pub struct MedallionLogicalCodec {
+    ballista: BallistaLogicalExtensionCodec,
+}
+
+impl LogicalExtensionCodec for MedallionLogicalCodec {
+    fn try_decode(&self, buf: &[u8], inputs: &[LogicalPlan], ctx: &TaskContext) -> Result<Extension> {
+        match decode(buf) {
+            Some(Ok(Payload::DeltaWriteNode { url, partition_by })) => {
+                let input = inputs.first().cloned().ok_or_else(|| DataFusionError::Internal("DeltaWrite without input".into()))?;
+                Ok(Extension { node: Arc::new(DeltaWriteNode::try_new(input, url, partition_by)?) })
+            }
+            Some(Ok(_)) => Err(DataFusionError::Internal("not a logical node payload".into())),
+            Some(Err(e)) => Err(e),
+            None => self.ballista.try_decode(buf, inputs, ctx),
+        }
+    }
+
+    fn try_encode(&self, node: &Extension, buf: &mut Vec<u8>) -> Result<()> {
+        match node.node.as_any().downcast_ref::<DeltaWriteNode>() {
+            Some(w) => encode(&Payload::DeltaWriteNode { url: w.table_url.clone(), partition_by: w.partition_by.clone() }, buf),
+            None => self.ballista.try_encode(node, buf),
+        }
+    }
+
+    fn try_decode_table_provider(
+        &self,
+        buf: &[u8],
+        table_ref: &TableReference,
+        schema: SchemaRef,
+        ctx: &TaskContext,
+    ) -> Result<Arc<dyn TableProvider>> {
+        match decode(buf) {
+            Some(Ok(Payload::LandingTable(options))) => Ok(Arc::new(LandingTable { options })),
+            Some(Ok(Payload::DeltaScan { url, partition_columns, files })) => {
+                Ok(Arc::new(DeltaScanTable { url, schema, partition_columns, files }))
+            }
+            Some(Ok(_)) => Err(DataFusionError::Internal("not a table provider payload".into())),
+            Some(Err(e)) => Err(e),
+            None => self.ballista.try_decode_table_provider(buf, table_ref, schema, ctx),
+        }
+    }
+
+    fn try_encode_table_provider(&self, table_ref: &TableReference, node: Arc<dyn TableProvider>, buf: &mut Vec<u8>) -> Result<()> {
+        if let Some(landing) = node.downcast_ref::<LandingTable>() {
+            return encode(&Payload::LandingTable(landing.options.clone()), buf);
+        }
+        if let Some(delta) = node.downcast_ref::<DeltaScanTable>() {
+            let payload = Payload::DeltaScan {
+                url: delta.url.clone(),
+                partition_columns: delta.partition_columns.clone(),
+                files: delta.files.clone(),
+            };
+            return encode(&payload, buf);
+        }
+        self.ballista.try_encode_table_provider(table_ref, node, buf)
+    }
+
+    fn try_decode_file_format(&self, buf: &[u8], ctx: &TaskContext) -> Result<Arc<dyn FileFormatFactory>> {
+        self.ballista.try_decode_file_format(buf, ctx)
+    }
+
+    fn try_encode_file_format(&self, buf: &mut Vec<u8>, node: Arc<dyn FileFormatFactory>) -> Result<()> {
+        self.ballista.try_encode_file_format(buf, node)
+    }
+}
+
+/// Medallion's physical nodes: the landing scan and the Delta writer.
+#[derive(Debug, Default)]
+pub struct MedallionPhysicalCodec;
+
+impl PhysicalExtensionCodec for MedallionPhysicalCodec {
+    fn try_decode(
+        &self,
+        buf: &[u8],
+        inputs: &[Arc<dyn ExecutionPlan>],
+        _ctx: &TaskContext,
+        _proto_converter: &dyn PhysicalProtoConverterExtension,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        match decode(buf) {
+            Some(Ok(Payload::LandingExec(options))) => Ok(Arc::new(LandingScanExec::new(options))),
+            Some(Ok(Payload::DeltaWriteExec { url, partition_by })) => {
+                let input = inputs.first().cloned().ok_or_else(|| DataFusionError::Internal("DeltaWriteExec without input".into()))?;
+                Ok(Arc::new(DeltaWriteExec::new(input, url, partition_by)))
+            }
+            Some(Ok(_)) => Err(DataFusionError::Internal("not a physical node payload".into())),
+            Some(Err(e)) => Err(e),
+            None => Err(DataFusionError::Internal("not a Medallion plan node".into())),
+        }
+    }
+
+    fn try_encode(
+        &self,
+        node: Arc<dyn ExecutionPlan>,
+        buf: &mut Vec<u8>,
+        _proto_converter: &dyn PhysicalProtoConverterExtension,
+    ) -> Result<()> {
+        if let Some(scan) = node.downcast_ref::<LandingScanExec>() {
+            return encode(&Payload::LandingExec(scan.options().clone()), buf);
+        }
+        if let Some(write) = node.downcast_ref::<DeltaWriteExec>() {
+            let payload = Payload::DeltaWriteExec { url: write.table_url().to_string(), partition_by: write.partition_by().to_vec() };
+            return encode(&payload, buf);
+        }
+        Err(DataFusionError::Internal(format!("{} is not a Medallion plan node", node.name())))
+    }
+}
+
+/// The logical codec every Medallion process uses.
+pub fn logical_codec() -> Arc<dyn LogicalExtensionCodec> {
+    Arc::new(MedallionLogicalCodec::default())
+}
+
+/// Ballista's physical codec first (its position is part of the wire format), then ours.
+pub fn physical_codec() -> Arc<dyn PhysicalExtensionCodec> {
+    Arc::new(ComposedPhysicalExtensionCodec::new(vec![
+        Arc::new(BallistaPhysicalExtensionCodec::default()),
+        Arc::new(MedallionPhysicalCodec),
+    ]))
+}

@@ -1,0 +1,12 @@
+//! Ballista wiring: the session state every process shares (codecs, planner), and the
+//! embedded or remote cluster a run connects to.
+
+mod codec;
+mod connect;
+mod planner;
+mod session;
+
+pub use codec::{MedallionLogicalCodec, MedallionPhysicalCodec, logical_codec, physical_codec};
+pub use connect::{ClusterTarget, connect};
+pub use planner::MedallionQueryPlanner;
+pub use session::{medallion_session_config, medallion_state};

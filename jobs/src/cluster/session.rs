@@ -1,0 +1,34 @@
+//! The one session state shape used by the client, the scheduler and the executors.
+
+use std::sync::Arc;
+
+use ballista_core::extension::SessionConfigExt;
+use datafusion::execution::SessionStateBuilder;
+use datafusion::execution::context::SessionState;
+use datafusion::execution::runtime_env::RuntimeEnv;
+use datafusion::prelude::SessionConfig;
+
+use super::codec::{logical_codec, physical_codec};
+use super::planner::MedallionQueryPlanner;
+
+/// A Ballista session config carrying Medallion's codecs.
+pub fn medallion_session_config() -> SessionConfig {
+    with_codecs(SessionConfig::new_with_ballista())
+}
+
+/// Adds Medallion's codecs to a config (e.g. one a client sent to the scheduler).
+pub(crate) fn with_codecs(config: SessionConfig) -> SessionConfig {
+    config
+        .with_ballista_logical_extension_codec(logical_codec())
+        .with_ballista_physical_extension_codec(physical_codec())
+}
+
+/// A session state with Medallion's codecs and planner over `runtime`.
+pub fn medallion_state(config: SessionConfig, runtime: Arc<RuntimeEnv>) -> SessionState {
+    SessionStateBuilder::new()
+        .with_config(with_codecs(config))
+        .with_runtime_env(runtime)
+        .with_default_features()
+        .with_query_planner(Arc::new(MedallionQueryPlanner))
+        .build()
+}

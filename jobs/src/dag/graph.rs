@@ -1,0 +1,222 @@
+//! Builds the dependency graph from the tables each query references.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use datafusion::sql::parser::{DFParser, Statement};
+use datafusion::sql::resolve::resolve_table_references;
+
+use crate::error::{Error, Result};
+use crate::spec::{Pipeline, TableSpec, Transform};
+
+/// Validated dependency graph of a pipeline's tables.
+#[derive(Debug, Clone)]
+pub struct Dag {
+    /// table → tables it reads.
+    upstream: BTreeMap<String, BTreeSet<String>>,
+    /// table → tables that read it.
+    downstream: BTreeMap<String, BTreeSet<String>>,
+    /// All tables in an order where each comes after its upstream tables.
+    order: Vec<String>,
+}
+
+impl Dag {
+    /// Infers dependencies and rejects unknown tables and cycles.
+    pub fn build(pipeline: &Pipeline) -> Result<Dag> {
+        let mut upstream = BTreeMap::new();
+        let mut downstream: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        for table in &pipeline.tables {
+            downstream.entry(table.name.clone()).or_default();
+            let deps = references(pipeline, table)?;
+            for dep in &deps {
+                downstream.entry(dep.clone()).or_default().insert(table.name.clone());
+            }
+            upstream.insert(table.name.clone(), deps);
+        }
+        let order = topological_order(pipeline, &upstream)?;
+        Ok(Dag { upstream, downstream, order })
+    }
+
+    /// Tables `table` reads directly.
+    pub fn upstream_of(&self, table: &str) -> &BTreeSet<String> {
+        static EMPTY: BTreeSet<String> = BTreeSet::new();
+        self.upstream.get(table).unwrap_or(&EMPTY)
+    }
+
+    /// Tables that read `table` directly.
+    pub fn downstream_of(&self, table: &str) -> &BTreeSet<String> {
+        static EMPTY: BTreeSet<String> = BTreeSet::new();
+        self.downstream.get(table).unwrap_or(&EMPTY)
+    }
+
+    /// Every table, upstream before downstream.
+    pub fn order(&self) -> &[String] {
+        &self.order
+    }
+
+    /// `table` and everything reachable from it following `next`.
+    pub(crate) fn closure<'a>(
+        &'a self,
+        table: &'a str,
+        next: impl Fn(&'a str) -> &'a BTreeSet<String>,
+    ) -> BTreeSet<String> {
+        let mut seen = BTreeSet::new();
+        let mut stack = vec![table];
+        while let Some(t) = stack.pop() {
+            if seen.insert(t.to_string()) {
+                stack.extend(next(t).iter().map(String::as_str));
+            }
+        }
+        seen
+    }
+}
+
+/// The pipeline tables a table's query reads; CTE names are not table references.
+fn references(pipeline: &Pipeline, table: &TableSpec) -> Result<BTreeSet<String>> {
+    let Transform::Sql(sql) = &table.transform else {
+        return Ok(BTreeSet::new());
+    };
+    let invalid = |message: String| Error::InvalidSpec {
+        path: pipeline.path.clone(),
+        line: table.line,
+        table: table.name.clone(),
+        message,
+    };
+    let mut statements =
+        DFParser::parse_sql(sql).map_err(|e| invalid(format!("SQL does not parse: {e}")))?;
+    let statement = match (statements.pop_front(), statements.is_empty()) {
+        (Some(s @ Statement::Statement(_)), true) => s,
+        _ => return Err(invalid("`sql` must be exactly one SELECT query".into())),
+    };
+    let (refs, _ctes) = resolve_table_references(&statement, true)
+        .map_err(|e| invalid(format!("SQL does not parse: {e}")))?;
+    let mut deps = BTreeSet::new();
+    for r in refs {
+        let name = r.table().to_string();
+        if name == table.name {
+            return Err(invalid("reads itself".into()));
+        }
+        if pipeline.table(&name).is_none() {
+            return Err(invalid(format!("references unknown table `{r}`")));
+        }
+        deps.insert(name);
+    }
+    Ok(deps)
+}
+
+/// Kahn's algorithm in declaration order, so the order is stable for a given file.
+fn topological_order(
+    pipeline: &Pipeline,
+    upstream: &BTreeMap<String, BTreeSet<String>>,
+) -> Result<Vec<String>> {
+    let mut done: BTreeSet<&str> = BTreeSet::new();
+    let mut order = Vec::with_capacity(pipeline.tables.len());
+    while order.len() < pipeline.tables.len() {
+        let ready: Vec<&TableSpec> = pipeline
+            .tables
+            .iter()
+            .filter(|t| !done.contains(t.name.as_str()))
+            .filter(|t| upstream[&t.name].iter().all(|d| done.contains(d.as_str())))
+            .collect();
+        if ready.is_empty() {
+            return Err(cycle_error(pipeline, upstream, &done));
+        }
+        for t in ready {
+            done.insert(&t.name);
+            order.push(t.name.clone());
+        }
+    }
+    Ok(order)
+}
+
+/// Names one cycle among the tables that could not be ordered.
+fn cycle_error(
+    pipeline: &Pipeline,
+    upstream: &BTreeMap<String, BTreeSet<String>>,
+    done: &BTreeSet<&str>,
+) -> Error {
+    let first = pipeline
+        .tables
+        .iter()
+        .find(|t| !done.contains(t.name.as_str()))
+        .expect("a cycle leaves at least one table unordered");
+    let mut path = vec![first.name.clone()];
+    loop {
+        let last = path.last().expect("path starts non-empty");
+        let next = upstream[last]
+            .iter()
+            .find(|d| !done.contains(d.as_str()))
+            .expect("an unordered table has an unordered upstream");
+        if let Some(pos) = path.iter().position(|p| p == next) {
+            let mut cycle: Vec<String> = path[pos..].to_vec();
+            cycle.push(next.clone());
+            let start = pipeline.table(&cycle[0]).expect("cycle tables exist");
+            return Error::InvalidSpec {
+                path: pipeline.path.clone(),
+                line: start.line,
+                table: start.name.clone(),
+                message: format!("dependency cycle: {}", cycle.join(" <- ")),
+            };
+        }
+        path.push(next.clone());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec::parse_spec;
+
+    fn spec(tables: &[(&str, &str)]) -> String {
+        let mut s = String::from("[pipeline]\nname = \"p\"\n");
+        for (name, sql) in tables {
+            if sql.is_empty() {
+                s += &format!("\n[[table]]\nname = \"{name}\"\nlayer = \"bronze\"\nsource = {{ path = \"x.csv\", format = \"csv\" }}\n");
+            } else {
+                s += &format!("\n[[table]]\nname = \"{name}\"\nlayer = \"silver\"\nsql = \"{sql}\"\n");
+            }
+        }
+        s
+    }
+
+    fn dag(tables: &[(&str, &str)]) -> Result<Dag> {
+        Dag::build(&parse_spec(&spec(tables), "p.toml")?)
+    }
+
+    #[test]
+    fn infers_dependencies_and_orders_them() {
+        let d = dag(&[
+            ("gold", "SELECT * FROM s1 JOIN s2 USING (id)"),
+            ("s1", "WITH x AS (SELECT * FROM raw) SELECT * FROM x"),
+            ("s2", "SELECT * FROM raw WHERE id IN (SELECT id FROM s1)"),
+            ("raw", ""),
+        ])
+        .unwrap();
+        assert_eq!(d.order(), ["raw", "s1", "s2", "gold"]);
+        assert_eq!(d.upstream_of("gold").iter().collect::<Vec<_>>(), ["s1", "s2"]);
+        assert_eq!(d.upstream_of("s1").iter().collect::<Vec<_>>(), ["raw"], "CTE x is not a table");
+        assert_eq!(d.downstream_of("raw").iter().collect::<Vec<_>>(), ["s1", "s2"]);
+    }
+
+    #[test]
+    fn rejects_unknown_table_with_location() {
+        let e = dag(&[("raw", ""), ("s", "SELECT * FROM raw JOIN nope USING (id)")]).unwrap_err();
+        assert_eq!(e.to_string(), "p.toml:10: table `s`: references unknown table `nope`");
+    }
+
+    #[test]
+    fn rejects_cycles_naming_them() {
+        let e = dag(&[("a", "SELECT * FROM c"), ("b", "SELECT * FROM a"), ("c", "SELECT * FROM b")])
+            .unwrap_err();
+        assert_eq!(e.to_string(), "p.toml:5: table `a`: dependency cycle: a <- c <- b <- a");
+    }
+
+    #[test]
+    fn rejects_self_reference_and_bad_sql() {
+        let e = dag(&[("a", "SELECT * FROM a")]).unwrap_err();
+        assert!(e.to_string().ends_with("reads itself"), "{e}");
+        let e = dag(&[("a", "SELEC nothing")]).unwrap_err();
+        assert!(e.to_string().contains("SQL does not parse"), "{e}");
+        let e = dag(&[("a", "SELECT 1; SELECT 2")]).unwrap_err();
+        assert!(e.to_string().contains("exactly one SELECT"), "{e}");
+    }
+}

@@ -1,0 +1,178 @@
+//! The single driver-side commit of a distributed write, made idempotent by a `txn` action.
+
+use std::collections::HashMap;
+
+use datafusion::arrow::datatypes::SchemaRef;
+use deltalake::kernel::engine::arrow_conversion::TryIntoKernel;
+use deltalake::kernel::transaction::{CommitBuilder, CommitProperties};
+use deltalake::kernel::{Action, Add, MetadataExt, StructType, Transaction};
+use deltalake::operations::create::CreateBuilder;
+use deltalake::protocol::{DeltaOperation, SaveMode};
+use url::Url;
+
+use super::normalize::normalize_schema;
+use super::snapshot::{TableSnapshot, delta_err};
+use crate::error::{Error, Result};
+use crate::spec::WriteMode;
+
+/// What a commit did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CommitOutcome {
+    /// A new table version was written.
+    Committed {
+        /// The new version.
+        version: i64,
+    },
+    /// This app id had already committed this run sequence: nothing was written.
+    AlreadyCommitted {
+        /// The table's current version.
+        version: i64,
+    },
+}
+
+impl CommitOutcome {
+    /// The table version after the commit.
+    pub fn version(self) -> i64 {
+        match self {
+            CommitOutcome::Committed { version } | CommitOutcome::AlreadyCommitted { version } => version,
+        }
+    }
+}
+
+/// Commits data files written by executors as one Delta version.
+#[derive(Debug)]
+pub struct DeltaCommit {
+    url: Url,
+    app_id: String,
+    sequence: i64,
+    mode: WriteMode,
+    partition_by: Vec<String>,
+    schema: SchemaRef,
+    adds: Vec<Add>,
+}
+
+impl DeltaCommit {
+    /// A commit to `url` on behalf of `app_id` for run `sequence`, of rows with `schema`.
+    pub fn new(url: Url, app_id: impl Into<String>, sequence: i64, schema: SchemaRef) -> Self {
+        Self {
+            url,
+            app_id: app_id.into(),
+            sequence,
+            mode: WriteMode::Append,
+            partition_by: vec![],
+            schema: normalize_schema(&schema),
+            adds: vec![],
+        }
+    }
+
+    /// Overwrite or append.
+    #[must_use]
+    pub fn with_mode(mut self, mode: WriteMode) -> Self {
+        self.mode = mode;
+        self
+    }
+
+    /// Partition columns, for a table created by this commit.
+    #[must_use]
+    pub fn with_partition_by(mut self, partition_by: Vec<String>) -> Self {
+        self.partition_by = partition_by;
+        self
+    }
+
+    /// The data files to add.
+    #[must_use]
+    pub fn with_adds(mut self, adds: Vec<Add>) -> Self {
+        self.adds = adds;
+        self
+    }
+
+    /// Commits unless `snapshot` shows this run already did; creates the table if needed.
+    pub async fn execute(self, snapshot: Option<&TableSnapshot>) -> Result<CommitOutcome> {
+        let Some(snapshot) = snapshot else {
+            return self.create().await;
+        };
+        if snapshot.txn_version(&self.app_id).await?.is_some_and(|v| v >= self.sequence) {
+            return Ok(CommitOutcome::AlreadyCommitted { version: snapshot.version() });
+        }
+        let mut actions: Vec<Action> = Vec::new();
+        let table_schema = snapshot.scan_table()?.schema;
+        if table_schema.fields() != self.schema.fields() {
+            match self.mode {
+                WriteMode::Overwrite => actions.push(self.new_metadata(snapshot)?),
+                WriteMode::Append => return Err(self.mismatch(&table_schema)),
+            }
+        }
+        if self.mode == WriteMode::Overwrite {
+            actions.extend(snapshot.remove_all()?);
+        }
+        actions.extend(self.adds.iter().cloned().map(Action::Add));
+        let state = snapshot.table().snapshot().map_err(|e| delta_err(&self.url, "read state", e))?;
+        let operation = DeltaOperation::Write {
+            mode: save_mode(self.mode),
+            partition_by: (!self.partition_by.is_empty()).then(|| self.partition_by.clone()),
+            predicate: None,
+        };
+        let finalized = CommitBuilder::from(self.properties())
+            .with_actions(actions)
+            .build(Some(state), snapshot.table().log_store(), operation)
+            .await
+            .map_err(|e| delta_err(&self.url, "commit", e))?;
+        Ok(CommitOutcome::Committed { version: finalized.version() as i64 })
+    }
+
+    async fn create(&self) -> Result<CommitOutcome> {
+        let table = CreateBuilder::new()
+            .with_location(self.url.to_string())
+            .with_columns(self.kernel_schema()?.fields().cloned())
+            .with_partition_columns(self.partition_by.clone())
+            .with_actions(self.adds.iter().cloned().map(Action::Add))
+            .with_commit_properties(self.properties())
+            .await
+            .map_err(|e| delta_err(&self.url, "create", e))?;
+        Ok(CommitOutcome::Committed { version: table.version().map_or(0, |v| v as i64) })
+    }
+
+    fn properties(&self) -> CommitProperties {
+        let mut info = HashMap::new();
+        info.insert("medallion.app_id".to_string(), serde_json::json!(self.app_id));
+        info.insert("medallion.sequence".to_string(), serde_json::json!(self.sequence));
+        CommitProperties::default()
+            .with_metadata(info)
+            .with_application_transaction(Transaction::new(&self.app_id, self.sequence))
+    }
+
+    fn kernel_schema(&self) -> Result<StructType> {
+        self.schema
+            .as_ref()
+            .try_into_kernel()
+            .map_err(|e| delta_err(&self.url, "convert schema", e.into()))
+    }
+
+    fn new_metadata(&self, snapshot: &TableSnapshot) -> Result<Action> {
+        let state = snapshot.table().snapshot().map_err(|e| delta_err(&self.url, "read state", e))?;
+        let metadata = state
+            .metadata()
+            .clone()
+            .with_schema(&self.kernel_schema()?)
+            .map_err(|e| delta_err(&self.url, "replace schema", e.into()))?;
+        Ok(Action::Metadata(metadata))
+    }
+
+    fn mismatch(&self, table_schema: &SchemaRef) -> Error {
+        let describe = |s: &SchemaRef| {
+            s.fields().iter().map(|f| format!("{} {}", f.name(), f.data_type())).collect::<Vec<_>>().join(", ")
+        };
+        Error::SchemaMismatch {
+            url: self.url.to_string(),
+            expected: describe(table_schema),
+            found: describe(&self.schema),
+        }
+    }
+}
+
+fn save_mode(mode: WriteMode) -> SaveMode {
+    match mode {
+        WriteMode::Overwrite => SaveMode::Overwrite,
+        WriteMode::Append => SaveMode::Append,
+    }
+}

@@ -1,0 +1,16 @@
+//! Delta Lake I/O that ships to Ballista executors: snapshot scans, per-partition writes,
+//! and the single commit on the driver.
+
+mod commit;
+mod normalize;
+mod scan;
+mod snapshot;
+mod write_exec;
+mod write_node;
+
+pub use commit::{CommitOutcome, DeltaCommit};
+pub use normalize::{normalize_batch, normalize_schema};
+pub use scan::{DeltaFile, DeltaScanTable, project};
+pub use snapshot::TableSnapshot;
+pub use write_exec::{DeltaWriteExec, written_files_schema};
+pub use write_node::DeltaWriteNode;

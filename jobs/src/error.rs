@@ -1,0 +1,147 @@
+//! The one error type of the jobs crate.
+
+use datafusion::error::DataFusionError;
+use deltalake::DeltaTableError;
+
+/// Result with the jobs crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong while loading, planning or running a pipeline.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The spec file could not be read.
+    #[error("failed to read pipeline spec {path}")]
+    ReadSpec {
+        /// Path of the spec file.
+        path: String,
+        /// Underlying I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The spec is not valid TOML or does not have the expected shape.
+    #[error("{path}: {message}")]
+    ParseSpec {
+        /// Path of the spec file.
+        path: String,
+        /// What is wrong and where (line, column).
+        message: String,
+    },
+    /// The spec parsed but is inconsistent (unknown table, cycle, duplicate, bad option).
+    #[error("{path}:{line}: table `{table}`: {message}")]
+    InvalidSpec {
+        /// Path of the spec file.
+        path: String,
+        /// 1-based line where the table is declared.
+        line: usize,
+        /// The table the problem is in.
+        table: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// A selection (`--select`, `--layer`) matched nothing or named an unknown table.
+    #[error("selection `{selector}`: {message}")]
+    Select {
+        /// The selector as given.
+        selector: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// A URL in the spec or on the command line could not be parsed or resolved.
+    #[error("invalid URL `{url}`: {message}")]
+    Url {
+        /// The offending text.
+        url: String,
+        /// Why it was rejected.
+        message: String,
+    },
+    /// A landing source matched no files.
+    #[error("table `{table}`: source `{source_url}` matched no files")]
+    NoSourceFiles {
+        /// Table whose source is empty.
+        table: String,
+        /// The source URL or glob.
+        source_url: String,
+    },
+    /// Listing or reading landing files failed.
+    #[error("failed to list or read {url}")]
+    ObjectStore {
+        /// The URL being read.
+        url: String,
+        /// Underlying object store error.
+        #[source]
+        source: object_store::Error,
+    },
+    /// Planning or running a query on the cluster failed.
+    #[error("table `{table}`: {step} failed")]
+    Query {
+        /// Table being built.
+        table: String,
+        /// The step (plan, count, write, quarantine...).
+        step: &'static str,
+        /// Underlying DataFusion/Ballista error.
+        #[source]
+        source: DataFusionError,
+    },
+    /// Opening, reading or committing a Delta table failed.
+    #[error("Delta table {url}: {step} failed")]
+    Delta {
+        /// Table URL.
+        url: String,
+        /// The step (open, commit, create...).
+        step: &'static str,
+        /// Underlying deltalake error.
+        #[source]
+        source: DeltaTableError,
+    },
+    /// Appended rows do not have the table's schema.
+    #[error("Delta table {url}: new rows have schema [{found}] but the table has [{expected}]; use --full-refresh or mode = \"overwrite\" to replace it")]
+    SchemaMismatch {
+        /// Table URL.
+        url: String,
+        /// The table's columns.
+        expected: String,
+        /// The new rows' columns.
+        found: String,
+    },
+    /// A `fail` expectation had failing rows: the table was not written.
+    #[error("table `{table}`: expectation `{rule}` failed for {rows} row(s); table left at its previous version")]
+    ExpectationFailed {
+        /// Table whose expectation failed.
+        table: String,
+        /// Expectation name.
+        rule: String,
+        /// Number of failing rows.
+        rows: u64,
+    },
+    /// An upstream table failed, so this one was not run.
+    #[error("table `{table}` skipped: upstream `{upstream}` failed")]
+    UpstreamFailed {
+        /// The skipped table.
+        table: String,
+        /// The failed upstream table.
+        upstream: String,
+    },
+    /// Starting or connecting to the Ballista cluster failed.
+    #[error("failed to connect to cluster {target}")]
+    Cluster {
+        /// `embedded` or the scheduler URL.
+        target: String,
+        /// Underlying error.
+        #[source]
+        source: DataFusionError,
+    },
+}
+
+/// The error and its causes on one line, each cause once.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let s_text = s.to_string();
+        if !text.contains(&s_text) {
+            text += &format!(": {s_text}");
+        }
+        source = s.source();
+    }
+    text
+}

@@ -1,0 +1,108 @@
+//! The physical landing scan: each task reads its group of files and parses them.
+
+use std::fmt;
+use std::sync::Arc;
+
+use datafusion::common::tree_node::TreeNodeRecursion;
+use datafusion::error::{DataFusionError, Result};
+use datafusion::execution::object_store::ObjectStoreUrl;
+use datafusion::execution::{SendableRecordBatchStream, TaskContext};
+use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
+use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties};
+use datafusion::arrow::record_batch::RecordBatch;
+use futures::{StreamExt, TryStreamExt};
+use object_store::ObjectStoreExt;
+use object_store::path::Path;
+use url::Url;
+
+use super::csv::parse_csv;
+use super::ndjson::parse_ndjson;
+use super::options::{LandingFormat, LandingOptions};
+
+/// Reads landing files, one task per file group.
+#[derive(Debug)]
+pub struct LandingScanExec {
+    options: Arc<LandingOptions>,
+    properties: Arc<PlanProperties>,
+}
+
+impl LandingScanExec {
+    /// A scan of `options.file_groups`.
+    pub fn new(options: LandingOptions) -> Self {
+        let properties = Arc::new(PlanProperties::new(
+            EquivalenceProperties::new(options.schema()),
+            Partitioning::UnknownPartitioning(options.file_groups.len().max(1)),
+            EmissionType::Incremental,
+            Boundedness::Bounded,
+        ));
+        Self { options: Arc::new(options), properties }
+    }
+
+    /// What this scan reads.
+    pub fn options(&self) -> &LandingOptions {
+        &self.options
+    }
+}
+
+impl DisplayAs for LandingScanExec {
+    fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let files: usize = self.options.file_groups.iter().map(Vec::len).sum();
+        write!(f, "LandingScanExec: format={:?}, files={files}", self.options.format)
+    }
+}
+
+impl ExecutionPlan for LandingScanExec {
+    fn name(&self) -> &str {
+        "LandingScanExec"
+    }
+
+    fn properties(&self) -> &Arc<PlanProperties> {
+        &self.properties
+    }
+
+    fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
+        vec![]
+    }
+
+    fn apply_expressions(
+        &self,
+        _f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> Result<TreeNodeRecursion>,
+    ) -> Result<TreeNodeRecursion> {
+        Ok(TreeNodeRecursion::Continue)
+    }
+
+    fn with_new_children(self: Arc<Self>, _children: Vec<Arc<dyn ExecutionPlan>>) -> Result<Arc<dyn ExecutionPlan>> {
+        Ok(self)
+    }
+
+    fn execute(&self, partition: usize, context: Arc<TaskContext>) -> Result<SendableRecordBatchStream> {
+        let files = self.options.file_groups.get(partition).cloned().unwrap_or_default();
+        let options = Arc::clone(&self.options);
+        let batches = futures::stream::iter(files)
+            .then(move |file| read_file(Arc::clone(&options), Arc::clone(&context), file))
+            .map_ok(|batches| futures::stream::iter(batches.into_iter().map(Ok)))
+            .try_flatten();
+        Ok(Box::pin(RecordBatchStreamAdapter::new(self.options.schema(), batches)))
+    }
+}
+
+async fn read_file(options: Arc<LandingOptions>, context: Arc<TaskContext>, file: String) -> Result<Vec<RecordBatch>> {
+    let url = Url::parse(&file).map_err(|e| DataFusionError::Execution(format!("{file}: {e}")))?;
+    let store_url = ObjectStoreUrl::parse(&url[..url::Position::BeforePath])?;
+    let store = context.runtime_env().object_store(store_url)?;
+    let path = Path::from_url_path(url.path()).map_err(|e| DataFusionError::Execution(format!("{file}: {e}")))?;
+    let bytes = store
+        .get(&path)
+        .await
+        .map_err(|e| DataFusionError::Execution(format!("cannot read {file}: {e}")))?
+        .bytes()
+        .await
+        .map_err(|e| DataFusionError::Execution(format!("cannot read {file}: {e}")))?;
+    tracing::debug!(file, bytes = bytes.len(), "parsing landing file");
+    match options.format {
+        LandingFormat::Csv => parse_csv(&options, &file, &bytes),
+        LandingFormat::Ndjson => parse_ndjson(&options, &file, &bytes),
+    }
+}

@@ -1,0 +1,21 @@
+//! Landing files → rows: discovery on the driver, parsing on the executors.
+//!
+//! Malformed lines are never dropped and never abort the scan: each row carries
+//! `_corrupt_record` (the raw line) and `_corrupt_reason` (file, line, field and why), so the
+//! bronze step can quarantine them — Spark's PERMISSIVE mode with Auto Loader's
+//! `_rescued_data` for JSON keys outside the schema.
+
+mod csv;
+mod discover;
+mod exec;
+mod ndjson;
+mod options;
+mod rows;
+mod table;
+
+pub use discover::{discover_files, infer_columns};
+pub use exec::LandingScanExec;
+pub use options::{
+    CORRUPT_REASON, CORRUPT_RECORD, LandingFormat, LandingOptions, RESCUED_DATA, SOURCE_FILE, parse_sql_type,
+};
+pub use table::LandingTable;

@@ -1,0 +1,167 @@
+//! Bronze ingestion: new landing files as rows with audit columns.
+
+use std::sync::Arc;
+
+use datafusion::dataframe::DataFrame;
+use datafusion::logical_expr::{Expr, lit};
+use datafusion::prelude::{ParquetReadOptions, SessionContext};
+use datafusion::scalar::ScalarValue;
+use url::Url;
+
+use super::ident;
+use crate::error::{Error, Result};
+use crate::landing::{
+    CORRUPT_REASON, CORRUPT_RECORD, LandingFormat, LandingOptions, LandingTable, RESCUED_DATA, SOURCE_FILE,
+    discover_files, infer_columns, parse_sql_type,
+};
+use crate::spec::{Format, Pipeline, Source, TableSpec};
+
+/// Audit columns every bronze table gets, after its data columns.
+pub const AUDIT_COLUMNS: [&str; 4] = ["_ingested_at", "_batch_id", SOURCE_FILE, "_row_hash"];
+
+/// What a bronze step needs to know about its run.
+#[derive(Debug, Clone)]
+pub struct BronzeInput<'a> {
+    /// The resolved source URL (glob allowed).
+    pub source_url: Url,
+    /// Files already in the table (skipped), unless a full refresh.
+    pub already_ingested: &'a [String],
+    /// The run id, stored as `_batch_id`.
+    pub run_id: &'a str,
+    /// Run start, stored as `_ingested_at`.
+    pub now_micros: i64,
+    /// Scan tasks to spread files over.
+    pub partitions: usize,
+}
+
+/// The rows of new landing files with audit columns plus the landing scan's
+/// `_corrupt_record`/`_corrupt_reason`; `None` when there is no new file.
+pub async fn bronze_frame(
+    ctx: &SessionContext,
+    pipeline: &Pipeline,
+    table: &TableSpec,
+    source: &Source,
+    input: BronzeInput<'_>,
+) -> Result<Option<DataFrame>> {
+    let store = ctx
+        .runtime_env()
+        .object_store(store_url(&input.source_url)?)
+        .map_err(|e| Error::Url { url: input.source_url.to_string(), message: e.to_string() })?;
+    let matched = discover_files(&store, &input.source_url).await?;
+    if matched.is_empty() {
+        return Err(Error::NoSourceFiles { table: table.name.clone(), source_url: input.source_url.to_string() });
+    }
+    let new: Vec<(Url, u64)> = matched
+        .into_iter()
+        .filter(|(url, _)| !input.already_ingested.iter().any(|done| done == url.as_str()))
+        .collect();
+    if new.is_empty() {
+        return Ok(None);
+    }
+    let frame = match source.format {
+        Format::Parquet => parquet_frame(ctx, table, &new).await?,
+        Format::Csv | Format::Ndjson => {
+            let options = landing_options(pipeline, table, source, &store, &new, input.partitions).await?;
+            ctx.read_table(Arc::new(LandingTable { options })).map_err(|e| query_err(table, e))?
+        }
+    };
+    with_audit_columns(frame, table, &input).map(Some)
+}
+
+async fn landing_options(
+    pipeline: &Pipeline,
+    table: &TableSpec,
+    source: &Source,
+    store: &Arc<dyn object_store::ObjectStore>,
+    files: &[(Url, u64)],
+    partitions: usize,
+) -> Result<LandingOptions> {
+    let format = match source.format {
+        Format::Csv => LandingFormat::Csv,
+        _ => LandingFormat::Ndjson,
+    };
+    let mut names = source.columns.clone();
+    if names.is_empty() {
+        let delimiter = (format == LandingFormat::Csv).then_some(source.delimiter);
+        names = infer_columns(store, files, delimiter).await?;
+    }
+    for hinted in source.schema.keys() {
+        if !names.contains(hinted) && format == LandingFormat::Ndjson {
+            names.push(hinted.clone());
+        }
+    }
+    let invalid = |message: String| Error::InvalidSpec {
+        path: pipeline.path.clone(),
+        line: table.line,
+        table: table.name.clone(),
+        message,
+    };
+    let mut columns = Vec::with_capacity(names.len());
+    for name in names {
+        let ty = source.schema.get(&name).cloned().unwrap_or_else(|| "string".into());
+        parse_sql_type(&ty).map_err(|e| invalid(format!("schema hint for `{name}`: {e}")))?;
+        columns.push((name, ty));
+    }
+    if let Some(missing) = source.schema.keys().find(|k| !columns.iter().any(|(n, _)| n == *k)) {
+        return Err(invalid(format!("schema hint names column `{missing}`, which the files do not have")));
+    }
+    let groups = partitions.clamp(1, files.len());
+    let mut file_groups = vec![Vec::new(); groups];
+    for (i, (url, _)) in files.iter().enumerate() {
+        file_groups[i % groups].push(url.to_string());
+    }
+    Ok(LandingOptions { file_groups, format, header: source.header, delimiter: source.delimiter, columns })
+}
+
+/// Parquet landing files: DataFusion's own scan, one per file so each row knows its file.
+async fn parquet_frame(ctx: &SessionContext, table: &TableSpec, files: &[(Url, u64)]) -> Result<DataFrame> {
+    let mut frames = Vec::with_capacity(files.len());
+    for (url, _) in files {
+        let frame = ctx.read_parquet(url.as_str(), ParquetReadOptions::default()).await.map_err(|e| query_err(table, e))?;
+        let mut exprs: Vec<Expr> = frame.schema().fields().iter().map(|f| ident(f.name())).collect();
+        exprs.push(lit(url.to_string()).alias(SOURCE_FILE));
+        exprs.push(lit(ScalarValue::Utf8(None)).alias(CORRUPT_RECORD));
+        exprs.push(lit(ScalarValue::Utf8(None)).alias(CORRUPT_REASON));
+        frames.push(frame.select(exprs).map_err(|e| query_err(table, e))?);
+    }
+    let mut frames = frames.into_iter();
+    let first = frames.next().expect("at least one new file");
+    frames.try_fold(first, |acc, f| acc.union(f)).map_err(|e| query_err(table, e))
+}
+
+fn with_audit_columns(frame: DataFrame, table: &TableSpec, input: &BronzeInput<'_>) -> Result<DataFrame> {
+    let internal = [SOURCE_FILE, CORRUPT_RECORD, CORRUPT_REASON];
+    let data: Vec<String> = frame
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.name().clone())
+        .filter(|n| !internal.contains(&n.as_str()))
+        .collect();
+    let hashed = data
+        .iter()
+        .filter(|n| n.as_str() != RESCUED_DATA)
+        .map(|n| format!("coalesce(CAST(\"{}\" AS VARCHAR), '\u{2400}')", n.replace('"', "\"\"")))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let row_hash = frame
+        .parse_sql_expr(&format!("encode(sha256(concat_ws('\u{1f}', {hashed})), 'hex')"))
+        .map_err(|e| query_err(table, e))?;
+    let mut exprs: Vec<Expr> = data.iter().map(|n| ident(n)).collect();
+    exprs.push(lit(ScalarValue::TimestampMicrosecond(Some(input.now_micros), Some("UTC".into()))).alias("_ingested_at"));
+    exprs.push(lit(input.run_id.to_string()).alias("_batch_id"));
+    exprs.push(ident(SOURCE_FILE));
+    exprs.push(row_hash.alias("_row_hash"));
+    exprs.push(ident(CORRUPT_RECORD));
+    exprs.push(ident(CORRUPT_REASON));
+    frame.select(exprs).map_err(|e| query_err(table, e))
+}
+
+fn store_url(url: &Url) -> Result<datafusion::execution::object_store::ObjectStoreUrl> {
+    datafusion::execution::object_store::ObjectStoreUrl::parse(&url[..url::Position::BeforePath])
+        .map_err(|e| Error::Url { url: url.to_string(), message: e.to_string() })
+}
+
+fn query_err(table: &TableSpec, source: datafusion::error::DataFusionError) -> Error {
+    Error::Query { table: table.name.clone(), step: "plan bronze ingest", source }
+}

@@ -1,0 +1,38 @@
+//! # medallion-jobs — the pipeline library
+//!
+//! A pipeline is a TOML file of tables per medallion layer. This crate turns it into Ballista
+//! jobs that read landing files and Delta tables and write Delta tables, in data-flow order:
+//!
+//! - [`spec`] parses and validates the file; [`dag`] infers dependencies from each table's SQL
+//!   and selects tables like dbt (`name`, `+name`, `name+`, `layer:silver`).
+//! - [`landing`] discovers landing files on the driver and parses them on executors, keeping
+//!   malformed lines with their reason; [`layers`] adds bronze audit columns or plans SQL.
+//! - [`quality`] counts expectation failures in one job, quarantines `drop` failures and stops on
+//!   `fail`.
+//! - [`delta`] scans snapshots as plain Parquet, writes data files per partition on executors
+//!   and commits once on the driver with a `txn` action, so re-runs write nothing twice.
+//! - [`cluster`] holds the codecs and planner every process shares, and connects a run to an
+//!   embedded or remote Ballista cluster; [`pipeline`] schedules the DAG and keeps the event log.
+//!
+//! ```no_run
+//! # async fn demo() -> medallion_jobs::Result<()> {
+//! use medallion_jobs::{cluster, pipeline::PipelineRun, spec};
+//! let spec = spec::read_spec("pipelines/example/pipeline.toml")?;
+//! let ctx = cluster::connect(&cluster::ClusterTarget::Embedded { parallelism: 2 }, 2).await?;
+//! let summary = PipelineRun::new(spec).execute(&ctx).await?;
+//! println!("{}", summary.render());
+//! # Ok(()) }
+//! ```
+
+pub mod cluster;
+pub mod dag;
+pub mod delta;
+mod error;
+pub mod generate;
+pub mod landing;
+pub mod layers;
+pub mod pipeline;
+pub mod quality;
+pub mod spec;
+
+pub use error::{Error, Result, error_chain};

@@ -1,0 +1,109 @@
+//! The run event log: one Delta row per table per run, inside the lakehouse.
+
+use std::sync::{Arc, LazyLock};
+
+use datafusion::arrow::array::{ArrayRef, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use deltalake::DeltaTable;
+use deltalake::protocol::SaveMode;
+use tokio::sync::Mutex;
+use url::Url;
+
+use super::outcome::TableOutcome;
+use crate::delta::TableSnapshot;
+use crate::error::{Error, Result};
+
+/// Where the event log lives under the lakehouse root.
+pub const EVENT_LOG_PATH: &str = "_medallion/event_log";
+
+static SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
+    let ts = DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()));
+    Arc::new(Schema::new(vec![
+        Field::new("run_id", DataType::Utf8, true),
+        Field::new("pipeline", DataType::Utf8, true),
+        Field::new("table_name", DataType::Utf8, true),
+        Field::new("layer", DataType::Utf8, true),
+        Field::new("status", DataType::Utf8, true),
+        Field::new("rows_read", DataType::Int64, true),
+        Field::new("rows_written", DataType::Int64, true),
+        Field::new("rows_quarantined", DataType::Int64, true),
+        Field::new("rule_failures", DataType::Utf8, true),
+        Field::new("started_at", ts.clone(), true),
+        Field::new("finished_at", ts, true),
+        Field::new("duration_ms", DataType::Int64, true),
+        Field::new("delta_version", DataType::Int64, true),
+        Field::new("error", DataType::Utf8, true),
+        Field::new("cluster", DataType::Utf8, true),
+    ]))
+});
+
+/// Appends outcome rows to the event log, one commit at a time.
+#[derive(Debug)]
+pub struct EventLog {
+    url: Url,
+    run_id: String,
+    pipeline: String,
+    cluster: String,
+    lock: Mutex<()>,
+}
+
+impl EventLog {
+    /// The log at `url` for one run.
+    pub fn new(url: Url, run_id: &str, pipeline: &str, cluster: &str) -> Self {
+        Self { url, run_id: run_id.into(), pipeline: pipeline.into(), cluster: cluster.into(), lock: Mutex::new(()) }
+    }
+
+    /// Appends one table's outcome.
+    pub async fn record(&self, outcome: &TableOutcome) -> Result<()> {
+        let batch = self.batch(outcome).map_err(|e| Error::Delta {
+            url: self.url.to_string(),
+            step: "build event",
+            source: e.into(),
+        })?;
+        let _guard = self.lock.lock().await;
+        let err = |step, source| Error::Delta { url: self.url.to_string(), step, source };
+        deltalake::ensure_table_uri(self.url.as_str()).map_err(|e| err("create", e))?;
+        let table = DeltaTable::try_from_url(self.url.clone()).await.map_err(|e| err("open", e))?;
+        table.write(vec![batch]).with_save_mode(SaveMode::Append).await.map_err(|e| err("append", e))?;
+        Ok(())
+    }
+
+    /// Whether an event log exists yet.
+    pub async fn exists(&self) -> Result<bool> {
+        Ok(TableSnapshot::load(&self.url).await?.is_some())
+    }
+
+    fn batch(&self, o: &TableOutcome) -> std::result::Result<RecordBatch, datafusion::arrow::error::ArrowError> {
+        let rules = serde_json::Value::Object(
+            o.rule_failures
+                .iter()
+                .map(|(rule, action, n)| (rule.clone(), serde_json::json!({ "action": action.as_str(), "failed": n })))
+                .collect(),
+        )
+        .to_string();
+        let finished = o.started_at_micros + o.duration.as_micros() as i64;
+        let ts = |v: i64| Arc::new(TimestampMicrosecondArray::from(vec![v]).with_timezone("UTC")) as ArrayRef;
+        let text = |v: &str| Arc::new(StringArray::from(vec![v])) as ArrayRef;
+        let int = |v: Option<i64>| Arc::new(Int64Array::from(vec![v])) as ArrayRef;
+        RecordBatch::try_new(
+            Arc::clone(&SCHEMA),
+            vec![
+                text(&self.run_id),
+                text(&self.pipeline),
+                text(&o.table),
+                text(o.layer.as_str()),
+                text(o.status.as_str()),
+                int(Some(o.rows_read as i64)),
+                int(Some(o.rows_written as i64)),
+                int(Some(o.rows_quarantined as i64)),
+                text(&rules),
+                ts(o.started_at_micros),
+                ts(finished),
+                int(Some(o.duration.as_millis() as i64)),
+                int(o.version),
+                Arc::new(StringArray::from(vec![o.error.clone()])),
+                text(&self.cluster),
+            ],
+        )
+    }
+}

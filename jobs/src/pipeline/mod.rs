@@ -1,0 +1,13 @@
+//! Running a pipeline: the DAG scheduled table by table on the cluster, each table checked,
+//! written and committed once, and every outcome recorded in the event log.
+
+mod event_log;
+mod outcome;
+mod paths;
+mod run;
+mod table_job;
+
+pub use event_log::{EVENT_LOG_PATH, EventLog};
+pub use outcome::{RunEvent, RunSummary, TableOutcome, TableStatus};
+pub use paths::{Lakehouse, resolve_url};
+pub use run::{PipelineRun, RunId};

@@ -1,0 +1,129 @@
+//! What happened to each table of a run, and the run as a whole.
+
+use std::time::Duration;
+
+use crate::spec::{Action, Layer};
+
+/// Final state of one table in a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TableStatus {
+    /// Written and committed.
+    Succeeded,
+    /// This run had already committed the table (a re-run): nothing written.
+    AlreadyCommitted,
+    /// A source with no landing file that is not yet ingested.
+    NoNewData,
+    /// Failed; the table stays at its previous version.
+    Failed,
+    /// Not run because an upstream table failed.
+    Skipped,
+}
+
+impl TableStatus {
+    /// Name used in the event log and the summary.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TableStatus::Succeeded => "succeeded",
+            TableStatus::AlreadyCommitted => "already_committed",
+            TableStatus::NoNewData => "no_new_data",
+            TableStatus::Failed => "failed",
+            TableStatus::Skipped => "skipped",
+        }
+    }
+
+    /// Whether downstream tables may run.
+    pub fn is_ok(self) -> bool {
+        !matches!(self, TableStatus::Failed | TableStatus::Skipped)
+    }
+}
+
+/// One table's result.
+#[derive(Debug, Clone)]
+pub struct TableOutcome {
+    /// Table name.
+    pub table: String,
+    /// Its layer.
+    pub layer: Layer,
+    /// What happened.
+    pub status: TableStatus,
+    /// Rows the table's query produced.
+    pub rows_read: u64,
+    /// Rows written to the table.
+    pub rows_written: u64,
+    /// Rows written to its quarantine table.
+    pub rows_quarantined: u64,
+    /// Failing rows per expectation.
+    pub rule_failures: Vec<(String, Action, u64)>,
+    /// Delta version after the run.
+    pub version: Option<i64>,
+    /// Start time, microseconds since the epoch.
+    pub started_at_micros: i64,
+    /// Wall time.
+    pub duration: Duration,
+    /// Error message for failed or skipped tables.
+    pub error: Option<String>,
+}
+
+/// Progress events while a run executes.
+#[derive(Debug, Clone)]
+pub enum RunEvent {
+    /// A table's work started.
+    TableStarted {
+        /// Table name.
+        table: String,
+        /// Its layer.
+        layer: Layer,
+    },
+    /// A table finished (in any status).
+    TableFinished(TableOutcome),
+}
+
+/// The result of a whole run.
+#[derive(Debug, Clone)]
+pub struct RunSummary {
+    /// Run id (`run-<sequence>`).
+    pub run_id: String,
+    /// Pipeline name.
+    pub pipeline: String,
+    /// Tables in the order they finished.
+    pub tables: Vec<TableOutcome>,
+    /// Wall time of the run.
+    pub duration: Duration,
+}
+
+impl RunSummary {
+    /// True when no table failed or was skipped.
+    pub fn succeeded(&self) -> bool {
+        self.tables.iter().all(|t| t.status.is_ok())
+    }
+
+    /// A fixed-width table for terminals.
+    pub fn render(&self) -> String {
+        let mut out = format!(
+            "{:<8} {:<28} {:<18} {:>10} {:>10} {:>11} {:>8} {:>9}\n",
+            "layer", "table", "status", "read", "written", "quarantined", "version", "seconds"
+        );
+        for t in &self.tables {
+            out += &format!(
+                "{:<8} {:<28} {:<18} {:>10} {:>10} {:>11} {:>8} {:>9.2}\n",
+                t.layer.as_str(),
+                t.table,
+                t.status.as_str(),
+                t.rows_read,
+                t.rows_written,
+                t.rows_quarantined,
+                t.version.map_or("-".to_string(), |v| v.to_string()),
+                t.duration.as_secs_f64()
+            );
+            for (rule, action, n) in t.rule_failures.iter().filter(|(_, _, n)| *n > 0) {
+                out += &format!("{:<8}   expectation {rule} ({}): {n} failing row(s)\n", "", action.as_str());
+            }
+            if let Some(e) = &t.error {
+                out += &format!("{:<8}   error: {e}\n", "");
+            }
+        }
+        let verdict = if self.succeeded() { "succeeded" } else { "FAILED" };
+        out += &format!("run {} of {} {verdict} in {:.2}s\n", self.run_id, self.pipeline, self.duration.as_secs_f64());
+        out
+    }
+}

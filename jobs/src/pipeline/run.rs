@@ -1,0 +1,317 @@
+//! A pipeline run: selection, upstream registration, concurrent table jobs in DAG order.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Instant;
+
+use datafusion::prelude::SessionContext;
+use futures::StreamExt;
+use futures::stream::FuturesUnordered;
+use tracing::{info, warn};
+use url::Url;
+
+use super::event_log::{EVENT_LOG_PATH, EventLog};
+use super::outcome::{RunEvent, RunSummary, TableOutcome, TableStatus};
+use super::paths::{Lakehouse, resolve_url};
+use super::table_job::TableJob;
+use crate::dag::{Dag, Selection};
+use crate::delta::TableSnapshot;
+use crate::error::{Error, Result, error_chain};
+use crate::spec::Pipeline;
+
+/// A run's identity: `run-<sequence>`, the sequence being the start time in milliseconds.
+/// The sequence is the Delta `txn` version, so re-running an id commits nothing twice.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunId {
+    /// Printable id.
+    pub id: String,
+    /// Monotonic sequence.
+    pub seq: i64,
+    /// Start of the run, microseconds since the epoch (`_ingested_at`).
+    pub started_micros: i64,
+}
+
+impl RunId {
+    /// A new run starting now.
+    pub fn new() -> Self {
+        let now = chrono::Utc::now();
+        let seq = now.timestamp_millis();
+        Self { id: format!("run-{seq}"), seq, started_micros: seq * 1000 }
+    }
+
+    /// An earlier run, to resume or repeat it.
+    pub fn parse(id: &str) -> Result<Self> {
+        let seq = id
+            .strip_prefix("run-")
+            .and_then(|s| s.parse::<i64>().ok())
+            .filter(|s| *s > 0)
+            .ok_or_else(|| Error::Select { selector: id.into(), message: "a run id looks like run-<number>".into() })?;
+        Ok(Self { id: id.to_string(), seq, started_micros: seq * 1000 })
+    }
+}
+
+impl Default for RunId {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+type Observer = Arc<dyn Fn(&RunEvent) + Send + Sync>;
+
+/// Builder for one run of a pipeline on a cluster session.
+#[must_use]
+pub struct PipelineRun {
+    pipeline: Pipeline,
+    selection: Selection,
+    lakehouse: Option<String>,
+    landing: Option<String>,
+    full_refresh: bool,
+    run_id: RunId,
+    concurrency: usize,
+    partitions: usize,
+    cluster: String,
+    observer: Option<Observer>,
+}
+
+impl PipelineRun {
+    /// A run of every table of `pipeline`.
+    pub fn new(pipeline: Pipeline) -> Self {
+        Self {
+            pipeline,
+            selection: Selection::all(),
+            lakehouse: None,
+            landing: None,
+            full_refresh: false,
+            run_id: RunId::new(),
+            concurrency: 4,
+            partitions: 2,
+            cluster: "embedded".into(),
+            observer: None,
+        }
+    }
+
+    /// Only these tables.
+    pub fn with_selection(mut self, selection: Selection) -> Self {
+        self.selection = selection;
+        self
+    }
+
+    /// Overrides the spec's lakehouse root.
+    pub fn with_lakehouse(mut self, url: Option<String>) -> Self {
+        self.lakehouse = url.or(self.lakehouse);
+        self
+    }
+
+    /// Overrides the spec's landing root.
+    pub fn with_landing(mut self, url: Option<String>) -> Self {
+        self.landing = url.or(self.landing);
+        self
+    }
+
+    /// Rebuild tables from scratch: sources re-read every file, appends become overwrites.
+    pub fn with_full_refresh(mut self, full_refresh: bool) -> Self {
+        self.full_refresh = full_refresh;
+        self
+    }
+
+    /// Repeat or resume a given run.
+    pub fn with_run_id(mut self, run_id: RunId) -> Self {
+        self.run_id = run_id;
+        self
+    }
+
+    /// Tables built at once.
+    pub fn with_concurrency(mut self, n: usize) -> Self {
+        self.concurrency = n.max(1);
+        self
+    }
+
+    /// Scan tasks per landing source.
+    pub fn with_partitions(mut self, n: usize) -> Self {
+        self.partitions = n.max(1);
+        self
+    }
+
+    /// Label of the cluster, stored in the event log.
+    pub fn with_cluster_label(mut self, label: impl Into<String>) -> Self {
+        self.cluster = label.into();
+        self
+    }
+
+    /// Called for every progress event.
+    pub fn with_observer(mut self, observer: impl Fn(&RunEvent) + Send + Sync + 'static) -> Self {
+        self.observer = Some(Arc::new(observer));
+        self
+    }
+
+    /// The run id this run uses.
+    pub fn run_id(&self) -> &RunId {
+        &self.run_id
+    }
+
+    /// Validates everything, then builds the selected tables on `ctx`'s cluster.
+    pub async fn execute(self, ctx: &SessionContext) -> Result<RunSummary> {
+        let started = Instant::now();
+        let dag = Dag::build(&self.pipeline)?;
+        let selected = self.selection.resolve(&self.pipeline, &dag)?;
+        let lakehouse = Lakehouse::new(self.root_url()?);
+        let landing = self.landing.as_deref().or(self.pipeline.landing.as_deref());
+        let landing = landing.map(|l| resolve_url(None, l)).transpose()?;
+        self.register_unselected_upstream(ctx, &dag, &selected, &lakehouse).await?;
+        let log = EventLog::new(lakehouse.at(EVENT_LOG_PATH), &self.run_id.id, &self.pipeline.name, &self.cluster);
+        info!(run_id = %self.run_id.id, tables = selected.len(), "run started");
+        let tables = self.schedule(ctx, &dag, &selected, &lakehouse, landing.as_ref(), &log).await;
+        Ok(RunSummary {
+            run_id: self.run_id.id.clone(),
+            pipeline: self.pipeline.name.clone(),
+            tables,
+            duration: started.elapsed(),
+        })
+    }
+
+    fn root_url(&self) -> Result<Url> {
+        let root = self.lakehouse.as_deref().or(self.pipeline.lakehouse.as_deref()).ok_or_else(|| Error::ParseSpec {
+            path: self.pipeline.path.clone(),
+            message: "no lakehouse root: set [pipeline] lakehouse or pass --lakehouse".into(),
+        })?;
+        resolve_url(None, root)
+    }
+
+    /// Tables outside the selection that selected tables read must already exist.
+    async fn register_unselected_upstream(
+        &self,
+        ctx: &SessionContext,
+        dag: &Dag,
+        selected: &[String],
+        lakehouse: &Lakehouse,
+    ) -> Result<()> {
+        let chosen: BTreeSet<&String> = selected.iter().collect();
+        let needed: BTreeSet<&String> =
+            selected.iter().flat_map(|t| dag.upstream_of(t)).filter(|u| !chosen.contains(u)).collect();
+        for name in needed {
+            let table = self.pipeline.table(name).expect("DAG names are pipeline tables");
+            let url = lakehouse.table_url(table);
+            let Some(snapshot) = TableSnapshot::load(&url).await? else {
+                return Err(Error::Select {
+                    selector: name.clone(),
+                    message: format!("upstream table `{name}` has not been built yet ({url}); include it with `+`"),
+                });
+            };
+            register(ctx, name, &snapshot)?;
+        }
+        Ok(())
+    }
+
+    async fn schedule(
+        &self,
+        ctx: &SessionContext,
+        dag: &Dag,
+        selected: &[String],
+        lakehouse: &Lakehouse,
+        landing: Option<&Url>,
+        log: &EventLog,
+    ) -> Vec<TableOutcome> {
+        let chosen: BTreeSet<&str> = selected.iter().map(String::as_str).collect();
+        let mut pending: Vec<&str> = selected.iter().map(String::as_str).collect();
+        let mut finished: BTreeMap<String, TableStatus> = BTreeMap::new();
+        let mut outcomes = Vec::new();
+        let mut running = FuturesUnordered::new();
+        loop {
+            let mut still_pending = Vec::new();
+            for name in pending {
+                let deps: Vec<&String> = dag.upstream_of(name).iter().filter(|d| chosen.contains(d.as_str())).collect();
+                if let Some(failed) = deps.iter().find(|d| finished.get(d.as_str()).is_some_and(|s| !s.is_ok())) {
+                    let outcome = self.skipped(name, failed);
+                    self.finish(ctx, lakehouse, log, &mut finished, &mut outcomes, outcome).await;
+                } else if running.len() < self.concurrency && deps.iter().all(|d| finished.contains_key(d.as_str())) {
+                    let table = self.pipeline.table(name).expect("selected tables exist");
+                    self.notify(&RunEvent::TableStarted { table: name.to_string(), layer: table.layer });
+                    running.push(
+                        TableJob {
+                            ctx,
+                            pipeline: &self.pipeline,
+                            table,
+                            lakehouse,
+                            landing,
+                            run: &self.run_id,
+                            full_refresh: self.full_refresh,
+                            partitions: self.partitions,
+                        }
+                        .run(),
+                    );
+                } else {
+                    still_pending.push(name);
+                }
+            }
+            pending = still_pending;
+            match running.next().await {
+                Some(outcome) => self.finish(ctx, lakehouse, log, &mut finished, &mut outcomes, outcome).await,
+                None if pending.is_empty() => break,
+                None => continue,
+            }
+        }
+        outcomes
+    }
+
+    async fn finish(
+        &self,
+        ctx: &SessionContext,
+        lakehouse: &Lakehouse,
+        log: &EventLog,
+        finished: &mut BTreeMap<String, TableStatus>,
+        outcomes: &mut Vec<TableOutcome>,
+        mut outcome: TableOutcome,
+    ) {
+        if outcome.status.is_ok()
+            && let Err(e) = self.register_built(ctx, lakehouse, &outcome.table).await
+        {
+            outcome.status = TableStatus::Failed;
+            outcome.error = Some(error_chain(&e));
+        }
+        if let Err(e) = log.record(&outcome).await {
+            warn!(error = %error_chain(&e), table = %outcome.table, "could not append to the event log");
+        }
+        self.notify(&RunEvent::TableFinished(outcome.clone()));
+        finished.insert(outcome.table.clone(), outcome.status);
+        outcomes.push(outcome);
+    }
+
+    async fn register_built(&self, ctx: &SessionContext, lakehouse: &Lakehouse, name: &str) -> Result<()> {
+        let table = self.pipeline.table(name).expect("finished tables exist");
+        match TableSnapshot::load(&lakehouse.table_url(table)).await? {
+            Some(snapshot) => register(ctx, name, &snapshot),
+            None => Ok(()),
+        }
+    }
+
+    fn skipped(&self, name: &str, upstream: &str) -> TableOutcome {
+        let table = self.pipeline.table(name).expect("selected tables exist");
+        TableOutcome {
+            table: name.to_string(),
+            layer: table.layer,
+            status: TableStatus::Skipped,
+            rows_read: 0,
+            rows_written: 0,
+            rows_quarantined: 0,
+            rule_failures: vec![],
+            version: None,
+            started_at_micros: chrono::Utc::now().timestamp_micros(),
+            duration: Default::default(),
+            error: Some(Error::UpstreamFailed { table: name.into(), upstream: upstream.into() }.to_string()),
+        }
+    }
+
+    fn notify(&self, event: &RunEvent) {
+        if let Some(observer) = &self.observer {
+            observer(event);
+        }
+    }
+}
+
+fn register(ctx: &SessionContext, name: &str, snapshot: &TableSnapshot) -> Result<()> {
+    let provider = Arc::new(snapshot.scan_table()?);
+    ctx.deregister_table(name).ok();
+    ctx.register_table(name, provider)
+        .map(|_| ())
+        .map_err(|source| Error::Query { table: name.into(), step: "register", source })
+}

@@ -1,0 +1,161 @@
+//! Types of a parsed, validated pipeline spec.
+
+use std::collections::BTreeMap;
+
+/// A whole pipeline: its name, where its lakehouse and landing files live, and its tables.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Pipeline {
+    /// Pipeline name; part of every Delta `txn` app id.
+    pub name: String,
+    /// Root URL under which every table is written (`<root>/<layer>/<table>`).
+    pub lakehouse: Option<String>,
+    /// Base URL that relative source paths are resolved against.
+    pub landing: Option<String>,
+    /// Tables in the order they are declared in the file.
+    pub tables: Vec<TableSpec>,
+    /// Path of the file the spec came from (for error messages).
+    pub path: String,
+}
+
+impl Pipeline {
+    /// Looks a table up by name.
+    pub fn table(&self, name: &str) -> Option<&TableSpec> {
+        self.tables.iter().find(|t| t.name == name)
+    }
+}
+
+/// The medallion layer a table belongs to; it decides the folder and the audit columns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Layer {
+    /// Raw landing data with audit columns.
+    Bronze,
+    /// Cleaned, typed, deduplicated.
+    Silver,
+    /// Business aggregates.
+    Gold,
+    /// Model outputs.
+    Ml,
+}
+
+impl Layer {
+    /// Lower-case name as written in specs and folder names.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Layer::Bronze => "bronze",
+            Layer::Silver => "silver",
+            Layer::Gold => "gold",
+            Layer::Ml => "ml",
+        }
+    }
+
+    /// Parses a layer name.
+    pub fn parse(s: &str) -> Option<Layer> {
+        match s {
+            "bronze" => Some(Layer::Bronze),
+            "silver" => Some(Layer::Silver),
+            "gold" => Some(Layer::Gold),
+            "ml" => Some(Layer::Ml),
+            _ => None,
+        }
+    }
+}
+
+/// One table of the pipeline.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TableSpec {
+    /// Unique name; also the SQL name other tables use.
+    pub name: String,
+    /// Layer the table belongs to.
+    pub layer: Layer,
+    /// Where the rows come from.
+    pub transform: Transform,
+    /// Business key columns (documentation and later merge/dedup steps).
+    pub keys: Vec<String>,
+    /// Delta partition columns.
+    pub partition_by: Vec<String>,
+    /// Data quality rules, checked in order.
+    pub expectations: Vec<Expectation>,
+    /// How the table is written.
+    pub mode: WriteMode,
+    /// 1-based line of the table's declaration in the spec file.
+    pub line: usize,
+}
+
+/// How a table gets its rows.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Transform {
+    /// Read landing files.
+    Source(Source),
+    /// A SQL query over other tables of the pipeline.
+    Sql(String),
+}
+
+/// A landing source: files matched by a URL or glob.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Source {
+    /// URL or glob, absolute or relative to the pipeline's landing root.
+    pub path: String,
+    /// File format.
+    pub format: Format,
+    /// CSV: whether the first line is a header.
+    pub header: bool,
+    /// CSV: field delimiter.
+    pub delimiter: u8,
+    /// Column name → SQL type for columns that should be typed on landing; others stay text.
+    pub schema: BTreeMap<String, String>,
+    /// Column names in order, for CSV files without a header.
+    pub columns: Vec<String>,
+}
+
+/// Landing file formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// Comma (or other delimiter) separated values.
+    Csv,
+    /// One JSON object per line.
+    Ndjson,
+    /// Apache Parquet.
+    Parquet,
+}
+
+/// A data quality rule.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Expectation {
+    /// Rule name, reported in counts and quarantine rows.
+    pub name: String,
+    /// SQL boolean over the table's columns; a row passes only when it is TRUE.
+    pub sql: String,
+    /// What happens to failing rows.
+    pub action: Action,
+}
+
+/// What an expectation does with failing rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// Count them, keep them.
+    Warn,
+    /// Move them to `<table>__quarantine`.
+    Drop,
+    /// Abort the table; it stays at its previous version.
+    Fail,
+}
+
+impl Action {
+    /// Lower-case name as written in specs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Warn => "warn",
+            Action::Drop => "drop",
+            Action::Fail => "fail",
+        }
+    }
+}
+
+/// How a table's new rows relate to its existing ones.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteMode {
+    /// Replace the table's contents.
+    Overwrite,
+    /// Add rows.
+    Append,
+}

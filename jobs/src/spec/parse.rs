@@ -1,0 +1,318 @@
+//! TOML → [`Pipeline`], rejecting anything malformed with the file and line.
+
+use std::collections::{BTreeMap, HashSet};
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use super::model::{
+    Action, Expectation, Format, Layer, Pipeline, Source, TableSpec, Transform, WriteMode,
+};
+use crate::error::{Error, Result};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSpec {
+    pipeline: RawPipeline,
+    #[serde(default, rename = "table")]
+    tables: Vec<RawTable>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPipeline {
+    name: String,
+    lakehouse: Option<String>,
+    landing: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTable {
+    name: Spanned<String>,
+    layer: String,
+    source: Option<RawSource>,
+    sql: Option<String>,
+    #[serde(default)]
+    keys: Vec<String>,
+    #[serde(default)]
+    partition_by: Vec<String>,
+    #[serde(default, rename = "expect")]
+    expectations: Vec<RawExpectation>,
+    mode: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSource {
+    path: String,
+    format: String,
+    #[serde(default = "default_true")]
+    header: bool,
+    delimiter: Option<String>,
+    #[serde(default)]
+    schema: BTreeMap<String, String>,
+    #[serde(default)]
+    columns: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawExpectation {
+    name: String,
+    sql: String,
+    action: String,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+/// Reads and parses a spec file.
+pub fn read_spec(path: &str) -> Result<Pipeline> {
+    let text = std::fs::read_to_string(path).map_err(|source| Error::ReadSpec {
+        path: path.to_string(),
+        source,
+    })?;
+    parse_spec(&text, path)
+}
+
+/// Parses spec text; `path` is only used in error messages.
+pub fn parse_spec(text: &str, path: &str) -> Result<Pipeline> {
+    let raw: RawSpec = toml::from_str(text).map_err(|e| Error::ParseSpec {
+        path: path.to_string(),
+        message: describe_toml_error(text, &e),
+    })?;
+    let mut seen = HashSet::new();
+    let mut tables = Vec::with_capacity(raw.tables.len());
+    for table in raw.tables {
+        let line = line_of(text, table.name.span().start);
+        let spec = convert_table(table, line, path)?;
+        if !seen.insert(spec.name.clone()) {
+            return Err(invalid(path, &spec, "declared more than once".into()));
+        }
+        tables.push(spec);
+    }
+    if raw.pipeline.name.trim().is_empty() {
+        return Err(Error::ParseSpec {
+            path: path.into(),
+            message: "[pipeline] name must not be empty".into(),
+        });
+    }
+    Ok(Pipeline {
+        name: raw.pipeline.name,
+        lakehouse: raw.pipeline.lakehouse,
+        landing: raw.pipeline.landing,
+        tables,
+        path: path.to_string(),
+    })
+}
+
+fn convert_table(raw: RawTable, line: usize, path: &str) -> Result<TableSpec> {
+    let name = raw.name.into_inner();
+    let err = |message: String| Error::InvalidSpec {
+        path: path.into(),
+        line,
+        table: name.clone(),
+        message,
+    };
+    if !is_identifier(&name) {
+        return Err(err("name must be letters, digits and `_`, not starting with a digit".into()));
+    }
+    let layer = Layer::parse(&raw.layer).ok_or_else(|| {
+        err(format!("unknown layer `{}` (expected bronze, silver, gold or ml)", raw.layer))
+    })?;
+    let transform = match (raw.source, raw.sql) {
+        (Some(source), None) => Transform::Source(convert_source(source).map_err(&err)?),
+        (None, Some(sql)) => Transform::Sql(sql),
+        (Some(_), Some(_)) => return Err(err("has both `source` and `sql`; give one".into())),
+        (None, None) => return Err(err("needs a `source` or a `sql` query".into())),
+    };
+    let mode = match raw.mode.as_deref() {
+        None => default_mode(&transform),
+        Some("overwrite") => WriteMode::Overwrite,
+        Some("append") => WriteMode::Append,
+        Some(other) => return Err(err(format!("unknown mode `{other}` (expected overwrite or append)"))),
+    };
+    let expectations = raw
+        .expectations
+        .into_iter()
+        .map(|e| convert_expectation(e).map_err(&err))
+        .collect::<Result<Vec<_>>>()?;
+    let mut rules = HashSet::new();
+    if let Some(dup) = expectations.iter().find(|e| !rules.insert(e.name.as_str())) {
+        return Err(err(format!("expectation `{}` declared more than once", dup.name)));
+    }
+    Ok(TableSpec {
+        name,
+        layer,
+        transform,
+        keys: raw.keys,
+        partition_by: raw.partition_by,
+        expectations,
+        mode,
+        line,
+    })
+}
+
+/// Sources accumulate batches; queries rebuild their table — as in dbt and DLT.
+fn default_mode(transform: &Transform) -> WriteMode {
+    match transform {
+        Transform::Source(_) => WriteMode::Append,
+        Transform::Sql(_) => WriteMode::Overwrite,
+    }
+}
+
+fn convert_source(raw: RawSource) -> std::result::Result<Source, String> {
+    let format = match raw.format.as_str() {
+        "csv" => Format::Csv,
+        "json" | "ndjson" => Format::Ndjson,
+        "parquet" => Format::Parquet,
+        other => return Err(format!("unknown source format `{other}` (expected csv, json, ndjson or parquet)")),
+    };
+    let delimiter = match raw.delimiter.as_deref() {
+        None => b',',
+        Some("\\t") => b'\t',
+        Some(d) if d.len() == 1 => d.as_bytes()[0],
+        Some(d) => return Err(format!("delimiter `{d}` must be a single ASCII character")),
+    };
+    if !raw.header && format == Format::Csv && raw.columns.is_empty() {
+        return Err("a CSV source with header = false needs `columns`".into());
+    }
+    Ok(Source {
+        path: raw.path,
+        format,
+        header: raw.header,
+        delimiter,
+        schema: raw.schema,
+        columns: raw.columns,
+    })
+}
+
+fn convert_expectation(raw: RawExpectation) -> std::result::Result<Expectation, String> {
+    let action = match raw.action.as_str() {
+        "warn" => Action::Warn,
+        "drop" => Action::Drop,
+        "fail" => Action::Fail,
+        other => {
+            return Err(format!(
+                "expectation `{}`: unknown action `{other}` (expected warn, drop or fail)",
+                raw.name
+            ));
+        }
+    };
+    if !is_identifier(&raw.name) {
+        return Err(format!("expectation name `{}` must be an identifier", raw.name));
+    }
+    Ok(Expectation {
+        name: raw.name,
+        sql: raw.sql,
+        action,
+    })
+}
+
+fn invalid(path: &str, table: &TableSpec, message: String) -> Error {
+    Error::InvalidSpec {
+        path: path.into(),
+        line: table.line,
+        table: table.name.clone(),
+        message,
+    }
+}
+
+pub(crate) fn is_identifier(s: &str) -> bool {
+    let mut chars = s.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+fn line_of(text: &str, offset: usize) -> usize {
+    text[..offset.min(text.len())].matches('\n').count() + 1
+}
+
+fn describe_toml_error(text: &str, e: &toml::de::Error) -> String {
+    match e.span() {
+        Some(span) => format!("line {}: {}", line_of(text, span.start), e.message()),
+        None => e.message().to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SPEC: &str = r#"
+[pipeline]
+name = "shop"
+
+[[table]]
+name = "orders_raw"
+layer = "bronze"
+source = { path = "orders/*.csv", format = "csv", schema = { order_id = "bigint" } }
+
+[[table]]
+name = "orders"
+layer = "silver"
+sql = "SELECT * FROM orders_raw"
+keys = ["order_id"]
+[[table.expect]]
+name = "has_id"
+sql = "order_id IS NOT NULL"
+action = "drop"
+"#;
+
+    #[test]
+    fn parses_tables_with_lines_and_defaults() {
+        let p = parse_spec(SPEC, "p.toml").unwrap();
+        assert_eq!(p.name, "shop");
+        assert_eq!(p.tables.len(), 2);
+        let raw = &p.tables[0];
+        assert_eq!((raw.line, raw.layer, raw.mode), (6, Layer::Bronze, WriteMode::Append));
+        let Transform::Source(src) = &raw.transform else { panic!("source expected") };
+        assert_eq!((src.format, src.header, src.delimiter), (Format::Csv, true, b','));
+        assert_eq!(src.schema["order_id"], "bigint");
+        let orders = &p.tables[1];
+        assert_eq!((orders.line, orders.mode), (11, WriteMode::Overwrite));
+        assert_eq!(orders.expectations[0].action, Action::Drop);
+    }
+
+    fn error_of(spec: &str) -> String {
+        parse_spec(spec, "p.toml").unwrap_err().to_string()
+    }
+
+    #[test]
+    fn rejects_duplicate_table_with_its_line() {
+        let spec = format!("{SPEC}\n[[table]]\nname = \"orders\"\nlayer = \"gold\"\nsql = \"SELECT 1\"\n");
+        assert_eq!(error_of(&spec), "p.toml:22: table `orders`: declared more than once");
+    }
+
+    #[test]
+    fn rejects_malformed_toml_with_line() {
+        let msg = error_of("[pipeline]\nname = \"x\"\n[[table]]\nname = = 3\n");
+        assert!(msg.starts_with("p.toml: line 4:"), "{msg}");
+    }
+
+    #[test]
+    fn rejects_unknown_layer_format_action_and_mode() {
+        let base = "[pipeline]\nname = \"x\"\n[[table]]\nname = \"t\"\n";
+        let cases = [
+            ("layer = \"platinum\"\nsql = \"SELECT 1\"", "unknown layer `platinum`"),
+            ("layer = \"bronze\"\nsource = { path = \"a\", format = \"xml\" }", "unknown source format `xml`"),
+            ("layer = \"gold\"\nsql = \"SELECT 1\"\nmode = \"merge\"", "unknown mode `merge`"),
+            ("layer = \"gold\"", "needs a `source` or a `sql` query"),
+            ("layer = \"gold\"\nsql = \"SELECT 1\"\n[[table.expect]]\nname = \"r\"\nsql = \"1=1\"\naction = \"explode\"", "unknown action `explode`"),
+            ("layer = \"bronze\"\nsource = { path = \"a\", format = \"csv\", header = false }", "needs `columns`"),
+        ];
+        for (body, expected) in cases {
+            let msg = error_of(&format!("{base}{body}\n"));
+            assert!(msg.starts_with("p.toml:4: table `t`:"), "{msg}");
+            assert!(msg.contains(expected), "{msg} should contain {expected}");
+        }
+    }
+
+    #[test]
+    fn rejects_unknown_keys() {
+        let msg = error_of("[pipeline]\nname = \"x\"\nfoo = 1\n");
+        assert!(msg.contains("unknown field `foo`"), "{msg}");
+    }
+}

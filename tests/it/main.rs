@@ -1,0 +1,5 @@
+//! End-to-end tests: real `medallion` processes, real Delta tables, an independent reader.
+
+mod bad_input;
+mod pipeline_e2e;
+mod support;

@@ -1,0 +1,212 @@
+//! Helpers: landing files, the `medallion` binary, a loopback cluster, table contents.
+
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use datafusion::arrow::util::pretty::pretty_format_batches;
+use datafusion::prelude::SessionContext;
+use medallion_jobs::delta::TableSnapshot;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_medallion");
+
+/// A landing folder with orders (CSV) and customers (NDJSON), dirt included.
+pub fn write_landing(dir: &Path) {
+    std::fs::create_dir_all(dir.join("orders")).unwrap();
+    std::fs::create_dir_all(dir.join("customers")).unwrap();
+    std::fs::write(
+        dir.join("orders/orders_1.csv"),
+        "order_id,customer_id,amount,quantity,updated_at\n\
+         1,10,20.50,1,2024-01-01 10:00:00\n\
+         2,11,15.00,2,2024-01-01 11:00:00\n\
+         2,11,15.00,3,2024-01-02 09:00:00\n\
+         3,10,-4.00,1,2024-01-01 12:00:00\n\
+         4,12,9.99,1,2024-01-02 08:00:00,EXTRA\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("orders/orders_2.csv"),
+        "order_id,customer_id,amount,quantity,updated_at\n\
+         5,12,100.00,two,2024-01-03 10:00:00\n\
+         6,11,7.25,4,2024-01-03 11:00:00\n\
+         1,10,20.50,1,2024-01-01 10:00:00\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("customers/customers.ndjson"),
+        "{\"customer_id\": 10, \"name\": \"Ada\", \"country\": \"DE\", \"address\": {\"city\": \"Berlin\"}}\n\
+         {\"customer_id\": 11, \"name\": \"Bob\", \"country\": \"FR\", \"vip\": true}\n\
+         this is not json\n\
+         {\"customer_id\": 12, \"name\": \"Cy\", \"country\": \"DE\"}\n",
+    )
+    .unwrap();
+}
+
+/// The 3-layer test pipeline.
+pub const SPEC: &str = r#"
+[pipeline]
+name = "shop"
+
+[[table]]
+name = "orders_raw"
+layer = "bronze"
+source = { path = "orders/*.csv", format = "csv", schema = { quantity = "int" } }
+
+[[table]]
+name = "customers_raw"
+layer = "bronze"
+source = { path = "customers/*.ndjson", format = "ndjson" }
+
+[[table]]
+name = "orders"
+layer = "silver"
+sql = """
+SELECT order_id, customer_id, amount, quantity, updated_at FROM (
+  SELECT CAST(order_id AS BIGINT) AS order_id, CAST(customer_id AS BIGINT) AS customer_id,
+         CAST(amount AS DOUBLE) AS amount, quantity, updated_at,
+         ROW_NUMBER() OVER (PARTITION BY order_id ORDER BY updated_at DESC) AS rn
+  FROM orders_raw) WHERE rn = 1
+"""
+[[table.expect]]
+name = "positive_amount"
+sql = "amount > 0"
+action = "drop"
+
+[[table]]
+name = "revenue_by_country"
+layer = "gold"
+sql = """
+SELECT c.country, count(*) AS orders, sum(o.amount) AS revenue
+FROM orders o JOIN customers_raw c ON o.customer_id = CAST(c.customer_id AS BIGINT)
+GROUP BY c.country
+"""
+"#;
+
+/// A scratch directory with landing data and the spec.
+pub struct Workspace {
+    pub dir: tempfile::TempDir,
+}
+
+impl Workspace {
+    pub fn new(spec: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        write_landing(&dir.path().join("landing"));
+        std::fs::write(dir.path().join("pipeline.toml"), spec).unwrap();
+        Self { dir }
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    /// `medallion run` with the landing folder and `lake` as lakehouse, plus `extra` flags.
+    pub fn run(&self, lake: &str, extra: &[&str]) -> Output {
+        let mut args = vec![
+            "run".to_string(),
+            "--spec".into(),
+            self.path("pipeline.toml").display().to_string(),
+            "--landing".into(),
+            self.path("landing").display().to_string(),
+            "--lakehouse".into(),
+            self.path(lake).display().to_string(),
+        ];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        Command::new(BIN).args(&args).output().unwrap()
+    }
+}
+
+pub fn text(output: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr))
+}
+
+/// The run id a `medallion run` printed.
+pub fn run_id(output: &Output) -> String {
+    let all = text(output);
+    let start = all.find("run-").expect("run id printed");
+    all[start..].split_whitespace().next().unwrap().to_string()
+}
+
+/// Rows of a Delta table as a sorted, pretty-printed string (columns in `select`).
+pub async fn table_rows(table: &Path, select: &str) -> String {
+    let url = url::Url::from_directory_path(table).unwrap();
+    let snapshot = TableSnapshot::load(&url).await.unwrap().unwrap_or_else(|| panic!("no Delta table at {}", table.display()));
+    let ctx = SessionContext::new();
+    ctx.register_table("t", std::sync::Arc::new(snapshot.scan_table().unwrap())).unwrap();
+    let batches = ctx.sql(&format!("SELECT {select} FROM t ORDER BY 1, 2")).await.unwrap().collect().await.unwrap();
+    pretty_format_batches(&batches).unwrap().to_string()
+}
+
+/// Delta version of a table.
+pub async fn version(table: &Path) -> i64 {
+    let url = url::Url::from_directory_path(table).unwrap();
+    TableSnapshot::load(&url).await.unwrap().map_or(-1, |s| s.version())
+}
+
+/// A free loopback port.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Child processes killed when dropped.
+pub struct Cluster {
+    children: Vec<Child>,
+    pub scheduler_url: String,
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for child in &mut self.children {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn wait_for_port(port: u16, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "{what} did not listen on {port}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// `medallion scheduler` and `executors` × `medallion executor` on loopback.
+pub fn start_cluster(work: &Path, executors: usize) -> Cluster {
+    let port = free_port();
+    let log = |name: &str| Stdio::from(std::fs::File::create(work.join(format!("{name}.log"))).unwrap());
+    let scheduler = Command::new(BIN)
+        .args(["scheduler", "--bind", &format!("127.0.0.1:{port}"), "--external-host", "127.0.0.1"])
+        .stdout(log("scheduler"))
+        .stderr(log("scheduler.err"))
+        .spawn()
+        .unwrap();
+    let mut cluster = Cluster { children: vec![scheduler], scheduler_url: format!("df://127.0.0.1:{port}") };
+    wait_for_port(port, "scheduler");
+    for i in 0..executors {
+        let (flight, grpc) = (free_port(), free_port());
+        let dir = work.join(format!("executor{i}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let child = Command::new(BIN)
+            .args(["executor", "--scheduler", &format!("127.0.0.1:{port}"), "--bind-host", "127.0.0.1"])
+            .args(["--external-host", "127.0.0.1", "--port", &flight.to_string(), "--grpc-port", &grpc.to_string()])
+            .args(["--concurrent-tasks", "2", "--work-dir", &dir.display().to_string()])
+            .stdout(log(&format!("executor{i}")))
+            .stderr(log(&format!("executor{i}.err")))
+            .spawn()
+            .unwrap();
+        cluster.children.push(child);
+        wait_for_port(flight, "executor");
+    }
+    // Executors register with the scheduler on their first heartbeat.
+    std::thread::sleep(Duration::from_secs(2));
+    cluster
+}
+
+/// Row count of a Delta table read by the `deltalake` Python package (an independent reader).
+pub fn python_row_count(table: &Path) -> usize {
+    let script = "import sys, deltalake; print(deltalake.DeltaTable(sys.argv[1]).to_pyarrow_table().num_rows)";
+    let out = Command::new("python3").args(["-c", script, &table.display().to_string()]).output().unwrap();
+    assert!(out.status.success(), "python deltalake failed (is `pip install deltalake` done?): {}", text(&out));
+    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
+}
