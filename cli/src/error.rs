@@ -23,6 +23,16 @@ pub enum Error {
         /// Why.
         message: String,
     },
+    /// The in-process scheduler or executor did not come up.
+    #[error("embedded cluster: {what} did not start listening on 127.0.0.1:{port} within {seconds}s")]
+    EmbeddedStart {
+        /// `scheduler` or `executor`.
+        what: &'static str,
+        /// Port it should listen on.
+        port: u16,
+        /// How long we waited.
+        seconds: u64,
+    },
     /// Writing generated data or reading benchmark files failed.
     #[error("{path}: {source}")]
     Io {

@@ -5,6 +5,7 @@
 //! `bench` the example pipeline. Every flag can also be set from a `MEDALLION_*` variable so
 //! Helm charts and CronJobs configure it without arguments.
 
+mod cluster;
 mod commands;
 mod error;
 mod telemetry;

@@ -18,7 +18,7 @@
 //! # async fn demo() -> medallion_jobs::Result<()> {
 //! use medallion_jobs::{cluster, pipeline::PipelineRun, spec};
 //! let spec = spec::read_spec("pipelines/example/pipeline.toml")?;
-//! let ctx = cluster::connect(&cluster::ClusterTarget::Embedded { parallelism: 2 }, 2).await?;
+//! let ctx = cluster::connect("df://localhost:50050", 2).await?;
 //! let summary = PipelineRun::new(spec).execute(&ctx).await?;
 //! println!("{}", summary.render());
 //! # Ok(()) }

@@ -205,7 +205,10 @@ pub fn start_cluster(work: &Path, executors: usize) -> Cluster {
 
 /// Row count of a Delta table read by the `deltalake` Python package (an independent reader).
 pub fn python_row_count(table: &Path) -> usize {
-    let script = "import sys, deltalake; print(deltalake.DeltaTable(sys.argv[1]).to_pyarrow_table().num_rows)";
+    // os._exit: deltalake's runtime threads can abort the interpreter at normal exit.
+    let script = "import os, sys, deltalake\n\
+                  print(deltalake.DeltaTable(sys.argv[1]).to_pyarrow_table().num_rows, flush=True)\n\
+                  os._exit(0)";
     let out = Command::new("python3").args(["-c", script, &table.display().to_string()]).output().unwrap();
     assert!(out.status.success(), "python deltalake failed (is `pip install deltalake` done?): {}", text(&out));
     String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()

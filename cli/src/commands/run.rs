@@ -4,11 +4,11 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use clap::Args;
-use medallion_jobs::cluster::{ClusterTarget, connect};
 use medallion_jobs::dag::Selection;
 use medallion_jobs::pipeline::{PipelineRun, RunEvent, RunId, RunSummary, TableStatus};
 use medallion_jobs::spec::read_spec;
 
+use crate::cluster::{ClusterTarget, connect};
 use crate::error::Result;
 
 /// Flags of `medallion run`.
@@ -87,8 +87,8 @@ pub(crate) async fn execute(args: &RunArgs) -> Result<RunSummary> {
         eprintln!("{} on {target}", run.run_id().id);
         run = run.with_observer(print_progress);
     }
-    let ctx = connect(&target, args.partitions).await?;
-    Ok(run.execute(&ctx).await?)
+    let cluster = connect(&target, args.partitions).await?;
+    Ok(run.execute(&cluster.ctx).await?)
 }
 
 fn print_progress(event: &RunEvent) {

@@ -25,7 +25,7 @@ const MAGIC: &[u8] = b"medallion.v1:";
 
 #[derive(Serialize, Deserialize)]
 enum Payload {
-    LandingTable(LandingOptions),
+    LandingTable { options: LandingOptions, file_groups: Vec<Vec<String>> },
     DeltaScan { url: String, partition_columns: Vec<String>, files: Vec<DeltaFile> },
     DeltaWriteNode { url: String, partition_by: Vec<String> },
     LandingExec(LandingOptions),
@@ -76,7 +76,7 @@ impl LogicalExtensionCodec for MedallionLogicalCodec {
         ctx: &TaskContext,
     ) -> Result<Arc<dyn TableProvider>> {
         match decode(buf) {
-            Some(Ok(Payload::LandingTable(options))) => Ok(Arc::new(LandingTable { options })),
+            Some(Ok(Payload::LandingTable { options, file_groups })) => Ok(Arc::new(LandingTable { options, file_groups })),
             Some(Ok(Payload::DeltaScan { url, partition_columns, files })) => {
                 Ok(Arc::new(DeltaScanTable { url, schema, partition_columns, files }))
             }
@@ -88,7 +88,8 @@ impl LogicalExtensionCodec for MedallionLogicalCodec {
 
     fn try_encode_table_provider(&self, table_ref: &TableReference, node: Arc<dyn TableProvider>, buf: &mut Vec<u8>) -> Result<()> {
         if let Some(landing) = node.downcast_ref::<LandingTable>() {
-            return encode(&Payload::LandingTable(landing.options.clone()), buf);
+            let payload = Payload::LandingTable { options: landing.options.clone(), file_groups: landing.file_groups.clone() };
+            return encode(&payload, buf);
         }
         if let Some(delta) = node.downcast_ref::<DeltaScanTable>() {
             let payload = Payload::DeltaScan {
@@ -123,7 +124,10 @@ impl PhysicalExtensionCodec for MedallionPhysicalCodec {
         _proto_converter: &dyn PhysicalProtoConverterExtension,
     ) -> Result<Arc<dyn ExecutionPlan>> {
         match decode(buf) {
-            Some(Ok(Payload::LandingExec(options))) => Ok(Arc::new(LandingScanExec::new(options))),
+            Some(Ok(Payload::LandingExec(options))) => {
+                let input = inputs.first().cloned().ok_or_else(|| DataFusionError::Internal("LandingScanExec without input".into()))?;
+                Ok(Arc::new(LandingScanExec::new(input, options)))
+            }
             Some(Ok(Payload::DeltaWriteExec { url, partition_by })) => {
                 let input = inputs.first().cloned().ok_or_else(|| DataFusionError::Internal("DeltaWriteExec without input".into()))?;
                 Ok(Arc::new(DeltaWriteExec::new(input, url, partition_by)))

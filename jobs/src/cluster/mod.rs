@@ -7,6 +7,6 @@ mod planner;
 mod session;
 
 pub use codec::{MedallionLogicalCodec, MedallionPhysicalCodec, logical_codec, physical_codec};
-pub use connect::{ClusterTarget, connect};
+pub use connect::connect;
 pub use planner::MedallionQueryPlanner;
 pub use session::{medallion_session_config, medallion_state};

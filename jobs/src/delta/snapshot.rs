@@ -2,6 +2,8 @@
 
 use deltalake::kernel::Action;
 use deltalake::{DeltaTable, DeltaTableBuilder, DeltaTableError};
+use futures::StreamExt;
+use object_store::path::Path;
 use url::Url;
 
 use super::normalize::normalize_schema;
@@ -19,11 +21,11 @@ impl TableSnapshot {
     /// Loads the table at `url`; `None` when no Delta table exists there yet.
     pub async fn load(url: &Url) -> Result<Option<TableSnapshot>> {
         let builder = DeltaTableBuilder::from_url(url.clone()).map_err(|source| delta_err(url, "open", source))?;
-        match builder.load().await {
-            Ok(table) => Ok(Some(TableSnapshot { table, url: url.clone() })),
-            Err(DeltaTableError::NotATable(_) | DeltaTableError::InvalidTableLocation(_)) => Ok(None),
-            Err(source) => Err(delta_err(url, "open", source)),
+        if !has_log(&builder).await.map_err(|source| delta_err(url, "open", source))? {
+            return Ok(None);
         }
+        let table = builder.load().await.map_err(|source| delta_err(url, "open", source))?;
+        Ok(Some(TableSnapshot { table, url: url.clone() }))
     }
 
     /// The table's URL.
@@ -85,6 +87,19 @@ impl TableSnapshot {
             .iter()
             .map(|f| Action::Remove(f.remove_action(true)))
             .collect())
+    }
+}
+
+/// Whether a `_delta_log` with at least one entry exists: a missing or empty folder is "no
+/// table yet", anything else that fails to load is an error worth reporting.
+async fn has_log(builder: &DeltaTableBuilder) -> Result<bool, DeltaTableError> {
+    let store = builder.build_storage()?.object_store(None);
+    let mut entries = store.list(Some(&Path::from("_delta_log")));
+    match entries.next().await {
+        None => Ok(false),
+        Some(Ok(_)) => Ok(true),
+        Some(Err(object_store::Error::NotFound { .. })) => Ok(false),
+        Some(Err(e)) => Err(e.into()),
     }
 }
 

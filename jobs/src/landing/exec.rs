@@ -1,4 +1,4 @@
-//! The physical landing scan: each task reads its group of files and parses them.
+//! The physical landing scan: each partition parses the files its input partition lists.
 
 use std::fmt;
 use std::sync::Arc;
@@ -10,9 +10,12 @@ use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
 use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
-use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties};
+use datafusion::physical_plan::{
+    DisplayAs, DisplayFormatType, ExecutionPlan, ExecutionPlanProperties, Partitioning, PlanProperties,
+};
+use datafusion::arrow::array::StringArray;
 use datafusion::arrow::record_batch::RecordBatch;
-use futures::{StreamExt, TryStreamExt};
+use futures::TryStreamExt;
 use object_store::ObjectStoreExt;
 use object_store::path::Path;
 use url::Url;
@@ -21,23 +24,24 @@ use super::csv::parse_csv;
 use super::ndjson::parse_ndjson;
 use super::options::{LandingFormat, LandingOptions};
 
-/// Reads landing files, one task per file group.
+/// Parses landing files whose URLs come from its input (a one-column `file` list).
 #[derive(Debug)]
 pub struct LandingScanExec {
+    input: Arc<dyn ExecutionPlan>,
     options: Arc<LandingOptions>,
     properties: Arc<PlanProperties>,
 }
 
 impl LandingScanExec {
-    /// A scan of `options.file_groups`.
-    pub fn new(options: LandingOptions) -> Self {
+    /// Parses the files `input` lists, partition by partition.
+    pub fn new(input: Arc<dyn ExecutionPlan>, options: LandingOptions) -> Self {
         let properties = Arc::new(PlanProperties::new(
             EquivalenceProperties::new(options.schema()),
-            Partitioning::UnknownPartitioning(options.file_groups.len().max(1)),
+            Partitioning::UnknownPartitioning(input.output_partitioning().partition_count()),
             EmissionType::Incremental,
             Boundedness::Bounded,
         ));
-        Self { options: Arc::new(options), properties }
+        Self { input, options: Arc::new(options), properties }
     }
 
     /// What this scan reads.
@@ -48,8 +52,7 @@ impl LandingScanExec {
 
 impl DisplayAs for LandingScanExec {
     fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let files: usize = self.options.file_groups.iter().map(Vec::len).sum();
-        write!(f, "LandingScanExec: format={:?}, files={files}", self.options.format)
+        write!(f, "LandingScanExec: format={:?}, columns={}", self.options.format, self.options.columns.len())
     }
 }
 
@@ -63,7 +66,7 @@ impl ExecutionPlan for LandingScanExec {
     }
 
     fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
-        vec![]
+        vec![&self.input]
     }
 
     fn apply_expressions(
@@ -73,15 +76,27 @@ impl ExecutionPlan for LandingScanExec {
         Ok(TreeNodeRecursion::Continue)
     }
 
-    fn with_new_children(self: Arc<Self>, _children: Vec<Arc<dyn ExecutionPlan>>) -> Result<Arc<dyn ExecutionPlan>> {
-        Ok(self)
+    fn with_new_children(self: Arc<Self>, children: Vec<Arc<dyn ExecutionPlan>>) -> Result<Arc<dyn ExecutionPlan>> {
+        let input = children
+            .into_iter()
+            .next()
+            .ok_or_else(|| DataFusionError::Internal("LandingScanExec needs its file list".into()))?;
+        Ok(Arc::new(Self::new(input, (*self.options).clone())))
     }
 
     fn execute(&self, partition: usize, context: Arc<TaskContext>) -> Result<SendableRecordBatchStream> {
-        let files = self.options.file_groups.get(partition).cloned().unwrap_or_default();
+        let listed = self.input.execute(partition, Arc::clone(&context))?;
         let options = Arc::clone(&self.options);
-        let batches = futures::stream::iter(files)
-            .then(move |file| read_file(Arc::clone(&options), Arc::clone(&context), file))
+        let files = listed
+            .map_ok(|batch| {
+                let urls = batch.column(0).as_any().downcast_ref::<StringArray>().map(|a| {
+                    a.iter().flatten().map(String::from).collect::<Vec<_>>()
+                });
+                futures::stream::iter(urls.unwrap_or_default().into_iter().map(Ok))
+            })
+            .try_flatten();
+        let batches = files
+            .and_then(move |file| read_file(Arc::clone(&options), Arc::clone(&context), file))
             .map_ok(|batches| futures::stream::iter(batches.into_iter().map(Ok)))
             .try_flatten();
         Ok(Box::pin(RecordBatchStreamAdapter::new(self.options.schema(), batches)))

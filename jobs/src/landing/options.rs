@@ -23,11 +23,9 @@ pub enum LandingFormat {
     Ndjson,
 }
 
-/// Everything an executor needs to parse a set of landing files.
+/// How an executor parses landing files.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct LandingOptions {
-    /// File URLs, grouped: one group per scan task.
-    pub file_groups: Vec<Vec<String>>,
     /// File format.
     pub format: LandingFormat,
     /// CSV: skip the first line of each file.

@@ -61,8 +61,9 @@ pub async fn bronze_frame(
     let frame = match source.format {
         Format::Parquet => parquet_frame(ctx, table, &new).await?,
         Format::Csv | Format::Ndjson => {
-            let options = landing_options(pipeline, table, source, &store, &new, input.partitions).await?;
-            ctx.read_table(Arc::new(LandingTable { options })).map_err(|e| query_err(table, e))?
+            let options = landing_options(pipeline, table, source, &store, &new).await?;
+            let file_groups = group_files(&new, input.partitions);
+            ctx.read_table(Arc::new(LandingTable { options, file_groups })).map_err(|e| query_err(table, e))?
         }
     };
     with_audit_columns(frame, table, &input).map(Some)
@@ -74,7 +75,6 @@ async fn landing_options(
     source: &Source,
     store: &Arc<dyn object_store::ObjectStore>,
     files: &[(Url, u64)],
-    partitions: usize,
 ) -> Result<LandingOptions> {
     let format = match source.format {
         Format::Csv => LandingFormat::Csv,
@@ -105,12 +105,21 @@ async fn landing_options(
     if let Some(missing) = source.schema.keys().find(|k| !columns.iter().any(|(n, _)| n == *k)) {
         return Err(invalid(format!("schema hint names column `{missing}`, which the files do not have")));
     }
-    let groups = partitions.clamp(1, files.len());
-    let mut file_groups = vec![Vec::new(); groups];
-    for (i, (url, _)) in files.iter().enumerate() {
-        file_groups[i % groups].push(url.to_string());
+    Ok(LandingOptions { format, header: source.header, delimiter: source.delimiter, columns })
+}
+
+/// Spreads files over at most `partitions` scan tasks, largest first, so tasks get similar bytes.
+fn group_files(files: &[(Url, u64)], partitions: usize) -> Vec<Vec<String>> {
+    let groups = partitions.clamp(1, files.len().max(1));
+    let mut by_size: Vec<&(Url, u64)> = files.iter().collect();
+    by_size.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    let mut file_groups = vec![(0u64, Vec::new()); groups];
+    for (url, size) in by_size {
+        let lightest = file_groups.iter_mut().min_by_key(|(bytes, _)| *bytes).expect("at least one group");
+        lightest.0 += size;
+        lightest.1.push(url.to_string());
     }
-    Ok(LandingOptions { file_groups, format, header: source.header, delimiter: source.delimiter, columns })
+    file_groups.into_iter().map(|(_, files)| files).collect()
 }
 
 /// Parquet landing files: DataFusion's own scan, one per file so each row knows its file.

@@ -283,7 +283,7 @@ action = "drop"
     #[test]
     fn rejects_duplicate_table_with_its_line() {
         let spec = format!("{SPEC}\n[[table]]\nname = \"orders\"\nlayer = \"gold\"\nsql = \"SELECT 1\"\n");
-        assert_eq!(error_of(&spec), "p.toml:22: table `orders`: declared more than once");
+        assert_eq!(error_of(&spec), "p.toml:21: table `orders`: declared more than once");
     }
 
     #[test]
