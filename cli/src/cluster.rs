@@ -33,7 +33,9 @@ pub(crate) enum ClusterTarget {
 impl std::fmt::Display for ClusterTarget {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            ClusterTarget::Embedded { parallelism } => write!(f, "embedded cluster ({parallelism} task slots)"),
+            ClusterTarget::Embedded { parallelism } => {
+                write!(f, "embedded cluster ({parallelism} task slots)")
+            }
             ClusterTarget::Remote(url) => write!(f, "scheduler {url}"),
         }
     }
@@ -67,7 +69,10 @@ pub(crate) async fn connect(target: &ClusterTarget, partitions: usize) -> Result
 }
 
 async fn start_embedded(parallelism: usize, partitions: usize) -> Result<Connected> {
-    let work_dir = tempfile::tempdir().map_err(|source| Error::Io { path: "temporary work dir".into(), source })?;
+    let work_dir = tempfile::tempdir().map_err(|source| Error::Io {
+        path: "temporary work dir".into(),
+        source,
+    })?;
     let scheduler_port = free_port()?;
     let scheduler = tokio::spawn(async move {
         let options = SchedulerOptions {
@@ -99,7 +104,11 @@ async fn start_embedded(parallelism: usize, partitions: usize) -> Result<Connect
         }
     }));
     // Aborts the services if anything below fails.
-    let mut connected = Connected { ctx: SessionContext::new(), services, _work_dir: Some(work_dir) };
+    let mut connected = Connected {
+        ctx: SessionContext::new(),
+        services,
+        _work_dir: Some(work_dir),
+    };
     wait_for_port("executor", flight_port).await?;
     let url = format!("df://127.0.0.1:{scheduler_port}");
     connected.ctx = medallion_jobs::cluster::connect(&url, partitions).await?;
@@ -110,14 +119,21 @@ fn free_port() -> Result<u16> {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
-        .map_err(|source| Error::Io { path: "127.0.0.1:0".into(), source })
+        .map_err(|source| Error::Io {
+            path: "127.0.0.1:0".into(),
+            source,
+        })
 }
 
 async fn wait_for_port(what: &'static str, port: u16) -> Result<()> {
     let deadline = Instant::now() + Duration::from_secs(START_TIMEOUT_SECS);
     while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
         if Instant::now() > deadline {
-            return Err(Error::EmbeddedStart { what, port, seconds: START_TIMEOUT_SECS });
+            return Err(Error::EmbeddedStart {
+                what,
+                port,
+                seconds: START_TIMEOUT_SECS,
+            });
         }
         tokio::time::sleep(Duration::from_millis(25)).await;
     }

@@ -70,10 +70,12 @@ pub async fn start(options: ExecutorOptions) -> Result<()> {
         ..Default::default()
     };
     tracing::info!(scheduler = %format!("{}:{}", options.scheduler_host, options.scheduler_port), port = options.port, "medallion executor starting");
-    start_executor_process(Arc::new(config)).await.map_err(|source| Error::Run {
-        bind_host: options.bind_host,
-        port: options.port,
-        scheduler: format!("{}:{}", options.scheduler_host, options.scheduler_port),
-        source,
-    })
+    start_executor_process(Arc::new(config))
+        .await
+        .map_err(|source| Error::Run {
+            bind_host: options.bind_host,
+            port: options.port,
+            scheduler: format!("{}:{}", options.scheduler_host, options.scheduler_port),
+            source,
+        })
 }

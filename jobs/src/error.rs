@@ -69,7 +69,7 @@ pub enum Error {
         url: String,
         /// Underlying object store error.
         #[source]
-        source: object_store::Error,
+        source: Box<object_store::Error>,
     },
     /// Planning or running a query on the cluster failed.
     #[error("table `{table}`: {step} failed")]
@@ -80,7 +80,7 @@ pub enum Error {
         step: &'static str,
         /// Underlying DataFusion/Ballista error.
         #[source]
-        source: DataFusionError,
+        source: Box<DataFusionError>,
     },
     /// Opening, reading or committing a Delta table failed.
     #[error("Delta table {url}: {step} failed")]
@@ -91,10 +91,12 @@ pub enum Error {
         step: &'static str,
         /// Underlying deltalake error.
         #[source]
-        source: DeltaTableError,
+        source: Box<DeltaTableError>,
     },
     /// Appended rows do not have the table's schema.
-    #[error("Delta table {url}: new rows have schema [{found}] but the table has [{expected}]; use --full-refresh or mode = \"overwrite\" to replace it")]
+    #[error(
+        "Delta table {url}: new rows have schema [{found}] but the table has [{expected}]; use --full-refresh or mode = \"overwrite\" to replace it"
+    )]
     SchemaMismatch {
         /// Table URL.
         url: String,
@@ -104,7 +106,9 @@ pub enum Error {
         found: String,
     },
     /// A `fail` expectation had failing rows: the table was not written.
-    #[error("table `{table}`: expectation `{rule}` failed for {rows} row(s); table left at its previous version")]
+    #[error(
+        "table `{table}`: expectation `{rule}` failed for {rows} row(s); table left at its previous version"
+    )]
     ExpectationFailed {
         /// Table whose expectation failed.
         table: String,
@@ -128,7 +132,7 @@ pub enum Error {
         target: String,
         /// Underlying error.
         #[source]
-        source: DataFusionError,
+        source: Box<DataFusionError>,
     },
 }
 

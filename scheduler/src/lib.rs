@@ -58,14 +58,21 @@ pub async fn start(options: SchedulerOptions) -> Result<()> {
         external_host: options.external_host.clone(),
         executor_timeout_seconds: options.executor_timeout_seconds,
         expire_dead_executor_interval_seconds: (options.executor_timeout_seconds / 4).max(1),
-        override_session_builder: Some(Arc::new(move |config| Ok(medallion_state(config, Arc::clone(&runtime))))),
+        override_session_builder: Some(Arc::new(move |config| {
+            Ok(medallion_state(config, Arc::clone(&runtime)))
+        })),
         override_logical_codec: Some(logical_codec()),
         override_physical_codec: Some(physical_codec()),
         ..Default::default()
     };
-    let cluster = BallistaCluster::new_from_config(&config).await.map_err(|source| Error::ClusterState { source })?;
+    let cluster = BallistaCluster::new_from_config(&config)
+        .await
+        .map_err(|source| Error::ClusterState { source })?;
     tracing::info!(addr = %options.bind, "medallion scheduler listening");
     start_server(cluster, options.bind, Arc::new(config))
         .await
-        .map_err(|source| Error::Serve { addr: options.bind, source })
+        .map_err(|source| Error::Serve {
+            addr: options.bind,
+            source,
+        })
 }

@@ -4,11 +4,16 @@ use crate::support::*;
 
 #[test]
 fn malformed_spec_names_file_and_line() {
-    let ws = Workspace::new("[pipeline]\nname = \"x\"\n[[table]]\nname = \"t\"\nlayer = \"gold\"\nsql = \"SELECT * FROM nowhere\"\n");
+    let ws = Workspace::new(
+        "[pipeline]\nname = \"x\"\n[[table]]\nname = \"t\"\nlayer = \"gold\"\nsql = \"SELECT * FROM nowhere\"\n",
+    );
     let out = ws.run("lake", &[]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     let msg = text(&out);
-    assert!(msg.contains("pipeline.toml:4: table `t`: references unknown table `nowhere`"), "{msg}");
+    assert!(
+        msg.contains("pipeline.toml:4: table `t`: references unknown table `nowhere`"),
+        "{msg}"
+    );
     assert!(!msg.contains("panicked"), "{msg}");
 }
 
@@ -34,11 +39,17 @@ async fn failing_expectation_leaves_table_at_previous_version() {
     let before = table_rows(&gold, "*").await;
     let version_before = version(&gold).await;
 
-    let strict = format!("{SPEC}[[table.expect]]\nname = \"big_countries\"\nsql = \"orders > 1\"\naction = \"fail\"\n");
+    let strict = format!(
+        "{SPEC}[[table.expect]]\nname = \"big_countries\"\nsql = \"orders > 1\"\naction = \"fail\"\n"
+    );
     std::fs::write(ws.path("pipeline.toml"), strict).unwrap();
     let out = ws.run("lake", &["--select", "revenue_by_country"]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    assert!(text(&out).contains("expectation `big_countries` failed for 1 row(s)"), "{}", text(&out));
+    assert!(
+        text(&out).contains("expectation `big_countries` failed for 1 row(s)"),
+        "{}",
+        text(&out)
+    );
     assert_eq!(version(&gold).await, version_before);
     assert_eq!(table_rows(&gold, "*").await, before);
 }

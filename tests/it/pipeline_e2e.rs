@@ -10,7 +10,11 @@ async fn embedded_and_cluster_runs_agree_and_reruns_write_nothing() {
 
     // (a) embedded cluster
     let embedded = ws.run("lake_a", &[]);
-    assert!(embedded.status.success(), "embedded run failed:\n{}", text(&embedded));
+    assert!(
+        embedded.status.success(),
+        "embedded run failed:\n{}",
+        text(&embedded)
+    );
 
     // (b) a real cluster: one scheduler and two executors on loopback
     let cluster = start_cluster(ws.dir.path(), 2);
@@ -21,17 +25,28 @@ async fn embedded_and_cluster_runs_agree_and_reruns_write_nothing() {
     let b = ws.path("lake_b");
     for (table, cols) in [
         ("bronze/orders_raw", BRONZE_COLS),
-        ("bronze/customers_raw", "customer_id, name, country, address, vip, _rescued_data, _row_hash"),
+        (
+            "bronze/customers_raw",
+            "customer_id, name, country, address, vip, _rescued_data, _row_hash",
+        ),
         ("silver/orders", "*"),
         ("gold/revenue_by_country", "*"),
         ("silver/orders__quarantine", "order_id, amount, _rule, _reason"),
         ("bronze/orders_raw__quarantine", "_corrupt_record, _rule, _reason"),
     ] {
-        assert_eq!(table_rows(&a.join(table), cols).await, table_rows(&b.join(table), cols).await, "{table} differs");
+        assert_eq!(
+            table_rows(&a.join(table), cols).await,
+            table_rows(&b.join(table), cols).await,
+            "{table} differs"
+        );
     }
 
     // the right rows, in every layer
-    let silver = table_rows(&a.join("silver/orders"), "order_id, customer_id, amount, quantity").await;
+    let silver = table_rows(
+        &a.join("silver/orders"),
+        "order_id, customer_id, amount, quantity",
+    )
+    .await;
     assert_eq!(
         silver.trim(),
         "+----------+-------------+--------+----------+\n\
@@ -47,14 +62,42 @@ async fn embedded_and_cluster_runs_agree_and_reruns_write_nothing() {
     assert!(gold.contains("| FR      | 2      | 22.25   |"), "{gold}");
 
     // quarantine: the reason names file, line and field
-    let bronze_q = table_rows(&a.join("bronze/orders_raw__quarantine"), "_rule, _reason, _corrupt_record").await;
-    assert!(bronze_q.contains("orders_1.csv line 6: expected 5 fields, found 6"), "{bronze_q}");
-    assert!(bronze_q.contains("orders_2.csv line 2 field `quantity`: 'two' is not a valid INT"), "{bronze_q}");
-    assert!(bronze_q.contains("4,12,9.99,1,2024-01-02 08:00:00,EXTRA"), "raw line kept: {bronze_q}");
-    let json_q = table_rows(&a.join("bronze/customers_raw__quarantine"), "_rule, _reason, _corrupt_record").await;
-    assert!(json_q.contains("customers.ndjson line 3: not valid JSON"), "{json_q}");
-    let silver_q = table_rows(&a.join("silver/orders__quarantine"), "order_id, _rule, _reason, _run_id").await;
-    assert!(silver_q.contains("| 3        | positive_amount | expectation `positive_amount` failed: amount > 0 |"), "{silver_q}");
+    let bronze_q = table_rows(
+        &a.join("bronze/orders_raw__quarantine"),
+        "_rule, _reason, _corrupt_record",
+    )
+    .await;
+    assert!(
+        bronze_q.contains("orders_1.csv line 6: expected 5 fields, found 6"),
+        "{bronze_q}"
+    );
+    assert!(
+        bronze_q.contains("orders_2.csv line 2 field `quantity`: 'two' is not a valid INT"),
+        "{bronze_q}"
+    );
+    assert!(
+        bronze_q.contains("4,12,9.99,1,2024-01-02 08:00:00,EXTRA"),
+        "raw line kept: {bronze_q}"
+    );
+    let json_q = table_rows(
+        &a.join("bronze/customers_raw__quarantine"),
+        "_rule, _reason, _corrupt_record",
+    )
+    .await;
+    assert!(
+        json_q.contains("customers.ndjson line 3: not valid JSON"),
+        "{json_q}"
+    );
+    let silver_q = table_rows(
+        &a.join("silver/orders__quarantine"),
+        "order_id, _rule, _reason, _run_id",
+    )
+    .await;
+    assert!(
+        silver_q
+            .contains("| 3        | positive_amount | expectation `positive_amount` failed: amount > 0 |"),
+        "{silver_q}"
+    );
     assert!(silver_q.contains(&run_id(&embedded)), "{silver_q}");
 
     // event log: one row per table, all succeeded, with counts
@@ -80,7 +123,10 @@ async fn embedded_and_cluster_runs_agree_and_reruns_write_nothing() {
     let summary = String::from_utf8_lossy(&again.stdout);
     assert_eq!(summary.matches("already_committed").count(), 4, "{summary}");
     assert_eq!(version(&a.join("silver/orders")).await, before);
-    assert_eq!(table_rows(&a.join("bronze/orders_raw"), BRONZE_COLS).await, table_rows(&b.join("bronze/orders_raw"), BRONZE_COLS).await);
+    assert_eq!(
+        table_rows(&a.join("bronze/orders_raw"), BRONZE_COLS).await,
+        table_rows(&b.join("bronze/orders_raw"), BRONZE_COLS).await
+    );
 
     // a new run ingests no landing file twice
     let next = ws.run("lake_a", &[]);
@@ -88,8 +134,19 @@ async fn embedded_and_cluster_runs_agree_and_reruns_write_nothing() {
     assert!(text(&next).contains("no_new_data"), "{}", text(&next));
     assert_eq!(python_row_count(&a.join("bronze/orders_raw")), 6);
 
+    // a full refresh rebuilds from every landing file instead of appending them again
+    let full = ws.run("lake_a", &["--full-refresh", "--select", "orders_raw"]);
+    assert!(full.status.success(), "{}", text(&full));
+    assert_eq!(python_row_count(&a.join("bronze/orders_raw")), 6);
+    assert_eq!(version(&a.join("bronze/orders_raw")).await, 1);
+
     // an independent reader sees the same rows
-    for (table, rows) in [("bronze/orders_raw", 6), ("silver/orders", 3), ("gold/revenue_by_country", 2), ("silver/orders__quarantine", 1)] {
+    for (table, rows) in [
+        ("bronze/orders_raw", 6),
+        ("silver/orders", 3),
+        ("gold/revenue_by_country", 2),
+        ("silver/orders__quarantine", 1),
+    ] {
         assert_eq!(python_row_count(&b.join(table)), rows, "{table}");
     }
     drop(cluster);

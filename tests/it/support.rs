@@ -9,10 +9,10 @@ use datafusion::arrow::util::pretty::pretty_format_batches;
 use datafusion::prelude::SessionContext;
 use medallion_jobs::delta::TableSnapshot;
 
-pub const BIN: &str = env!("CARGO_BIN_EXE_medallion");
+pub(crate) const BIN: &str = env!("CARGO_BIN_EXE_medallion");
 
 /// A landing folder with orders (CSV) and customers (NDJSON), dirt included.
-pub fn write_landing(dir: &Path) {
+pub(crate) fn write_landing(dir: &Path) {
     std::fs::create_dir_all(dir.join("orders")).unwrap();
     std::fs::create_dir_all(dir.join("customers")).unwrap();
     std::fs::write(
@@ -44,7 +44,7 @@ pub fn write_landing(dir: &Path) {
 }
 
 /// The 3-layer test pipeline.
-pub const SPEC: &str = r#"
+pub(crate) const SPEC: &str = r#"
 [pipeline]
 name = "shop"
 
@@ -84,24 +84,24 @@ GROUP BY c.country
 "#;
 
 /// A scratch directory with landing data and the spec.
-pub struct Workspace {
-    pub dir: tempfile::TempDir,
+pub(crate) struct Workspace {
+    pub(crate) dir: tempfile::TempDir,
 }
 
 impl Workspace {
-    pub fn new(spec: &str) -> Self {
+    pub(crate) fn new(spec: &str) -> Self {
         let dir = tempfile::tempdir().unwrap();
         write_landing(&dir.path().join("landing"));
         std::fs::write(dir.path().join("pipeline.toml"), spec).unwrap();
         Self { dir }
     }
 
-    pub fn path(&self, rel: &str) -> PathBuf {
+    pub(crate) fn path(&self, rel: &str) -> PathBuf {
         self.dir.path().join(rel)
     }
 
     /// `medallion run` with the landing folder and `lake` as lakehouse, plus `extra` flags.
-    pub fn run(&self, lake: &str, extra: &[&str]) -> Output {
+    pub(crate) fn run(&self, lake: &str, extra: &[&str]) -> Output {
         let mut args = vec![
             "run".to_string(),
             "--spec".into(),
@@ -116,42 +116,63 @@ impl Workspace {
     }
 }
 
-pub fn text(output: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr))
+pub(crate) fn text(output: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
 }
 
 /// The run id a `medallion run` printed.
-pub fn run_id(output: &Output) -> String {
+pub(crate) fn run_id(output: &Output) -> String {
     let all = text(output);
     let start = all.find("run-").expect("run id printed");
     all[start..].split_whitespace().next().unwrap().to_string()
 }
 
 /// Rows of a Delta table as a sorted, pretty-printed string (columns in `select`).
-pub async fn table_rows(table: &Path, select: &str) -> String {
+pub(crate) async fn table_rows(table: &Path, select: &str) -> String {
     let url = url::Url::from_directory_path(table).unwrap();
-    let snapshot = TableSnapshot::load(&url).await.unwrap().unwrap_or_else(|| panic!("no Delta table at {}", table.display()));
+    let snapshot = TableSnapshot::load(&url)
+        .await
+        .unwrap()
+        .unwrap_or_else(|| panic!("no Delta table at {}", table.display()));
     let ctx = SessionContext::new();
-    ctx.register_table("t", std::sync::Arc::new(snapshot.scan_table().unwrap())).unwrap();
-    let batches = ctx.sql(&format!("SELECT {select} FROM t ORDER BY 1, 2")).await.unwrap().collect().await.unwrap();
+    ctx.register_table("t", std::sync::Arc::new(snapshot.scan_table().unwrap()))
+        .unwrap();
+    let batches = ctx
+        .sql(&format!("SELECT {select} FROM t ORDER BY 1, 2"))
+        .await
+        .unwrap()
+        .collect()
+        .await
+        .unwrap();
     pretty_format_batches(&batches).unwrap().to_string()
 }
 
 /// Delta version of a table.
-pub async fn version(table: &Path) -> i64 {
+pub(crate) async fn version(table: &Path) -> i64 {
     let url = url::Url::from_directory_path(table).unwrap();
-    TableSnapshot::load(&url).await.unwrap().map_or(-1, |s| s.version())
+    TableSnapshot::load(&url)
+        .await
+        .unwrap()
+        .map_or(-1, |s| s.version())
 }
 
 /// A free loopback port.
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+pub(crate) fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// Child processes killed when dropped.
-pub struct Cluster {
+pub(crate) struct Cluster {
     children: Vec<Child>,
-    pub scheduler_url: String,
+    pub(crate) scheduler_url: String,
 }
 
 impl Drop for Cluster {
@@ -172,25 +193,52 @@ fn wait_for_port(port: u16, what: &str) {
 }
 
 /// `medallion scheduler` and `executors` × `medallion executor` on loopback.
-pub fn start_cluster(work: &Path, executors: usize) -> Cluster {
+pub(crate) fn start_cluster(work: &Path, executors: usize) -> Cluster {
     let port = free_port();
     let log = |name: &str| Stdio::from(std::fs::File::create(work.join(format!("{name}.log"))).unwrap());
     let scheduler = Command::new(BIN)
-        .args(["scheduler", "--bind", &format!("127.0.0.1:{port}"), "--external-host", "127.0.0.1"])
+        .args([
+            "scheduler",
+            "--bind",
+            &format!("127.0.0.1:{port}"),
+            "--external-host",
+            "127.0.0.1",
+        ])
         .stdout(log("scheduler"))
         .stderr(log("scheduler.err"))
         .spawn()
         .unwrap();
-    let mut cluster = Cluster { children: vec![scheduler], scheduler_url: format!("df://127.0.0.1:{port}") };
+    let mut cluster = Cluster {
+        children: vec![scheduler],
+        scheduler_url: format!("df://127.0.0.1:{port}"),
+    };
     wait_for_port(port, "scheduler");
     for i in 0..executors {
         let (flight, grpc) = (free_port(), free_port());
         let dir = work.join(format!("executor{i}"));
         std::fs::create_dir_all(&dir).unwrap();
         let child = Command::new(BIN)
-            .args(["executor", "--scheduler", &format!("127.0.0.1:{port}"), "--bind-host", "127.0.0.1"])
-            .args(["--external-host", "127.0.0.1", "--port", &flight.to_string(), "--grpc-port", &grpc.to_string()])
-            .args(["--concurrent-tasks", "2", "--work-dir", &dir.display().to_string()])
+            .args([
+                "executor",
+                "--scheduler",
+                &format!("127.0.0.1:{port}"),
+                "--bind-host",
+                "127.0.0.1",
+            ])
+            .args([
+                "--external-host",
+                "127.0.0.1",
+                "--port",
+                &flight.to_string(),
+                "--grpc-port",
+                &grpc.to_string(),
+            ])
+            .args([
+                "--concurrent-tasks",
+                "2",
+                "--work-dir",
+                &dir.display().to_string(),
+            ])
             .stdout(log(&format!("executor{i}")))
             .stderr(log(&format!("executor{i}.err")))
             .spawn()
@@ -204,12 +252,19 @@ pub fn start_cluster(work: &Path, executors: usize) -> Cluster {
 }
 
 /// Row count of a Delta table read by the `deltalake` Python package (an independent reader).
-pub fn python_row_count(table: &Path) -> usize {
+pub(crate) fn python_row_count(table: &Path) -> usize {
     // os._exit: deltalake's runtime threads can abort the interpreter at normal exit.
     let script = "import os, sys, deltalake\n\
                   print(deltalake.DeltaTable(sys.argv[1]).to_pyarrow_table().num_rows, flush=True)\n\
                   os._exit(0)";
-    let out = Command::new("python3").args(["-c", script, &table.display().to_string()]).output().unwrap();
-    assert!(out.status.success(), "python deltalake failed (is `pip install deltalake` done?): {}", text(&out));
+    let out = Command::new("python3")
+        .args(["-c", script, &table.display().to_string()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "python deltalake failed (is `pip install deltalake` done?): {}",
+        text(&out)
+    );
     String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
 }

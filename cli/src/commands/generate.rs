@@ -27,7 +27,11 @@ pub struct GenerateArgs {
 
 pub(crate) async fn run(args: GenerateArgs) -> Result<ExitCode> {
     let out = resolve_url(None, &args.out)?;
-    let written = ExampleData::new(out.clone(), args.orders).with_files(args.files).with_seed(args.seed).write().await?;
+    let written = ExampleData::new(out.clone(), args.orders)
+        .with_files(args.files)
+        .with_seed(args.seed)
+        .write()
+        .await?;
     println!(
         "wrote {} files under {out}: {} order lines, {} customer lines",
         written.files.len(),

@@ -56,7 +56,11 @@ pub struct RunArgs {
 pub(crate) async fn run(args: RunArgs) -> Result<ExitCode> {
     let summary = execute(&args).await?;
     println!("{}", summary.render());
-    Ok(if summary.succeeded() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    Ok(if summary.succeeded() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
 /// Builds the run from flags and executes it.
@@ -71,9 +75,16 @@ pub(crate) async fn execute(args: &RunArgs) -> Result<RunSummary> {
     }
     let target = match &args.scheduler {
         Some(url) => ClusterTarget::Remote(url.clone()),
-        None => ClusterTarget::Embedded { parallelism: args.parallelism },
+        None => ClusterTarget::Embedded {
+            parallelism: args.parallelism,
+        },
     };
-    let run_id = args.run_id.as_deref().map(RunId::parse).transpose()?.unwrap_or_default();
+    let run_id = args
+        .run_id
+        .as_deref()
+        .map(RunId::parse)
+        .transpose()?
+        .unwrap_or_default();
     let mut run = PipelineRun::new(spec)
         .with_selection(selection)
         .with_lakehouse(args.lakehouse.clone())

@@ -15,7 +15,9 @@ use datafusion::execution::TaskContext;
 use datafusion::logical_expr::{Extension, LogicalPlan};
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion_proto::logical_plan::LogicalExtensionCodec;
-use datafusion_proto::physical_plan::{ComposedPhysicalExtensionCodec, PhysicalExtensionCodec, PhysicalProtoConverterExtension};
+use datafusion_proto::physical_plan::{
+    ComposedPhysicalExtensionCodec, PhysicalExtensionCodec, PhysicalProtoConverterExtension,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::delta::{DeltaFile, DeltaScanTable, DeltaWriteExec, DeltaWriteNode};
@@ -25,11 +27,24 @@ const MAGIC: &[u8] = b"medallion.v1:";
 
 #[derive(Serialize, Deserialize)]
 enum Payload {
-    LandingTable { options: LandingOptions, file_groups: Vec<Vec<String>> },
-    DeltaScan { url: String, partition_columns: Vec<String>, files: Vec<DeltaFile> },
-    DeltaWriteNode { url: String, partition_by: Vec<String> },
+    LandingTable {
+        options: LandingOptions,
+        file_groups: Vec<Vec<String>>,
+    },
+    DeltaScan {
+        url: String,
+        partition_columns: Vec<String>,
+        files: Vec<DeltaFile>,
+    },
+    DeltaWriteNode {
+        url: String,
+        partition_by: Vec<String>,
+    },
     LandingExec(LandingOptions),
-    DeltaWriteExec { url: String, partition_by: Vec<String> },
+    DeltaWriteExec {
+        url: String,
+        partition_by: Vec<String>,
+    },
 }
 
 fn encode(payload: &Payload, buf: &mut Vec<u8>) -> Result<()> {
@@ -52,8 +67,13 @@ impl LogicalExtensionCodec for MedallionLogicalCodec {
     fn try_decode(&self, buf: &[u8], inputs: &[LogicalPlan], ctx: &TaskContext) -> Result<Extension> {
         match decode(buf) {
             Some(Ok(Payload::DeltaWriteNode { url, partition_by })) => {
-                let input = inputs.first().cloned().ok_or_else(|| DataFusionError::Internal("DeltaWrite without input".into()))?;
-                Ok(Extension { node: Arc::new(DeltaWriteNode::try_new(input, url, partition_by)?) })
+                let input = inputs
+                    .first()
+                    .cloned()
+                    .ok_or_else(|| DataFusionError::Internal("DeltaWrite without input".into()))?;
+                Ok(Extension {
+                    node: Arc::new(DeltaWriteNode::try_new(input, url, partition_by)?),
+                })
             }
             Some(Ok(_)) => Err(DataFusionError::Internal("not a logical node payload".into())),
             Some(Err(e)) => Err(e),
@@ -63,7 +83,13 @@ impl LogicalExtensionCodec for MedallionLogicalCodec {
 
     fn try_encode(&self, node: &Extension, buf: &mut Vec<u8>) -> Result<()> {
         match node.node.as_any().downcast_ref::<DeltaWriteNode>() {
-            Some(w) => encode(&Payload::DeltaWriteNode { url: w.table_url.clone(), partition_by: w.partition_by.clone() }, buf),
+            Some(w) => encode(
+                &Payload::DeltaWriteNode {
+                    url: w.table_url.clone(),
+                    partition_by: w.partition_by.clone(),
+                },
+                buf,
+            ),
             None => self.ballista.try_encode(node, buf),
         }
     }
@@ -76,19 +102,38 @@ impl LogicalExtensionCodec for MedallionLogicalCodec {
         ctx: &TaskContext,
     ) -> Result<Arc<dyn TableProvider>> {
         match decode(buf) {
-            Some(Ok(Payload::LandingTable { options, file_groups })) => Ok(Arc::new(LandingTable { options, file_groups })),
-            Some(Ok(Payload::DeltaScan { url, partition_columns, files })) => {
-                Ok(Arc::new(DeltaScanTable { url, schema, partition_columns, files }))
+            Some(Ok(Payload::LandingTable { options, file_groups })) => {
+                Ok(Arc::new(LandingTable { options, file_groups }))
             }
+            Some(Ok(Payload::DeltaScan {
+                url,
+                partition_columns,
+                files,
+            })) => Ok(Arc::new(DeltaScanTable {
+                url,
+                schema,
+                partition_columns,
+                files,
+            })),
             Some(Ok(_)) => Err(DataFusionError::Internal("not a table provider payload".into())),
             Some(Err(e)) => Err(e),
-            None => self.ballista.try_decode_table_provider(buf, table_ref, schema, ctx),
+            None => self
+                .ballista
+                .try_decode_table_provider(buf, table_ref, schema, ctx),
         }
     }
 
-    fn try_encode_table_provider(&self, table_ref: &TableReference, node: Arc<dyn TableProvider>, buf: &mut Vec<u8>) -> Result<()> {
+    fn try_encode_table_provider(
+        &self,
+        table_ref: &TableReference,
+        node: Arc<dyn TableProvider>,
+        buf: &mut Vec<u8>,
+    ) -> Result<()> {
         if let Some(landing) = node.downcast_ref::<LandingTable>() {
-            let payload = Payload::LandingTable { options: landing.options.clone(), file_groups: landing.file_groups.clone() };
+            let payload = Payload::LandingTable {
+                options: landing.options.clone(),
+                file_groups: landing.file_groups.clone(),
+            };
             return encode(&payload, buf);
         }
         if let Some(delta) = node.downcast_ref::<DeltaScanTable>() {
@@ -125,11 +170,17 @@ impl PhysicalExtensionCodec for MedallionPhysicalCodec {
     ) -> Result<Arc<dyn ExecutionPlan>> {
         match decode(buf) {
             Some(Ok(Payload::LandingExec(options))) => {
-                let input = inputs.first().cloned().ok_or_else(|| DataFusionError::Internal("LandingScanExec without input".into()))?;
+                let input = inputs
+                    .first()
+                    .cloned()
+                    .ok_or_else(|| DataFusionError::Internal("LandingScanExec without input".into()))?;
                 Ok(Arc::new(LandingScanExec::new(input, options)))
             }
             Some(Ok(Payload::DeltaWriteExec { url, partition_by })) => {
-                let input = inputs.first().cloned().ok_or_else(|| DataFusionError::Internal("DeltaWriteExec without input".into()))?;
+                let input = inputs
+                    .first()
+                    .cloned()
+                    .ok_or_else(|| DataFusionError::Internal("DeltaWriteExec without input".into()))?;
                 Ok(Arc::new(DeltaWriteExec::new(input, url, partition_by)))
             }
             Some(Ok(_)) => Err(DataFusionError::Internal("not a physical node payload".into())),
@@ -148,10 +199,16 @@ impl PhysicalExtensionCodec for MedallionPhysicalCodec {
             return encode(&Payload::LandingExec(scan.options().clone()), buf);
         }
         if let Some(write) = node.downcast_ref::<DeltaWriteExec>() {
-            let payload = Payload::DeltaWriteExec { url: write.table_url().to_string(), partition_by: write.partition_by().to_vec() };
+            let payload = Payload::DeltaWriteExec {
+                url: write.table_url().to_string(),
+                partition_by: write.partition_by().to_vec(),
+            };
             return encode(&payload, buf);
         }
-        Err(DataFusionError::Internal(format!("{} is not a Medallion plan node", node.name())))
+        Err(DataFusionError::Internal(format!(
+            "{} is not a Medallion plan node",
+            node.name()
+        )))
     }
 }
 

@@ -21,5 +21,8 @@ pub async fn connect(url: &str, target_partitions: usize) -> Result<SessionConte
         .with_information_schema(true);
     SessionContext::remote_with_state(url, medallion_state(config, runtime))
         .await
-        .map_err(|source| Error::Cluster { target: url.to_string(), source })
+        .map_err(|source| Error::Cluster {
+            target: url.to_string(),
+            source: Box::new(source),
+        })
 }

@@ -19,7 +19,11 @@ pub struct MedallionQueryPlanner;
 
 #[async_trait]
 impl QueryPlanner for MedallionQueryPlanner {
-    async fn create_physical_plan(&self, logical_plan: &LogicalPlan, session: &dyn Session) -> Result<Arc<dyn ExecutionPlan>> {
+    async fn create_physical_plan(
+        &self,
+        logical_plan: &LogicalPlan,
+        session: &dyn Session,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
         DefaultPhysicalPlanner::with_extension_planners(vec![Arc::new(DeltaWritePlanner)])
             .create_physical_plan(logical_plan, session)
             .await
@@ -43,6 +47,10 @@ impl ExtensionPlanner for DeltaWritePlanner {
             return Ok(None);
         };
         let input = Arc::clone(&physical_inputs[0]);
-        Ok(Some(Arc::new(DeltaWriteExec::new(input, write.table_url.clone(), write.partition_by.clone()))))
+        Ok(Some(Arc::new(DeltaWriteExec::new(
+            input,
+            write.table_url.clone(),
+            write.partition_by.clone(),
+        ))))
     }
 }

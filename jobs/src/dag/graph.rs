@@ -28,12 +28,19 @@ impl Dag {
             downstream.entry(table.name.clone()).or_default();
             let deps = references(pipeline, table)?;
             for dep in &deps {
-                downstream.entry(dep.clone()).or_default().insert(table.name.clone());
+                downstream
+                    .entry(dep.clone())
+                    .or_default()
+                    .insert(table.name.clone());
             }
             upstream.insert(table.name.clone(), deps);
         }
         let order = topological_order(pipeline, &upstream)?;
-        Ok(Dag { upstream, downstream, order })
+        Ok(Dag {
+            upstream,
+            downstream,
+            order,
+        })
     }
 
     /// Tables `table` reads directly.
@@ -81,8 +88,7 @@ fn references(pipeline: &Pipeline, table: &TableSpec) -> Result<BTreeSet<String>
         table: table.name.clone(),
         message,
     };
-    let mut statements =
-        DFParser::parse_sql(sql).map_err(|e| invalid(format!("SQL does not parse: {e}")))?;
+    let mut statements = DFParser::parse_sql(sql).map_err(|e| invalid(format!("SQL does not parse: {e}")))?;
     let statement = match (statements.pop_front(), statements.is_empty()) {
         (Some(s @ Statement::Statement(_)), true) => s,
         _ => return Err(invalid("`sql` must be exactly one SELECT query".into())),
@@ -170,7 +176,9 @@ mod tests {
         let mut s = String::from("[pipeline]\nname = \"p\"\n");
         for (name, sql) in tables {
             if sql.is_empty() {
-                s += &format!("\n[[table]]\nname = \"{name}\"\nlayer = \"bronze\"\nsource = {{ path = \"x.csv\", format = \"csv\" }}\n");
+                s += &format!(
+                    "\n[[table]]\nname = \"{name}\"\nlayer = \"bronze\"\nsource = {{ path = \"x.csv\", format = \"csv\" }}\n"
+                );
             } else {
                 s += &format!("\n[[table]]\nname = \"{name}\"\nlayer = \"silver\"\nsql = \"{sql}\"\n");
             }
@@ -193,21 +201,35 @@ mod tests {
         .unwrap();
         assert_eq!(d.order(), ["raw", "s1", "s2", "gold"]);
         assert_eq!(d.upstream_of("gold").iter().collect::<Vec<_>>(), ["s1", "s2"]);
-        assert_eq!(d.upstream_of("s1").iter().collect::<Vec<_>>(), ["raw"], "CTE x is not a table");
+        assert_eq!(
+            d.upstream_of("s1").iter().collect::<Vec<_>>(),
+            ["raw"],
+            "CTE x is not a table"
+        );
         assert_eq!(d.downstream_of("raw").iter().collect::<Vec<_>>(), ["s1", "s2"]);
     }
 
     #[test]
     fn rejects_unknown_table_with_location() {
         let e = dag(&[("raw", ""), ("s", "SELECT * FROM raw JOIN nope USING (id)")]).unwrap_err();
-        assert_eq!(e.to_string(), "p.toml:10: table `s`: references unknown table `nope`");
+        assert_eq!(
+            e.to_string(),
+            "p.toml:10: table `s`: references unknown table `nope`"
+        );
     }
 
     #[test]
     fn rejects_cycles_naming_them() {
-        let e = dag(&[("a", "SELECT * FROM c"), ("b", "SELECT * FROM a"), ("c", "SELECT * FROM b")])
-            .unwrap_err();
-        assert_eq!(e.to_string(), "p.toml:5: table `a`: dependency cycle: a <- c <- b <- a");
+        let e = dag(&[
+            ("a", "SELECT * FROM c"),
+            ("b", "SELECT * FROM a"),
+            ("c", "SELECT * FROM b"),
+        ])
+        .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "p.toml:5: table `a`: dependency cycle: a <- c <- b <- a"
+        );
     }
 
     #[test]

@@ -41,12 +41,20 @@ impl Selection {
         for selector in &self.selectors {
             chosen.extend(resolve_one(selector, pipeline, dag)?);
         }
-        Ok(dag.order().iter().filter(|t| chosen.contains(*t)).cloned().collect())
+        Ok(dag
+            .order()
+            .iter()
+            .filter(|t| chosen.contains(*t))
+            .cloned()
+            .collect())
     }
 }
 
 fn resolve_one(selector: &str, pipeline: &Pipeline, dag: &Dag) -> Result<BTreeSet<String>> {
-    let err = |message: String| Error::Select { selector: selector.to_string(), message };
+    let err = |message: String| Error::Select {
+        selector: selector.to_string(),
+        message,
+    };
     if let Some(layer) = selector.strip_prefix("layer:") {
         let layer = Layer::parse(layer).ok_or_else(|| err(format!("unknown layer `{layer}`")))?;
         let tables: BTreeSet<String> = pipeline

@@ -91,8 +91,14 @@ impl DeltaCommit {
         let Some(snapshot) = snapshot else {
             return self.create().await;
         };
-        if snapshot.txn_version(&self.app_id).await?.is_some_and(|v| v >= self.sequence) {
-            return Ok(CommitOutcome::AlreadyCommitted { version: snapshot.version() });
+        if snapshot
+            .txn_version(&self.app_id)
+            .await?
+            .is_some_and(|v| v >= self.sequence)
+        {
+            return Ok(CommitOutcome::AlreadyCommitted {
+                version: snapshot.version(),
+            });
         }
         let mut actions: Vec<Action> = Vec::new();
         let table_schema = snapshot.scan_table()?.schema;
@@ -106,7 +112,10 @@ impl DeltaCommit {
             actions.extend(snapshot.remove_all()?);
         }
         actions.extend(self.adds.iter().cloned().map(Action::Add));
-        let state = snapshot.table().snapshot().map_err(|e| delta_err(&self.url, "read state", e))?;
+        let state = snapshot
+            .table()
+            .snapshot()
+            .map_err(|e| delta_err(&self.url, "read state", e))?;
         let operation = DeltaOperation::Write {
             mode: save_mode(self.mode),
             partition_by: (!self.partition_by.is_empty()).then(|| self.partition_by.clone()),
@@ -117,7 +126,9 @@ impl DeltaCommit {
             .build(Some(state), snapshot.table().log_store(), operation)
             .await
             .map_err(|e| delta_err(&self.url, "commit", e))?;
-        Ok(CommitOutcome::Committed { version: finalized.version() as i64 })
+        Ok(CommitOutcome::Committed {
+            version: finalized.version() as i64,
+        })
     }
 
     async fn create(&self) -> Result<CommitOutcome> {
@@ -129,7 +140,9 @@ impl DeltaCommit {
             .with_commit_properties(self.properties())
             .await
             .map_err(|e| delta_err(&self.url, "create", e))?;
-        Ok(CommitOutcome::Committed { version: table.version().map_or(0, |v| v as i64) })
+        Ok(CommitOutcome::Committed {
+            version: table.version().map_or(0, |v| v as i64),
+        })
     }
 
     fn properties(&self) -> CommitProperties {
@@ -149,7 +162,10 @@ impl DeltaCommit {
     }
 
     fn new_metadata(&self, snapshot: &TableSnapshot) -> Result<Action> {
-        let state = snapshot.table().snapshot().map_err(|e| delta_err(&self.url, "read state", e))?;
+        let state = snapshot
+            .table()
+            .snapshot()
+            .map_err(|e| delta_err(&self.url, "read state", e))?;
         let metadata = state
             .metadata()
             .clone()
@@ -160,7 +176,11 @@ impl DeltaCommit {
 
     fn mismatch(&self, table_schema: &SchemaRef) -> Error {
         let describe = |s: &SchemaRef| {
-            s.fields().iter().map(|f| format!("{} {}", f.name(), f.data_type())).collect::<Vec<_>>().join(", ")
+            s.fields()
+                .iter()
+                .map(|f| format!("{} {}", f.name(), f.data_type()))
+                .collect::<Vec<_>>()
+                .join(", ")
         };
         Error::SchemaMismatch {
             url: self.url.to_string(),

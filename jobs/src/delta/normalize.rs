@@ -41,7 +41,13 @@ pub fn normalize_batch(batch: &RecordBatch, target: &SchemaRef) -> Result<Record
         .columns()
         .iter()
         .zip(target.fields())
-        .map(|(c, f)| if c.data_type() == f.data_type() { Ok(Arc::clone(c)) } else { cast(c, f.data_type()) })
+        .map(|(c, f)| {
+            if c.data_type() == f.data_type() {
+                Ok(Arc::clone(c))
+            } else {
+                cast(c, f.data_type())
+            }
+        })
         .collect::<Result<Vec<_>, _>>()?;
     RecordBatch::try_new(Arc::clone(target), columns)
 }

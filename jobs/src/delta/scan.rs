@@ -9,6 +9,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use datafusion::arrow::datatypes::{Field, FieldRef, Schema, SchemaRef};
 use datafusion::catalog::Session;
+use datafusion::datasource::listing::PartitionedFile;
 use datafusion::datasource::physical_plan::{FileGroup, FileScanConfigBuilder, ParquetSource};
 use datafusion::datasource::source::DataSourceExec;
 use datafusion::datasource::{TableProvider, TableType};
@@ -19,7 +20,6 @@ use datafusion::physical_expr::expressions::Column;
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::empty::EmptyExec;
 use datafusion::physical_plan::projection::ProjectionExec;
-use datafusion::datasource::listing::PartitionedFile;
 use datafusion::scalar::ScalarValue;
 use object_store::path::Path;
 use serde::{Deserialize, Serialize};
@@ -93,7 +93,12 @@ impl DeltaScanTable {
             .partition(|f| !self.partition_columns.contains(f.name()))
     }
 
-    fn partitioned_file(&self, root: &Path, file: &DeltaFile, partition_fields: &[FieldRef]) -> Result<PartitionedFile> {
+    fn partitioned_file(
+        &self,
+        root: &Path,
+        file: &DeltaFile,
+        partition_fields: &[FieldRef],
+    ) -> Result<PartitionedFile> {
         let location = file.path.split('/').fold(root.clone(), |p, part| p.join(part));
         let values = partition_fields
             .iter()

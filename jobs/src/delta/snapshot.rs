@@ -20,12 +20,22 @@ pub struct TableSnapshot {
 impl TableSnapshot {
     /// Loads the table at `url`; `None` when no Delta table exists there yet.
     pub async fn load(url: &Url) -> Result<Option<TableSnapshot>> {
-        let builder = DeltaTableBuilder::from_url(url.clone()).map_err(|source| delta_err(url, "open", source))?;
-        if !has_log(&builder).await.map_err(|source| delta_err(url, "open", source))? {
+        let builder =
+            DeltaTableBuilder::from_url(url.clone()).map_err(|source| delta_err(url, "open", source))?;
+        if !has_log(&builder)
+            .await
+            .map_err(|source| delta_err(url, "open", source))?
+        {
             return Ok(None);
         }
-        let table = builder.load().await.map_err(|source| delta_err(url, "open", source))?;
-        Ok(Some(TableSnapshot { table, url: url.clone() }))
+        let table = builder
+            .load()
+            .await
+            .map_err(|source| delta_err(url, "open", source))?;
+        Ok(Some(TableSnapshot {
+            table,
+            url: url.clone(),
+        }))
     }
 
     /// The table's URL.
@@ -45,7 +55,10 @@ impl TableSnapshot {
 
     /// The last run sequence committed by `app_id`, if any.
     pub async fn txn_version(&self, app_id: &str) -> Result<Option<i64>> {
-        let state = self.table.snapshot().map_err(|s| delta_err(&self.url, "read state", s))?;
+        let state = self
+            .table
+            .snapshot()
+            .map_err(|s| delta_err(&self.url, "read state", s))?;
         state
             .transaction_version(self.table.log_store().as_ref(), app_id)
             .await
@@ -54,13 +67,19 @@ impl TableSnapshot {
 
     /// Partition columns of the table.
     pub fn partition_columns(&self) -> Result<Vec<String>> {
-        let state = self.table.snapshot().map_err(|s| delta_err(&self.url, "read state", s))?;
+        let state = self
+            .table
+            .snapshot()
+            .map_err(|s| delta_err(&self.url, "read state", s))?;
         Ok(state.metadata().partition_columns().to_vec())
     }
 
     /// A provider that scans exactly this snapshot's files on the cluster.
     pub fn scan_table(&self) -> Result<DeltaScanTable> {
-        let state = self.table.snapshot().map_err(|s| delta_err(&self.url, "read state", s))?;
+        let state = self
+            .table
+            .snapshot()
+            .map_err(|s| delta_err(&self.url, "read state", s))?;
         let schema = normalize_schema(&state.snapshot().arrow_schema());
         let files = state
             .log_data()
@@ -81,7 +100,10 @@ impl TableSnapshot {
 
     /// `Remove` actions for every active file, for an overwrite.
     pub fn remove_all(&self) -> Result<Vec<Action>> {
-        let state = self.table.snapshot().map_err(|s| delta_err(&self.url, "read state", s))?;
+        let state = self
+            .table
+            .snapshot()
+            .map_err(|s| delta_err(&self.url, "read state", s))?;
         Ok(state
             .log_data()
             .iter()
@@ -104,5 +126,9 @@ async fn has_log(builder: &DeltaTableBuilder) -> Result<bool, DeltaTableError> {
 }
 
 pub(crate) fn delta_err(url: &Url, step: &'static str, source: DeltaTableError) -> Error {
-    Error::Delta { url: url.to_string(), step, source }
+    Error::Delta {
+        url: url.to_string(),
+        step,
+        source: Box::new(source),
+    }
 }

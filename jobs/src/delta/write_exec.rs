@@ -55,7 +55,12 @@ impl DeltaWriteExec {
             EmissionType::Final,
             Boundedness::Bounded,
         ));
-        Self { input, table_url, partition_by, properties }
+        Self {
+            input,
+            table_url,
+            partition_by,
+            properties,
+        }
     }
 
     /// The table written to.
@@ -76,7 +81,11 @@ impl DeltaWriteExec {
 
 impl DisplayAs for DeltaWriteExec {
     fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "DeltaWriteExec: table={}, partition_by={:?}", self.table_url, self.partition_by)
+        write!(
+            f,
+            "DeltaWriteExec: table={}, partition_by={:?}",
+            self.table_url, self.partition_by
+        )
     }
 }
 
@@ -100,11 +109,19 @@ impl ExecutionPlan for DeltaWriteExec {
         Ok(TreeNodeRecursion::Continue)
     }
 
-    fn with_new_children(self: Arc<Self>, children: Vec<Arc<dyn ExecutionPlan>>) -> Result<Arc<dyn ExecutionPlan>> {
-        let input = children.into_iter().next().ok_or_else(|| {
-            DataFusionError::Internal("DeltaWriteExec needs exactly one input".into())
-        })?;
-        Ok(Arc::new(Self::new(input, self.table_url.clone(), self.partition_by.clone())))
+    fn with_new_children(
+        self: Arc<Self>,
+        children: Vec<Arc<dyn ExecutionPlan>>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        let input = children
+            .into_iter()
+            .next()
+            .ok_or_else(|| DataFusionError::Internal("DeltaWriteExec needs exactly one input".into()))?;
+        Ok(Arc::new(Self::new(
+            input,
+            self.table_url.clone(),
+            self.partition_by.clone(),
+        )))
     }
 
     fn execute(&self, partition: usize, context: Arc<TaskContext>) -> Result<SendableRecordBatchStream> {
@@ -140,9 +157,15 @@ async fn write_partition(
     let mut writer = DeltaWriter::new(store, config);
     while let Some(batch) = input.next().await {
         let batch = normalize_batch(&batch?, &schema)?;
-        writer.write(&batch).await.map_err(|e| DataFusionError::External(Box::new(e)))?;
+        writer
+            .write(&batch)
+            .await
+            .map_err(|e| DataFusionError::External(Box::new(e)))?;
     }
-    let adds = writer.close().await.map_err(|e| DataFusionError::External(Box::new(e)))?;
+    let adds = writer
+        .close()
+        .await
+        .map_err(|e| DataFusionError::External(Box::new(e)))?;
     let paths: Vec<String> = adds.iter().map(|a| a.path.clone()).collect();
     let rows: Vec<i64> = adds.iter().map(|a| num_records(a.stats.as_deref())).collect();
     let json = adds

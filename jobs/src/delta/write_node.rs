@@ -28,13 +28,20 @@ impl DeltaWriteNode {
     /// A write of `input` to `table_url`.
     pub fn try_new(input: LogicalPlan, table_url: String, partition_by: Vec<String>) -> Result<Self> {
         let schema = Arc::new(DFSchema::try_from(written_files_schema())?);
-        Ok(Self { input, table_url, partition_by, schema })
+        Ok(Self {
+            input,
+            table_url,
+            partition_by,
+            schema,
+        })
     }
 }
 
 impl PartialEq for DeltaWriteNode {
     fn eq(&self, other: &Self) -> bool {
-        self.table_url == other.table_url && self.partition_by == other.partition_by && self.input == other.input
+        self.table_url == other.table_url
+            && self.partition_by == other.partition_by
+            && self.input == other.input
     }
 }
 
@@ -75,13 +82,18 @@ impl UserDefinedLogicalNodeCore for DeltaWriteNode {
     }
 
     fn fmt_for_explain(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        write!(f, "DeltaWrite: table={}, partition_by={:?}", self.table_url, self.partition_by)
+        write!(
+            f,
+            "DeltaWrite: table={}, partition_by={:?}",
+            self.table_url, self.partition_by
+        )
     }
 
     fn with_exprs_and_inputs(&self, _exprs: Vec<Expr>, inputs: Vec<LogicalPlan>) -> Result<Self> {
-        let input = inputs.into_iter().next().ok_or_else(|| {
-            DataFusionError::Internal("DeltaWrite needs exactly one input".into())
-        })?;
+        let input = inputs
+            .into_iter()
+            .next()
+            .ok_or_else(|| DataFusionError::Internal("DeltaWrite needs exactly one input".into()))?;
         Self::try_new(input, self.table_url.clone(), self.partition_by.clone())
     }
 }

@@ -5,8 +5,8 @@
 
 use std::fmt::Write as _;
 
-use object_store::{ObjectStore, ObjectStoreExt};
 use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt};
 use url::Url;
 
 use super::rng::Rng;
@@ -41,7 +41,13 @@ pub struct GeneratedFiles {
 impl ExampleData {
     /// `orders` orders (and a tenth as many customers) under `out`.
     pub fn new(out: Url, orders: u64) -> Self {
-        Self { out, orders, customers: (orders / 10).max(10), files: 4, seed: 42 }
+        Self {
+            out,
+            orders,
+            customers: (orders / 10).max(10),
+            files: 4,
+            seed: 42,
+        }
     }
 
     /// Seed of the generator.
@@ -58,30 +64,56 @@ impl ExampleData {
 
     /// Writes `orders/orders_<i>.csv` and `customers/customers_<i>.ndjson` under the output URL.
     pub async fn write(self) -> Result<GeneratedFiles> {
-        let (store, root) = object_store::parse_url(&self.out)
-            .map_err(|e| Error::Url { url: self.out.to_string(), message: e.to_string() })?;
+        let (store, root) = object_store::parse_url(&self.out).map_err(|e| Error::Url {
+            url: self.out.to_string(),
+            message: e.to_string(),
+        })?;
         let mut rng = Rng::new(self.seed);
         let mut generated = GeneratedFiles::default();
         for part in 0..self.files {
             let (text, lines) = self.orders_file(&mut rng, part);
-            self.put(&*store, &root, &format!("orders/orders_{part}.csv"), text, &mut generated).await?;
+            self.put(
+                &*store,
+                &root,
+                &format!("orders/orders_{part}.csv"),
+                text,
+                &mut generated,
+            )
+            .await?;
             generated.order_lines += lines;
         }
         for part in 0..self.files {
             let (text, lines) = self.customers_file(&mut rng, part);
-            self.put(&*store, &root, &format!("customers/customers_{part}.ndjson"), text, &mut generated).await?;
+            self.put(
+                &*store,
+                &root,
+                &format!("customers/customers_{part}.ndjson"),
+                text,
+                &mut generated,
+            )
+            .await?;
             generated.customer_lines += lines;
         }
         Ok(generated)
     }
 
-    async fn put(&self, store: &dyn ObjectStore, root: &Path, rel: &str, text: String, out: &mut GeneratedFiles) -> Result<()> {
+    async fn put(
+        &self,
+        store: &dyn ObjectStore,
+        root: &Path,
+        rel: &str,
+        text: String,
+        out: &mut GeneratedFiles,
+    ) -> Result<()> {
         let path = rel.split('/').fold(root.clone(), |p, part| p.join(part));
         let url = format!("{}/{rel}", self.out.as_str().trim_end_matches('/'));
         store
             .put(&path, text.into_bytes().into())
             .await
-            .map_err(|source| Error::ObjectStore { url: url.clone(), source })?;
+            .map_err(|source| Error::ObjectStore {
+                url: url.clone(),
+                source: Box::new(source),
+            })?;
         out.files.push(url);
         Ok(())
     }
@@ -105,7 +137,11 @@ impl ExampleData {
                 lines += 1;
             }
             if rng.chance(0.003) {
-                let _ = writeln!(text, "{order_id},{},completed,12.50,2024-01-01 10:00:00,2024-01-01 10:00:00,EXTRA", order_id % 97);
+                let _ = writeln!(
+                    text,
+                    "{order_id},{},completed,12.50,2024-01-01 10:00:00,2024-01-01 10:00:00,EXTRA",
+                    order_id % 97
+                );
                 lines += 1;
             }
         }
@@ -113,8 +149,16 @@ impl ExampleData {
     }
 
     fn order_line(&self, rng: &mut Rng, order_id: u64, revision: u64) -> String {
-        let id = if rng.chance(0.02) { format!("{order_id}.0") } else { order_id.to_string() };
-        let customer = if rng.chance(0.01) { String::new() } else { rng.below(self.customers).to_string() };
+        let id = if rng.chance(0.02) {
+            format!("{order_id}.0")
+        } else {
+            order_id.to_string()
+        };
+        let customer = if rng.chance(0.01) {
+            String::new()
+        } else {
+            rng.below(self.customers).to_string()
+        };
         let status = *rng.pick(&STATUSES);
         let status = match rng.below(10) {
             0 => format!("  {}", status.to_uppercase()),
@@ -131,7 +175,11 @@ impl ExampleData {
         let month = 1 + (order_id / 1000) % 12;
         let hour = rng.below(24);
         let ts = format!("2024-{month:02}-{day:02} {hour:02}:{:02}:00", rng.below(60));
-        let updated = format!("2024-{month:02}-{day:02} {hour:02}:{:02}:{:02}", rng.below(60), revision * 10 + rng.below(10));
+        let updated = format!(
+            "2024-{month:02}-{day:02} {hour:02}:{:02}:{:02}",
+            rng.below(60),
+            revision * 10 + rng.below(10)
+        );
         format!("{id},{customer},{status},{amount},{ts},{updated}\n")
     }
 

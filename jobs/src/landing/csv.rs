@@ -20,9 +20,9 @@ pub(crate) fn parse_csv(options: &LandingOptions, file: &str, bytes: &[u8]) -> R
     let mut first = true;
     loop {
         let start = reader.position().byte() as usize;
-        let more = reader.read_byte_record(&mut record).map_err(|e| {
-            DataFusionError::Execution(format!("{file}: cannot read CSV: {e}"))
-        })?;
+        let more = reader
+            .read_byte_record(&mut record)
+            .map_err(|e| DataFusionError::Execution(format!("{file}: cannot read CSV: {e}")))?;
         if !more {
             break;
         }
@@ -31,7 +31,14 @@ pub(crate) fn parse_csv(options: &LandingOptions, file: &str, bytes: &[u8]) -> R
         }
         let line = record.position().map_or(0, |p| p.line());
         let end = reader.position().byte() as usize;
-        push_record(&mut rows, options, &record, line, &bytes[start..end.min(bytes.len())], expected);
+        push_record(
+            &mut rows,
+            options,
+            &record,
+            line,
+            &bytes[start..end.min(bytes.len())],
+            expected,
+        );
         if rows.len() >= BATCH_ROWS {
             batches.push(rows.finish()?);
         }

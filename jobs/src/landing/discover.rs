@@ -3,8 +3,8 @@
 use std::sync::Arc;
 
 use futures::TryStreamExt;
-use object_store::{ObjectStore, ObjectStoreExt};
 use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt};
 use url::Url;
 
 use crate::error::{Error, Result};
@@ -19,20 +19,31 @@ pub async fn discover_files(store: &Arc<dyn ObjectStore>, url: &Url) -> Result<V
         .path()
         .split('/')
         .filter(|s| !s.is_empty())
-        .map(|s| percent_decode(s))
+        .map(percent_decode)
         .collect();
-    let glob_at = segments.iter().position(|s| s.contains('*')).unwrap_or(segments.len());
+    let glob_at = segments
+        .iter()
+        .position(|s| s.contains('*'))
+        .unwrap_or(segments.len());
     let prefix = Path::from_iter(segments[..glob_at].iter().map(String::as_str));
     let pattern = &segments[glob_at..];
-    let listed: Vec<_> = store
-        .list(Some(&prefix))
-        .try_collect()
-        .await
-        .map_err(|source| Error::ObjectStore { url: url.to_string(), source })?;
+    let listed: Vec<_> =
+        store
+            .list(Some(&prefix))
+            .try_collect()
+            .await
+            .map_err(|source| Error::ObjectStore {
+                url: url.to_string(),
+                source: Box::new(source),
+            })?;
     let mut files: Vec<(Url, u64)> = listed
         .into_iter()
         .filter_map(|meta| {
-            let rel: Vec<String> = meta.location.prefix_match(&prefix)?.map(|p| p.as_ref().to_string()).collect();
+            let rel: Vec<String> = meta
+                .location
+                .prefix_match(&prefix)?
+                .map(|p| p.as_ref().to_string())
+                .collect();
             let rel: Vec<&str> = rel.iter().map(String::as_str).collect();
             let hidden = rel.iter().any(|p| p.starts_with('_') || p.starts_with('.'));
             let matches = pattern.is_empty() || glob_match(pattern, &rel);
@@ -50,7 +61,9 @@ fn file_url(base: &Url, location: &Path) -> Url {
 }
 
 fn percent_decode(s: &str) -> String {
-    percent_encoding::percent_decode_str(s).decode_utf8_lossy().into_owned()
+    percent_encoding::percent_decode_str(s)
+        .decode_utf8_lossy()
+        .into_owned()
 }
 
 /// Matches path segments against glob segments.
@@ -59,7 +72,9 @@ fn glob_match(pattern: &[String], path: &[&str]) -> bool {
         None => path.is_empty(),
         Some((p, rest)) if p == "**" => (0..=path.len()).any(|skip| glob_match(rest, &path[skip..])),
         Some((p, rest)) => match path.split_first() {
-            Some((segment, path_rest)) => segment_match(p.as_bytes(), segment.as_bytes()) && glob_match(rest, path_rest),
+            Some((segment, path_rest)) => {
+                segment_match(p.as_bytes(), segment.as_bytes()) && glob_match(rest, path_rest)
+            }
             None => false,
         },
     }
@@ -93,19 +108,31 @@ pub async fn infer_columns(
 }
 
 async fn read_head(store: &Arc<dyn ObjectStore>, url: &Url, size: u64) -> Result<Vec<u8>> {
-    let path = Path::from_url_path(url.path()).map_err(|e| Error::Url { url: url.to_string(), message: e.to_string() })?;
+    let path = Path::from_url_path(url.path()).map_err(|e| Error::Url {
+        url: url.to_string(),
+        message: e.to_string(),
+    })?;
     let bytes = store
         .get_range(&path, 0..size.min(HEAD_BYTES))
         .await
-        .map_err(|source| Error::ObjectStore { url: url.to_string(), source })?;
+        .map_err(|source| Error::ObjectStore {
+            url: url.to_string(),
+            source: Box::new(source),
+        })?;
     Ok(bytes.to_vec())
 }
 
 fn csv_header(head: &[u8], delimiter: u8) -> Vec<String> {
-    let mut reader = ::csv::ReaderBuilder::new().has_headers(false).delimiter(delimiter).from_reader(head);
+    let mut reader = ::csv::ReaderBuilder::new()
+        .has_headers(false)
+        .delimiter(delimiter)
+        .from_reader(head);
     let mut record = ::csv::StringRecord::new();
     match reader.read_record(&mut record) {
-        Ok(true) => record.iter().map(|s| s.trim().trim_start_matches('\u{feff}').to_string()).collect(),
+        Ok(true) => record
+            .iter()
+            .map(|s| s.trim().trim_start_matches('\u{feff}').to_string())
+            .collect(),
         _ => Vec::new(),
     }
 }
@@ -135,7 +162,10 @@ mod tests {
         assert!(!glob_match(&p("*.csv"), &["a", "orders.csv"]));
         assert!(glob_match(&p("**/*.csv"), &["a", "b", "orders.csv"]));
         assert!(glob_match(&p("**/*.csv"), &["orders.csv"]));
-        assert!(glob_match(&p("batch_*/orders*.csv"), &["batch_1", "orders_2.csv"]));
+        assert!(glob_match(
+            &p("batch_*/orders*.csv"),
+            &["batch_1", "orders_2.csv"]
+        ));
         assert!(!glob_match(&p("batch_*/orders*.csv"), &["batch_1", "items.csv"]));
     }
 
@@ -143,7 +173,10 @@ mod tests {
     fn reads_headers_and_json_keys() {
         assert_eq!(csv_header(b"\xef\xbb\xbfid, name\n1,a\n", b','), ["id", "name"]);
         let mut cols = vec![];
-        json_keys(b"{\"a\":1,\"b\":{\"c\":2}}\nnot json\n{\"d\":null,\"a\":3}\n{\"tr", &mut cols);
+        json_keys(
+            b"{\"a\":1,\"b\":{\"c\":2}}\nnot json\n{\"d\":null,\"a\":3}\n{\"tr",
+            &mut cols,
+        );
         assert_eq!(cols, ["a", "b", "d"]);
     }
 }

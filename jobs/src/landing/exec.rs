@@ -3,6 +3,8 @@
 use std::fmt;
 use std::sync::Arc;
 
+use datafusion::arrow::array::StringArray;
+use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::object_store::ObjectStoreUrl;
@@ -13,8 +15,6 @@ use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{
     DisplayAs, DisplayFormatType, ExecutionPlan, ExecutionPlanProperties, Partitioning, PlanProperties,
 };
-use datafusion::arrow::array::StringArray;
-use datafusion::arrow::record_batch::RecordBatch;
 use futures::TryStreamExt;
 use object_store::ObjectStoreExt;
 use object_store::path::Path;
@@ -41,7 +41,11 @@ impl LandingScanExec {
             EmissionType::Incremental,
             Boundedness::Bounded,
         ));
-        Self { input, options: Arc::new(options), properties }
+        Self {
+            input,
+            options: Arc::new(options),
+            properties,
+        }
     }
 
     /// What this scan reads.
@@ -52,7 +56,12 @@ impl LandingScanExec {
 
 impl DisplayAs for LandingScanExec {
     fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "LandingScanExec: format={:?}, columns={}", self.options.format, self.options.columns.len())
+        write!(
+            f,
+            "LandingScanExec: format={:?}, columns={}",
+            self.options.format,
+            self.options.columns.len()
+        )
     }
 }
 
@@ -76,7 +85,10 @@ impl ExecutionPlan for LandingScanExec {
         Ok(TreeNodeRecursion::Continue)
     }
 
-    fn with_new_children(self: Arc<Self>, children: Vec<Arc<dyn ExecutionPlan>>) -> Result<Arc<dyn ExecutionPlan>> {
+    fn with_new_children(
+        self: Arc<Self>,
+        children: Vec<Arc<dyn ExecutionPlan>>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
         let input = children
             .into_iter()
             .next()
@@ -89,9 +101,11 @@ impl ExecutionPlan for LandingScanExec {
         let options = Arc::clone(&self.options);
         let files = listed
             .map_ok(|batch| {
-                let urls = batch.column(0).as_any().downcast_ref::<StringArray>().map(|a| {
-                    a.iter().flatten().map(String::from).collect::<Vec<_>>()
-                });
+                let urls = batch
+                    .column(0)
+                    .as_any()
+                    .downcast_ref::<StringArray>()
+                    .map(|a| a.iter().flatten().map(String::from).collect::<Vec<_>>());
                 futures::stream::iter(urls.unwrap_or_default().into_iter().map(Ok))
             })
             .try_flatten();
@@ -99,15 +113,23 @@ impl ExecutionPlan for LandingScanExec {
             .and_then(move |file| read_file(Arc::clone(&options), Arc::clone(&context), file))
             .map_ok(|batches| futures::stream::iter(batches.into_iter().map(Ok)))
             .try_flatten();
-        Ok(Box::pin(RecordBatchStreamAdapter::new(self.options.schema(), batches)))
+        Ok(Box::pin(RecordBatchStreamAdapter::new(
+            self.options.schema(),
+            batches,
+        )))
     }
 }
 
-async fn read_file(options: Arc<LandingOptions>, context: Arc<TaskContext>, file: String) -> Result<Vec<RecordBatch>> {
+async fn read_file(
+    options: Arc<LandingOptions>,
+    context: Arc<TaskContext>,
+    file: String,
+) -> Result<Vec<RecordBatch>> {
     let url = Url::parse(&file).map_err(|e| DataFusionError::Execution(format!("{file}: {e}")))?;
     let store_url = ObjectStoreUrl::parse(&url[..url::Position::BeforePath])?;
     let store = context.runtime_env().object_store(store_url)?;
-    let path = Path::from_url_path(url.path()).map_err(|e| DataFusionError::Execution(format!("{file}: {e}")))?;
+    let path =
+        Path::from_url_path(url.path()).map_err(|e| DataFusionError::Execution(format!("{file}: {e}")))?;
     let bytes = store
         .get(&path)
         .await

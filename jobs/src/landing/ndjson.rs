@@ -21,7 +21,11 @@ pub(crate) fn parse_ndjson(options: &LandingOptions, file: &str, bytes: &[u8]) -
         }
         match serde_json::from_str::<Value>(text) {
             Ok(Value::Object(object)) => push_object(&mut rows, options, line_no, object),
-            Ok(other) => rows.push_corrupt(line_no, text, &format!("expected a JSON object, found {}", kind(&other))),
+            Ok(other) => rows.push_corrupt(
+                line_no,
+                text,
+                &format!("expected a JSON object, found {}", kind(&other)),
+            ),
             Err(e) => rows.push_corrupt(line_no, text, &format!("not valid JSON: {e}")),
         }
         if rows.len() >= BATCH_ROWS {

@@ -76,7 +76,11 @@ fn parse_decimal(s: &str) -> Option<DataType> {
     let inner = s.strip_prefix("decimal(")?.strip_suffix(')')?;
     let (p, sc) = inner.split_once(',')?;
     let precision: u8 = p.trim().parse().ok().filter(|p| (1..=38).contains(p))?;
-    let scale: i8 = sc.trim().parse().ok().filter(|s: &i8| *s >= 0 && (*s as u8) <= precision)?;
+    let scale: i8 = sc
+        .trim()
+        .parse()
+        .ok()
+        .filter(|s: &i8| *s >= 0 && (*s as u8) <= precision)?;
     Some(DataType::Decimal128(precision, scale))
 }
 
@@ -87,7 +91,10 @@ mod tests {
     #[test]
     fn maps_sql_types() {
         assert_eq!(parse_sql_type("BIGINT").unwrap(), DataType::Int64);
-        assert_eq!(parse_sql_type("decimal(10, 2)").unwrap(), DataType::Decimal128(10, 2));
+        assert_eq!(
+            parse_sql_type("decimal(10, 2)").unwrap(),
+            DataType::Decimal128(10, 2)
+        );
         assert!(parse_sql_type("decimal(2,5)").is_err());
         assert_eq!(parse_sql_type("blob").unwrap_err(), "unknown type `blob`");
     }

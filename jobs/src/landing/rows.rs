@@ -48,7 +48,12 @@ impl RowsBuilder {
     }
 
     /// A well-formed line: one value per data column (None = null).
-    pub(crate) fn push_row<'a>(&mut self, line: u64, values: impl Iterator<Item = Option<&'a str>>, rescued: Option<&str>) {
+    pub(crate) fn push_row<'a>(
+        &mut self,
+        line: u64,
+        values: impl Iterator<Item = Option<&'a str>>,
+        rescued: Option<&str>,
+    ) {
         for (builder, v) in self.values.iter_mut().zip(values) {
             builder.append_option(v.filter(|s| !s.is_empty()));
         }
@@ -70,20 +75,41 @@ impl RowsBuilder {
             r.append_null();
         }
         self.corrupt_record.append_value(raw);
-        self.corrupt_reason.append_value(format!("{} line {line}: {reason}", self.file_name));
+        self.corrupt_reason
+            .append_value(format!("{} line {line}: {reason}", self.file_name));
         self.lines.push(line);
         self.rows += 1;
     }
 
     /// Builds the batch, casting hinted columns; values that do not cast mark their row corrupt.
     pub(crate) fn finish(&mut self) -> Result<RecordBatch> {
-        let text: Vec<ArrayRef> = self.values.iter_mut().map(|b| Arc::new(b.finish()) as ArrayRef).collect();
-        let mut reasons: Vec<Option<String>> = self.corrupt_reason.finish().iter().map(|r| r.map(String::from)).collect();
-        let mut records: Vec<Option<String>> = self.corrupt_record.finish().iter().map(|r| r.map(String::from)).collect();
+        let text: Vec<ArrayRef> = self
+            .values
+            .iter_mut()
+            .map(|b| Arc::new(b.finish()) as ArrayRef)
+            .collect();
+        let mut reasons: Vec<Option<String>> = self
+            .corrupt_reason
+            .finish()
+            .iter()
+            .map(|r| r.map(String::from))
+            .collect();
+        let mut records: Vec<Option<String>> = self
+            .corrupt_record
+            .finish()
+            .iter()
+            .map(|r| r.map(String::from))
+            .collect();
         let mut columns = Vec::with_capacity(self.schema.fields().len());
         for (i, text) in text.iter().enumerate() {
             let field = self.schema.field(i);
-            columns.push(self.cast_column(text, field.name(), field.data_type(), &mut reasons, &mut records)?);
+            columns.push(self.cast_column(
+                text,
+                field.name(),
+                field.data_type(),
+                &mut reasons,
+                &mut records,
+            )?);
         }
         if let Some(r) = self.rescued.as_mut() {
             columns.push(Arc::new(r.finish()));
@@ -107,15 +133,23 @@ impl RowsBuilder {
         if ty == &DataType::Utf8 {
             return Ok(Arc::clone(text));
         }
-        let options = CastOptions { safe: true, ..Default::default() };
+        let options = CastOptions {
+            safe: true,
+            ..Default::default()
+        };
         let typed = cast_with_options(text, ty, &options)?;
-        let strings = text.as_any().downcast_ref::<StringArray>().expect("built as strings");
+        let strings = text
+            .as_any()
+            .downcast_ref::<StringArray>()
+            .expect("built as strings");
         for row in 0..typed.len() {
             if strings.is_valid(row) && typed.is_null(row) && reasons[row].is_none() {
                 let value = strings.value(row);
                 reasons[row] = Some(format!(
                     "{} line {} field `{name}`: '{value}' is not a valid {}",
-                    self.file_name, self.lines[row], type_label(ty)
+                    self.file_name,
+                    self.lines[row],
+                    type_label(ty)
                 ));
                 records[row] = Some(format!("{name}={value}"));
             }

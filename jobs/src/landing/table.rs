@@ -21,7 +21,8 @@ use datafusion::physical_plan::ExecutionPlan;
 use super::exec::LandingScanExec;
 use super::options::LandingOptions;
 
-static FILES: LazyLock<SchemaRef> = LazyLock::new(|| Arc::new(Schema::new(vec![Field::new("file", DataType::Utf8, false)])));
+static FILES: LazyLock<SchemaRef> =
+    LazyLock::new(|| Arc::new(Schema::new(vec![Field::new("file", DataType::Utf8, false)])));
 
 /// Landing files of one source, as a table.
 #[derive(Debug, Clone)]
@@ -64,7 +65,8 @@ impl TableProvider for LandingTable {
         _filters: &[Expr],
         _limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        let scan: Arc<dyn ExecutionPlan> = Arc::new(LandingScanExec::new(self.file_list()?, self.options.clone()));
+        let scan: Arc<dyn ExecutionPlan> =
+            Arc::new(LandingScanExec::new(self.file_list()?, self.options.clone()));
         match projection {
             None => Ok(scan),
             Some(indices) => crate::delta::project(scan, indices),

@@ -46,10 +46,16 @@ pub async fn bronze_frame(
     let store = ctx
         .runtime_env()
         .object_store(store_url(&input.source_url)?)
-        .map_err(|e| Error::Url { url: input.source_url.to_string(), message: e.to_string() })?;
+        .map_err(|e| Error::Url {
+            url: input.source_url.to_string(),
+            message: e.to_string(),
+        })?;
     let matched = discover_files(&store, &input.source_url).await?;
     if matched.is_empty() {
-        return Err(Error::NoSourceFiles { table: table.name.clone(), source_url: input.source_url.to_string() });
+        return Err(Error::NoSourceFiles {
+            table: table.name.clone(),
+            source_url: input.source_url.to_string(),
+        });
     }
     let new: Vec<(Url, u64)> = matched
         .into_iter()
@@ -63,7 +69,8 @@ pub async fn bronze_frame(
         Format::Csv | Format::Ndjson => {
             let options = landing_options(pipeline, table, source, &store, &new).await?;
             let file_groups = group_files(&new, input.partitions);
-            ctx.read_table(Arc::new(LandingTable { options, file_groups })).map_err(|e| query_err(table, e))?
+            ctx.read_table(Arc::new(LandingTable { options, file_groups }))
+                .map_err(|e| query_err(table, e))?
         }
     };
     with_audit_columns(frame, table, &input).map(Some)
@@ -98,14 +105,29 @@ async fn landing_options(
     };
     let mut columns = Vec::with_capacity(names.len());
     for name in names {
-        let ty = source.schema.get(&name).cloned().unwrap_or_else(|| "string".into());
+        let ty = source
+            .schema
+            .get(&name)
+            .cloned()
+            .unwrap_or_else(|| "string".into());
         parse_sql_type(&ty).map_err(|e| invalid(format!("schema hint for `{name}`: {e}")))?;
         columns.push((name, ty));
     }
-    if let Some(missing) = source.schema.keys().find(|k| !columns.iter().any(|(n, _)| n == *k)) {
-        return Err(invalid(format!("schema hint names column `{missing}`, which the files do not have")));
+    if let Some(missing) = source
+        .schema
+        .keys()
+        .find(|k| !columns.iter().any(|(n, _)| n == *k))
+    {
+        return Err(invalid(format!(
+            "schema hint names column `{missing}`, which the files do not have"
+        )));
     }
-    Ok(LandingOptions { format, header: source.header, delimiter: source.delimiter, columns })
+    Ok(LandingOptions {
+        format,
+        header: source.header,
+        delimiter: source.delimiter,
+        columns,
+    })
 }
 
 /// Spreads files over at most `partitions` scan tasks, largest first, so tasks get similar bytes.
@@ -115,7 +137,10 @@ fn group_files(files: &[(Url, u64)], partitions: usize) -> Vec<Vec<String>> {
     by_size.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
     let mut file_groups = vec![(0u64, Vec::new()); groups];
     for (url, size) in by_size {
-        let lightest = file_groups.iter_mut().min_by_key(|(bytes, _)| *bytes).expect("at least one group");
+        let lightest = file_groups
+            .iter_mut()
+            .min_by_key(|(bytes, _)| *bytes)
+            .expect("at least one group");
         lightest.0 += size;
         lightest.1.push(url.to_string());
     }
@@ -126,7 +151,10 @@ fn group_files(files: &[(Url, u64)], partitions: usize) -> Vec<Vec<String>> {
 async fn parquet_frame(ctx: &SessionContext, table: &TableSpec, files: &[(Url, u64)]) -> Result<DataFrame> {
     let mut frames = Vec::with_capacity(files.len());
     for (url, _) in files {
-        let frame = ctx.read_parquet(url.as_str(), ParquetReadOptions::default()).await.map_err(|e| query_err(table, e))?;
+        let frame = ctx
+            .read_parquet(url.as_str(), ParquetReadOptions::default())
+            .await
+            .map_err(|e| query_err(table, e))?;
         let mut exprs: Vec<Expr> = frame.schema().fields().iter().map(|f| ident(f.name())).collect();
         exprs.push(lit(url.to_string()).alias(SOURCE_FILE));
         exprs.push(lit(ScalarValue::Utf8(None)).alias(CORRUPT_RECORD));
@@ -135,7 +163,9 @@ async fn parquet_frame(ctx: &SessionContext, table: &TableSpec, files: &[(Url, u
     }
     let mut frames = frames.into_iter();
     let first = frames.next().expect("at least one new file");
-    frames.try_fold(first, |acc, f| acc.union(f)).map_err(|e| query_err(table, e))
+    frames
+        .try_fold(first, |acc, f| acc.union(f))
+        .map_err(|e| query_err(table, e))
 }
 
 fn with_audit_columns(frame: DataFrame, table: &TableSpec, input: &BronzeInput<'_>) -> Result<DataFrame> {
@@ -150,14 +180,25 @@ fn with_audit_columns(frame: DataFrame, table: &TableSpec, input: &BronzeInput<'
     let hashed = data
         .iter()
         .filter(|n| n.as_str() != RESCUED_DATA)
-        .map(|n| format!("coalesce(CAST(\"{}\" AS VARCHAR), '\u{2400}')", n.replace('"', "\"\"")))
+        .map(|n| {
+            format!(
+                "coalesce(CAST(\"{}\" AS VARCHAR), '\u{2400}')",
+                n.replace('"', "\"\"")
+            )
+        })
         .collect::<Vec<_>>()
         .join(", ");
     let row_hash = frame
         .parse_sql_expr(&format!("encode(sha256(concat_ws('\u{1f}', {hashed})), 'hex')"))
         .map_err(|e| query_err(table, e))?;
     let mut exprs: Vec<Expr> = data.iter().map(|n| ident(n)).collect();
-    exprs.push(lit(ScalarValue::TimestampMicrosecond(Some(input.now_micros), Some("UTC".into()))).alias("_ingested_at"));
+    exprs.push(
+        lit(ScalarValue::TimestampMicrosecond(
+            Some(input.now_micros),
+            Some("UTC".into()),
+        ))
+        .alias("_ingested_at"),
+    );
     exprs.push(lit(input.run_id.to_string()).alias("_batch_id"));
     exprs.push(ident(SOURCE_FILE));
     exprs.push(row_hash.alias("_row_hash"));
@@ -167,10 +208,18 @@ fn with_audit_columns(frame: DataFrame, table: &TableSpec, input: &BronzeInput<'
 }
 
 fn store_url(url: &Url) -> Result<datafusion::execution::object_store::ObjectStoreUrl> {
-    datafusion::execution::object_store::ObjectStoreUrl::parse(&url[..url::Position::BeforePath])
-        .map_err(|e| Error::Url { url: url.to_string(), message: e.to_string() })
+    datafusion::execution::object_store::ObjectStoreUrl::parse(&url[..url::Position::BeforePath]).map_err(
+        |e| Error::Url {
+            url: url.to_string(),
+            message: e.to_string(),
+        },
+    )
 }
 
 fn query_err(table: &TableSpec, source: datafusion::error::DataFusionError) -> Error {
-    Error::Query { table: table.name.clone(), step: "plan bronze ingest", source }
+    Error::Query {
+        table: table.name.clone(),
+        step: "plan bronze ingest",
+        source: Box::new(source),
+    }
 }

@@ -4,7 +4,7 @@ use std::sync::{Arc, LazyLock};
 
 use datafusion::arrow::array::{ArrayRef, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
-use deltalake::DeltaTable;
+use deltalake::DeltaTableBuilder;
 use deltalake::protocol::SaveMode;
 use tokio::sync::Mutex;
 use url::Url;
@@ -50,7 +50,13 @@ pub struct EventLog {
 impl EventLog {
     /// The log at `url` for one run.
     pub fn new(url: Url, run_id: &str, pipeline: &str, cluster: &str) -> Self {
-        Self { url, run_id: run_id.into(), pipeline: pipeline.into(), cluster: cluster.into(), lock: Mutex::new(()) }
+        Self {
+            url,
+            run_id: run_id.into(),
+            pipeline: pipeline.into(),
+            cluster: cluster.into(),
+            lock: Mutex::new(()),
+        }
     }
 
     /// Appends one table's outcome.
@@ -58,26 +64,44 @@ impl EventLog {
         let batch = self.batch(outcome).map_err(|e| Error::Delta {
             url: self.url.to_string(),
             step: "build event",
-            source: e.into(),
+            source: Box::new(e.into()),
         })?;
         let _guard = self.lock.lock().await;
-        let err = |step, source| Error::Delta { url: self.url.to_string(), step, source };
-        deltalake::ensure_table_uri(self.url.as_str()).map_err(|e| err("create", e))?;
-        let table = DeltaTable::try_from_url(self.url.clone()).await.map_err(|e| err("open", e))?;
-        table.write(vec![batch]).with_save_mode(SaveMode::Append).await.map_err(|e| err("append", e))?;
+        let err = |step, source| Error::Delta {
+            url: self.url.to_string(),
+            step,
+            source: Box::new(source),
+        };
+        let table = match TableSnapshot::load(&self.url).await? {
+            Some(snapshot) => snapshot.table().clone(),
+            None => {
+                deltalake::ensure_table_uri(self.url.as_str()).map_err(|e| err("create", e))?;
+                DeltaTableBuilder::from_url(self.url.clone())
+                    .and_then(|b| b.build())
+                    .map_err(|e| err("open", e))?
+            }
+        };
+        table
+            .write(vec![batch])
+            .with_save_mode(SaveMode::Append)
+            .await
+            .map_err(|e| err("append", e))?;
         Ok(())
     }
 
-    /// Whether an event log exists yet.
-    pub async fn exists(&self) -> Result<bool> {
-        Ok(TableSnapshot::load(&self.url).await?.is_some())
-    }
-
-    fn batch(&self, o: &TableOutcome) -> std::result::Result<RecordBatch, datafusion::arrow::error::ArrowError> {
+    fn batch(
+        &self,
+        o: &TableOutcome,
+    ) -> std::result::Result<RecordBatch, datafusion::arrow::error::ArrowError> {
         let rules = serde_json::Value::Object(
             o.rule_failures
                 .iter()
-                .map(|(rule, action, n)| (rule.clone(), serde_json::json!({ "action": action.as_str(), "failed": n })))
+                .map(|(rule, action, n)| {
+                    (
+                        rule.clone(),
+                        serde_json::json!({ "action": action.as_str(), "failed": n }),
+                    )
+                })
                 .collect(),
         )
         .to_string();

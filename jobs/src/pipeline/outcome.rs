@@ -116,14 +116,23 @@ impl RunSummary {
                 t.duration.as_secs_f64()
             );
             for (rule, action, n) in t.rule_failures.iter().filter(|(_, _, n)| *n > 0) {
-                out += &format!("{:<8}   expectation {rule} ({}): {n} failing row(s)\n", "", action.as_str());
+                out += &format!(
+                    "{:<8}   expectation {rule} ({}): {n} failing row(s)\n",
+                    "",
+                    action.as_str()
+                );
             }
             if let Some(e) = &t.error {
                 out += &format!("{:<8}   error: {e}\n", "");
             }
         }
         let verdict = if self.succeeded() { "succeeded" } else { "FAILED" };
-        out += &format!("run {} of {} {verdict} in {:.2}s\n", self.run_id, self.pipeline, self.duration.as_secs_f64());
+        out += &format!(
+            "run {} of {} {verdict} in {:.2}s\n",
+            self.run_id,
+            self.pipeline,
+            self.duration.as_secs_f64()
+        );
         out
     }
 }

@@ -7,7 +7,10 @@ use crate::spec::TableSpec;
 
 /// Parses an absolute URL, an absolute local path, or a path relative to `base`.
 pub fn resolve_url(base: Option<&Url>, path: &str) -> Result<Url> {
-    let err = |message: String| Error::Url { url: path.to_string(), message };
+    let err = |message: String| Error::Url {
+        url: path.to_string(),
+        message,
+    };
     if path.contains("://") {
         return Url::parse(path).map_err(|e| err(e.to_string()));
     }
@@ -61,7 +64,9 @@ impl Lakehouse {
 
     /// URL of a path under the root.
     pub fn at(&self, relative: &str) -> Url {
-        self.root.join(relative).expect("relative table paths are valid URL paths")
+        self.root
+            .join(relative)
+            .expect("relative table paths are valid URL paths")
     }
 }
 
@@ -72,8 +77,14 @@ mod tests {
     #[test]
     fn resolves_urls_paths_and_relative_paths() {
         let base = Url::parse("s3://bucket/landing").unwrap();
-        assert_eq!(resolve_url(Some(&base), "orders/*.csv").unwrap().as_str(), "s3://bucket/landing/orders/*.csv");
-        assert_eq!(resolve_url(Some(&base), "/tmp/x").unwrap().as_str(), "file:///tmp/x");
+        assert_eq!(
+            resolve_url(Some(&base), "orders/*.csv").unwrap().as_str(),
+            "s3://bucket/landing/orders/*.csv"
+        );
+        assert_eq!(
+            resolve_url(Some(&base), "/tmp/x").unwrap().as_str(),
+            "file:///tmp/x"
+        );
         assert_eq!(resolve_url(None, "file:///a/b").unwrap().as_str(), "file:///a/b");
         assert!(resolve_url(None, "bad://[x").is_err());
     }
@@ -87,6 +98,9 @@ mod tests {
         )
         .unwrap();
         assert_eq!(lake.table_url(&spec.tables[0]).as_str(), "file:///lake/silver/t");
-        assert_eq!(lake.quarantine_url(&spec.tables[0]).as_str(), "file:///lake/silver/t__quarantine");
+        assert_eq!(
+            lake.quarantine_url(&spec.tables[0]).as_str(),
+            "file:///lake/silver/t__quarantine"
+        );
     }
 }

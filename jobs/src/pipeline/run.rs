@@ -36,7 +36,11 @@ impl RunId {
     pub fn new() -> Self {
         let now = chrono::Utc::now();
         let seq = now.timestamp_millis();
-        Self { id: format!("run-{seq}"), seq, started_micros: seq * 1000 }
+        Self {
+            id: format!("run-{seq}"),
+            seq,
+            started_micros: seq * 1000,
+        }
     }
 
     /// An earlier run, to resume or repeat it.
@@ -45,8 +49,15 @@ impl RunId {
             .strip_prefix("run-")
             .and_then(|s| s.parse::<i64>().ok())
             .filter(|s| *s > 0)
-            .ok_or_else(|| Error::Select { selector: id.into(), message: "a run id looks like run-<number>".into() })?;
-        Ok(Self { id: id.to_string(), seq, started_micros: seq * 1000 })
+            .ok_or_else(|| Error::Select {
+                selector: id.into(),
+                message: "a run id looks like run-<number>".into(),
+            })?;
+        Ok(Self {
+            id: id.to_string(),
+            seq,
+            started_micros: seq * 1000,
+        })
     }
 }
 
@@ -157,10 +168,18 @@ impl PipelineRun {
         let lakehouse = Lakehouse::new(self.root_url()?);
         let landing = self.landing.as_deref().or(self.pipeline.landing.as_deref());
         let landing = landing.map(|l| resolve_url(None, l)).transpose()?;
-        self.register_unselected_upstream(ctx, &dag, &selected, &lakehouse).await?;
-        let log = EventLog::new(lakehouse.at(EVENT_LOG_PATH), &self.run_id.id, &self.pipeline.name, &self.cluster);
+        self.register_unselected_upstream(ctx, &dag, &selected, &lakehouse)
+            .await?;
+        let log = EventLog::new(
+            lakehouse.at(EVENT_LOG_PATH),
+            &self.run_id.id,
+            &self.pipeline.name,
+            &self.cluster,
+        );
         info!(run_id = %self.run_id.id, tables = selected.len(), "run started");
-        let tables = self.schedule(ctx, &dag, &selected, &lakehouse, landing.as_ref(), &log).await;
+        let tables = self
+            .schedule(ctx, &dag, &selected, &lakehouse, landing.as_ref(), &log)
+            .await;
         Ok(RunSummary {
             run_id: self.run_id.id.clone(),
             pipeline: self.pipeline.name.clone(),
@@ -170,10 +189,14 @@ impl PipelineRun {
     }
 
     fn root_url(&self) -> Result<Url> {
-        let root = self.lakehouse.as_deref().or(self.pipeline.lakehouse.as_deref()).ok_or_else(|| Error::ParseSpec {
-            path: self.pipeline.path.clone(),
-            message: "no lakehouse root: set [pipeline] lakehouse or pass --lakehouse".into(),
-        })?;
+        let root = self
+            .lakehouse
+            .as_deref()
+            .or(self.pipeline.lakehouse.as_deref())
+            .ok_or_else(|| Error::ParseSpec {
+                path: self.pipeline.path.clone(),
+                message: "no lakehouse root: set [pipeline] lakehouse or pass --lakehouse".into(),
+            })?;
         resolve_url(None, root)
     }
 
@@ -186,15 +209,20 @@ impl PipelineRun {
         lakehouse: &Lakehouse,
     ) -> Result<()> {
         let chosen: BTreeSet<&String> = selected.iter().collect();
-        let needed: BTreeSet<&String> =
-            selected.iter().flat_map(|t| dag.upstream_of(t)).filter(|u| !chosen.contains(u)).collect();
+        let needed: BTreeSet<&String> = selected
+            .iter()
+            .flat_map(|t| dag.upstream_of(t))
+            .filter(|u| !chosen.contains(u))
+            .collect();
         for name in needed {
             let table = self.pipeline.table(name).expect("DAG names are pipeline tables");
             let url = lakehouse.table_url(table);
             let Some(snapshot) = TableSnapshot::load(&url).await? else {
                 return Err(Error::Select {
                     selector: name.clone(),
-                    message: format!("upstream table `{name}` has not been built yet ({url}); include it with `+`"),
+                    message: format!(
+                        "upstream table `{name}` has not been built yet ({url}); include it with `+`"
+                    ),
                 });
             };
             register(ctx, name, &snapshot)?;
@@ -219,13 +247,26 @@ impl PipelineRun {
         loop {
             let mut still_pending = Vec::new();
             for name in pending {
-                let deps: Vec<&String> = dag.upstream_of(name).iter().filter(|d| chosen.contains(d.as_str())).collect();
-                if let Some(failed) = deps.iter().find(|d| finished.get(d.as_str()).is_some_and(|s| !s.is_ok())) {
+                let deps: Vec<&String> = dag
+                    .upstream_of(name)
+                    .iter()
+                    .filter(|d| chosen.contains(d.as_str()))
+                    .collect();
+                if let Some(failed) = deps
+                    .iter()
+                    .find(|d| finished.get(d.as_str()).is_some_and(|s| !s.is_ok()))
+                {
                     let outcome = self.skipped(name, failed);
-                    self.finish(ctx, lakehouse, log, &mut finished, &mut outcomes, outcome).await;
-                } else if running.len() < self.concurrency && deps.iter().all(|d| finished.contains_key(d.as_str())) {
+                    self.finish(ctx, lakehouse, log, &mut finished, &mut outcomes, outcome)
+                        .await;
+                } else if running.len() < self.concurrency
+                    && deps.iter().all(|d| finished.contains_key(d.as_str()))
+                {
                     let table = self.pipeline.table(name).expect("selected tables exist");
-                    self.notify(&RunEvent::TableStarted { table: name.to_string(), layer: table.layer });
+                    self.notify(&RunEvent::TableStarted {
+                        table: name.to_string(),
+                        layer: table.layer,
+                    });
                     running.push(
                         TableJob {
                             ctx,
@@ -245,7 +286,10 @@ impl PipelineRun {
             }
             pending = still_pending;
             match running.next().await {
-                Some(outcome) => self.finish(ctx, lakehouse, log, &mut finished, &mut outcomes, outcome).await,
+                Some(outcome) => {
+                    self.finish(ctx, lakehouse, log, &mut finished, &mut outcomes, outcome)
+                        .await
+                }
                 None if pending.is_empty() => break,
                 None => continue,
             }
@@ -297,7 +341,13 @@ impl PipelineRun {
             version: None,
             started_at_micros: chrono::Utc::now().timestamp_micros(),
             duration: Default::default(),
-            error: Some(Error::UpstreamFailed { table: name.into(), upstream: upstream.into() }.to_string()),
+            error: Some(
+                Error::UpstreamFailed {
+                    table: name.into(),
+                    upstream: upstream.into(),
+                }
+                .to_string(),
+            ),
         }
     }
 
@@ -313,5 +363,9 @@ fn register(ctx: &SessionContext, name: &str, snapshot: &TableSnapshot) -> Resul
     ctx.deregister_table(name).ok();
     ctx.register_table(name, provider)
         .map(|_| ())
-        .map_err(|source| Error::Query { table: name.into(), step: "register", source })
+        .map_err(|source| Error::Query {
+            table: name.into(),
+            step: "register",
+            source: Box::new(source),
+        })
 }

@@ -58,7 +58,11 @@ impl TableJob<'_> {
             }
         }
         outcome.duration = started.elapsed();
-        info!(status = outcome.status.as_str(), rows = outcome.rows_written, "table finished");
+        info!(
+            status = outcome.status.as_str(),
+            rows = outcome.rows_written,
+            "table finished"
+        );
         outcome
     }
 
@@ -71,11 +75,18 @@ impl TableJob<'_> {
         let snapshot = TableSnapshot::load(&url).await?;
         if let Some(s) = &snapshot {
             outcome.version = Some(s.version());
-            if s.txn_version(&self.app_id("")).await?.is_some_and(|v| v >= self.run.seq) {
+            if s.txn_version(&self.app_id(""))
+                .await?
+                .is_some_and(|v| v >= self.run.seq)
+            {
                 return Ok(TableStatus::AlreadyCommitted);
             }
         }
-        let mode = if self.full_refresh { WriteMode::Overwrite } else { self.table.mode };
+        let mode = if self.full_refresh {
+            WriteMode::Overwrite
+        } else {
+            self.table.mode
+        };
         let Some(frame) = self.frame(snapshot.as_ref(), mode).await? else {
             return Ok(TableStatus::NoNewData);
         };
@@ -83,17 +94,37 @@ impl TableJob<'_> {
         let counts = count_rules(&self.table.name, &frame, &rules).await?;
         outcome.rows_read = counts.read;
         outcome.rule_failures = counts.failures.clone();
-        if let Some((rule, _, rows)) = counts.failures.iter().find(|(_, a, n)| *a == Action::Fail && *n > 0) {
-            return Err(Error::ExpectationFailed { table: self.table.name.clone(), rule: rule.clone(), rows: *rows });
+        if let Some((rule, _, rows)) = counts
+            .failures
+            .iter()
+            .find(|(_, a, n)| *a == Action::Fail && *n > 0)
+        {
+            return Err(Error::ExpectationFailed {
+                table: self.table.name.clone(),
+                rule: rule.clone(),
+                rows: *rows,
+            });
         }
         let columns = self.output_columns(&frame)?;
-        let dropped: u64 = counts.failures.iter().filter(|(_, a, _)| *a == Action::Drop).map(|(_, _, n)| n).sum();
+        let dropped: u64 = counts
+            .failures
+            .iter()
+            .filter(|(_, a, _)| *a == Action::Drop)
+            .map(|(_, _, n)| n)
+            .sum();
         if dropped > 0 {
             outcome.rows_quarantined = self.quarantine(&frame, &rules, &columns).await?;
         }
         let clean = keep_passing(frame, &rules, &columns).map_err(|e| self.query_err("plan write", e))?;
         let (commit, rows) = self
-            .write(clean, &url, self.table.partition_by.clone(), mode, &self.app_id(""), snapshot.as_ref())
+            .write(
+                clean,
+                &url,
+                self.table.partition_by.clone(),
+                mode,
+                &self.app_id(""),
+                snapshot.as_ref(),
+            )
             .await?;
         outcome.rows_written = rows;
         outcome.version = Some(commit.version());
@@ -105,7 +136,9 @@ impl TableJob<'_> {
 
     async fn frame(&self, snapshot: Option<&TableSnapshot>, mode: WriteMode) -> Result<Option<DataFrame>> {
         match &self.table.transform {
-            Transform::Sql(sql) => query_frame(self.ctx, self.pipeline, self.table, sql).await.map(Some),
+            Transform::Sql(sql) => query_frame(self.ctx, self.pipeline, self.table, sql)
+                .await
+                .map(Some),
             Transform::Source(source) => {
                 let ingested = match (snapshot, mode) {
                     (Some(s), WriteMode::Append) => self.ingested_files(s).await?,
@@ -141,9 +174,15 @@ impl TableJob<'_> {
             .map_err(err)?;
         let mut files = Vec::new();
         for batch in &batches {
-            let column = datafusion::arrow::compute::cast(batch.column(0), &datafusion::arrow::datatypes::DataType::Utf8)
-                .map_err(|e| err(e.into()))?;
-            let strings = column.as_any().downcast_ref::<datafusion::arrow::array::StringArray>().expect("cast to Utf8");
+            let column = datafusion::arrow::compute::cast(
+                batch.column(0),
+                &datafusion::arrow::datatypes::DataType::Utf8,
+            )
+            .map_err(|e| err(e.into()))?;
+            let strings = column
+                .as_any()
+                .downcast_ref::<datafusion::arrow::array::StringArray>()
+                .expect("cast to Utf8");
             files.extend(strings.iter().flatten().map(String::from));
         }
         Ok(files)
@@ -180,7 +219,14 @@ impl TableJob<'_> {
         let url = self.lakehouse.quarantine_url(self.table);
         let snapshot = TableSnapshot::load(&url).await?;
         let (_, rows) = self
-            .write(bad, &url, vec![], WriteMode::Append, &self.app_id("__quarantine"), snapshot.as_ref())
+            .write(
+                bad,
+                &url,
+                vec![],
+                WriteMode::Append,
+                &self.app_id("__quarantine"),
+                snapshot.as_ref(),
+            )
             .await?;
         Ok(rows)
     }
@@ -197,12 +243,28 @@ impl TableJob<'_> {
     ) -> Result<(CommitOutcome, u64)> {
         let schema = Arc::new(frame.schema().as_arrow().clone());
         let err = |e| self.query_err("write", e);
-        let node = DeltaWriteNode::try_new(frame.logical_plan().clone(), url.to_string(), partition_by.clone()).map_err(err)?;
+        let node = DeltaWriteNode::try_new(
+            frame.logical_plan().clone(),
+            url.to_string(),
+            partition_by.clone(),
+        )
+        .map_err(err)?;
         let plan = LogicalPlan::Extension(Extension { node: Arc::new(node) });
-        let batches = self.ctx.execute_logical_plan(plan).await.map_err(err)?.collect().await.map_err(err)?;
+        let batches = self
+            .ctx
+            .execute_logical_plan(plan)
+            .await
+            .map_err(err)?
+            .collect()
+            .await
+            .map_err(err)?;
         let (adds, rows) = parse_written(&batches).map_err(err)?;
         if snapshot.is_none() {
-            deltalake::ensure_table_uri(url.as_str()).map_err(|source| Error::Delta { url: url.to_string(), step: "create", source })?;
+            deltalake::ensure_table_uri(url.as_str()).map_err(|source| Error::Delta {
+                url: url.to_string(),
+                step: "create",
+                source: Box::new(source),
+            })?;
         }
         let commit = DeltaCommit::new(url.clone(), app_id, self.run.seq, schema)
             .with_mode(mode)
@@ -215,12 +277,20 @@ impl TableJob<'_> {
     }
 
     fn query_err(&self, step: &'static str, source: datafusion::error::DataFusionError) -> Error {
-        Error::Query { table: self.table.name.clone(), step, source }
+        Error::Query {
+            table: self.table.name.clone(),
+            step,
+            source: Box::new(source),
+        }
     }
 }
 
 /// Rows passing every drop rule, with the table's columns.
-fn keep_passing(frame: DataFrame, rules: &[Rule], columns: &[String]) -> datafusion::error::Result<DataFrame> {
+fn keep_passing(
+    frame: DataFrame,
+    rules: &[Rule],
+    columns: &[String],
+) -> datafusion::error::Result<DataFrame> {
     let pass = rules
         .iter()
         .filter(|r| r.action == Action::Drop)
@@ -234,7 +304,9 @@ fn keep_passing(frame: DataFrame, rules: &[Rule], columns: &[String]) -> datafus
 }
 
 /// The `Add` actions and row count returned by the write tasks.
-fn parse_written(batches: &[datafusion::arrow::array::RecordBatch]) -> datafusion::error::Result<(Vec<Add>, u64)> {
+fn parse_written(
+    batches: &[datafusion::arrow::array::RecordBatch],
+) -> datafusion::error::Result<(Vec<Add>, u64)> {
     use datafusion::arrow::array::{Int64Array, StringArray};
     let mut adds = Vec::new();
     let mut rows = 0u64;
@@ -242,10 +314,13 @@ fn parse_written(batches: &[datafusion::arrow::array::RecordBatch]) -> datafusio
         let json = batch.column(1).as_any().downcast_ref::<StringArray>();
         let counts = batch.column(2).as_any().downcast_ref::<Int64Array>();
         let (Some(json), Some(counts)) = (json, counts) else {
-            return Err(datafusion::error::DataFusionError::Internal("unexpected write result schema".into()));
+            return Err(datafusion::error::DataFusionError::Internal(
+                "unexpected write result schema".into(),
+            ));
         };
         for i in 0..batch.num_rows() {
-            let add: Add = serde_json::from_str(json.value(i)).map_err(|e| datafusion::error::DataFusionError::External(Box::new(e)))?;
+            let add: Add = serde_json::from_str(json.value(i))
+                .map_err(|e| datafusion::error::DataFusionError::External(Box::new(e)))?;
             adds.push(add);
             rows += counts.value(i).max(0) as u64;
         }

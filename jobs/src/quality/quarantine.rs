@@ -25,7 +25,10 @@ pub fn quarantine_frame(
     let Some(first) = drops.first() else {
         return Ok(None);
     };
-    let any_failed = drops.iter().skip(1).fold(first.pass.clone().not(), |acc, r| acc.or(r.pass.clone().not()));
+    let any_failed = drops
+        .iter()
+        .skip(1)
+        .fold(first.pass.clone().not(), |acc, r| acc.or(r.pass.clone().not()));
     let mut rule = when(first.pass.clone().not(), lit(first.name.clone()));
     let mut reason = when(first.pass.clone().not(), first.reason.clone());
     for r in drops.iter().skip(1) {
@@ -36,6 +39,12 @@ pub fn quarantine_frame(
     select.push(rule.end()?.alias("_rule"));
     select.push(reason.end()?.alias("_reason"));
     select.push(lit(run_id.to_string()).alias("_run_id"));
-    select.push(lit(ScalarValue::TimestampMicrosecond(Some(now_micros), Some("UTC".into()))).alias("_quarantined_at"));
+    select.push(
+        lit(ScalarValue::TimestampMicrosecond(
+            Some(now_micros),
+            Some("UTC".into()),
+        ))
+        .alias("_quarantined_at"),
+    );
     Ok(Some(frame.clone().filter(any_failed)?.select(select)?))
 }

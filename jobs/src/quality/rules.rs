@@ -44,12 +44,14 @@ pub fn rules_for(pipeline: &Pipeline, table: &TableSpec, frame: &DataFrame) -> R
         });
     }
     for e in &table.expectations {
-        let pass = frame.parse_sql_expr(&format!("coalesce(({}), false)", e.sql)).map_err(|err| Error::InvalidSpec {
-            path: pipeline.path.clone(),
-            line: table.line,
-            table: table.name.clone(),
-            message: format!("expectation `{}`: {err}", e.name),
-        })?;
+        let pass = frame
+            .parse_sql_expr(&format!("coalesce(({}), false)", e.sql))
+            .map_err(|err| Error::InvalidSpec {
+                path: pipeline.path.clone(),
+                line: table.line,
+                table: table.name.clone(),
+                message: format!("expectation `{}`: {err}", e.name),
+            })?;
         rules.push(Rule {
             name: e.name.clone(),
             pass,
@@ -62,13 +64,25 @@ pub fn rules_for(pipeline: &Pipeline, table: &TableSpec, frame: &DataFrame) -> R
 
 /// Counts rows and per-rule failures with one aggregate job.
 pub async fn count_rules(table: &str, frame: &DataFrame, rules: &[Rule]) -> Result<RuleCounts> {
-    let query_err = |source| Error::Query { table: table.to_string(), step: "count expectations", source };
+    let query_err = |source| Error::Query {
+        table: table.to_string(),
+        step: "count expectations",
+        source: Box::new(source),
+    };
     let mut aggregates = vec![count(lit(1)).alias("_read")];
     for (i, rule) in rules.iter().enumerate() {
-        let failed = when(rule.pass.clone(), lit(0i64)).otherwise(lit(1i64)).map_err(query_err)?;
+        let failed = when(rule.pass.clone(), lit(0i64))
+            .otherwise(lit(1i64))
+            .map_err(query_err)?;
         aggregates.push(sum(failed).alias(format!("_rule_{i}")));
     }
-    let batches = frame.clone().aggregate(vec![], aggregates).map_err(query_err)?.collect().await.map_err(query_err)?;
+    let batches = frame
+        .clone()
+        .aggregate(vec![], aggregates)
+        .map_err(query_err)?
+        .collect()
+        .await
+        .map_err(query_err)?;
     let value = |idx: usize| -> u64 {
         batches
             .iter()
@@ -82,6 +96,10 @@ pub async fn count_rules(table: &str, frame: &DataFrame, rules: &[Rule]) -> Resu
     };
     Ok(RuleCounts {
         read: value(0),
-        failures: rules.iter().enumerate().map(|(i, r)| (r.name.clone(), r.action, value(i + 1))).collect(),
+        failures: rules
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (r.name.clone(), r.action, value(i + 1)))
+            .collect(),
     })
 }

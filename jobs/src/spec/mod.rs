@@ -3,7 +3,5 @@
 mod model;
 mod parse;
 
-pub use model::{
-    Action, Expectation, Format, Layer, Pipeline, Source, TableSpec, Transform, WriteMode,
-};
+pub use model::{Action, Expectation, Format, Layer, Pipeline, Source, TableSpec, Transform, WriteMode};
 pub use parse::{parse_spec, read_spec};

@@ -5,9 +5,7 @@ use std::collections::{BTreeMap, HashSet};
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::model::{
-    Action, Expectation, Format, Layer, Pipeline, Source, TableSpec, Transform, WriteMode,
-};
+use super::model::{Action, Expectation, Format, Layer, Pipeline, Source, TableSpec, Transform, WriteMode};
 use crate::error::{Error, Result};
 
 #[derive(Deserialize)]
@@ -117,10 +115,15 @@ fn convert_table(raw: RawTable, line: usize, path: &str) -> Result<TableSpec> {
         message,
     };
     if !is_identifier(&name) {
-        return Err(err("name must be letters, digits and `_`, not starting with a digit".into()));
+        return Err(err(
+            "name must be letters, digits and `_`, not starting with a digit".into(),
+        ));
     }
     let layer = Layer::parse(&raw.layer).ok_or_else(|| {
-        err(format!("unknown layer `{}` (expected bronze, silver, gold or ml)", raw.layer))
+        err(format!(
+            "unknown layer `{}` (expected bronze, silver, gold or ml)",
+            raw.layer
+        ))
     })?;
     let transform = match (raw.source, raw.sql) {
         (Some(source), None) => Transform::Source(convert_source(source).map_err(&err)?),
@@ -132,7 +135,11 @@ fn convert_table(raw: RawTable, line: usize, path: &str) -> Result<TableSpec> {
         None => default_mode(&transform),
         Some("overwrite") => WriteMode::Overwrite,
         Some("append") => WriteMode::Append,
-        Some(other) => return Err(err(format!("unknown mode `{other}` (expected overwrite or append)"))),
+        Some(other) => {
+            return Err(err(format!(
+                "unknown mode `{other}` (expected overwrite or append)"
+            )));
+        }
     };
     let expectations = raw
         .expectations
@@ -168,7 +175,11 @@ fn convert_source(raw: RawSource) -> std::result::Result<Source, String> {
         "csv" => Format::Csv,
         "json" | "ndjson" => Format::Ndjson,
         "parquet" => Format::Parquet,
-        other => return Err(format!("unknown source format `{other}` (expected csv, json, ndjson or parquet)")),
+        other => {
+            return Err(format!(
+                "unknown source format `{other}` (expected csv, json, ndjson or parquet)"
+            ));
+        }
     };
     let delimiter = match raw.delimiter.as_deref() {
         None => b',',
@@ -267,8 +278,13 @@ action = "drop"
         assert_eq!(p.name, "shop");
         assert_eq!(p.tables.len(), 2);
         let raw = &p.tables[0];
-        assert_eq!((raw.line, raw.layer, raw.mode), (6, Layer::Bronze, WriteMode::Append));
-        let Transform::Source(src) = &raw.transform else { panic!("source expected") };
+        assert_eq!(
+            (raw.line, raw.layer, raw.mode),
+            (6, Layer::Bronze, WriteMode::Append)
+        );
+        let Transform::Source(src) = &raw.transform else {
+            panic!("source expected")
+        };
         assert_eq!((src.format, src.header, src.delimiter), (Format::Csv, true, b','));
         assert_eq!(src.schema["order_id"], "bigint");
         let orders = &p.tables[1];
@@ -283,7 +299,10 @@ action = "drop"
     #[test]
     fn rejects_duplicate_table_with_its_line() {
         let spec = format!("{SPEC}\n[[table]]\nname = \"orders\"\nlayer = \"gold\"\nsql = \"SELECT 1\"\n");
-        assert_eq!(error_of(&spec), "p.toml:21: table `orders`: declared more than once");
+        assert_eq!(
+            error_of(&spec),
+            "p.toml:21: table `orders`: declared more than once"
+        );
     }
 
     #[test]
@@ -296,12 +315,27 @@ action = "drop"
     fn rejects_unknown_layer_format_action_and_mode() {
         let base = "[pipeline]\nname = \"x\"\n[[table]]\nname = \"t\"\n";
         let cases = [
-            ("layer = \"platinum\"\nsql = \"SELECT 1\"", "unknown layer `platinum`"),
-            ("layer = \"bronze\"\nsource = { path = \"a\", format = \"xml\" }", "unknown source format `xml`"),
-            ("layer = \"gold\"\nsql = \"SELECT 1\"\nmode = \"merge\"", "unknown mode `merge`"),
+            (
+                "layer = \"platinum\"\nsql = \"SELECT 1\"",
+                "unknown layer `platinum`",
+            ),
+            (
+                "layer = \"bronze\"\nsource = { path = \"a\", format = \"xml\" }",
+                "unknown source format `xml`",
+            ),
+            (
+                "layer = \"gold\"\nsql = \"SELECT 1\"\nmode = \"merge\"",
+                "unknown mode `merge`",
+            ),
             ("layer = \"gold\"", "needs a `source` or a `sql` query"),
-            ("layer = \"gold\"\nsql = \"SELECT 1\"\n[[table.expect]]\nname = \"r\"\nsql = \"1=1\"\naction = \"explode\"", "unknown action `explode`"),
-            ("layer = \"bronze\"\nsource = { path = \"a\", format = \"csv\", header = false }", "needs `columns`"),
+            (
+                "layer = \"gold\"\nsql = \"SELECT 1\"\n[[table.expect]]\nname = \"r\"\nsql = \"1=1\"\naction = \"explode\"",
+                "unknown action `explode`",
+            ),
+            (
+                "layer = \"bronze\"\nsource = { path = \"a\", format = \"csv\", header = false }",
+                "needs `columns`",
+            ),
         ];
         for (body, expected) in cases {
             let msg = error_of(&format!("{base}{body}\n"));
