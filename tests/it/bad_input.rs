@@ -38,6 +38,7 @@ async fn failing_expectation_leaves_table_at_previous_version() {
     let gold = ws.path("lake/gold/revenue_by_country");
     let before = table_rows(&gold, "*").await;
     let version_before = version(&gold).await;
+    let files_before = parquet_files(&gold);
 
     let strict = format!(
         "{SPEC}[[table.expect]]\nname = \"big_countries\"\nsql = \"orders > 1\"\naction = \"fail\"\n"
@@ -52,4 +53,22 @@ async fn failing_expectation_leaves_table_at_previous_version() {
     );
     assert_eq!(version(&gold).await, version_before);
     assert_eq!(table_rows(&gold, "*").await, before);
+    assert_eq!(
+        parquet_files(&gold),
+        files_before,
+        "files of the aborted write are deleted"
+    );
+}
+
+fn parquet_files(table: &std::path::Path) -> usize {
+    std::fs::read_dir(table)
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .path()
+                .extension()
+                .is_some_and(|x| x == "parquet")
+        })
+        .count()
 }

@@ -20,7 +20,7 @@ use datafusion_proto::physical_plan::{
 };
 use serde::{Deserialize, Serialize};
 
-use crate::delta::{DeltaFile, DeltaScanTable, DeltaWriteExec, DeltaWriteNode};
+use crate::delta::{DeltaFile, DeltaScanTable, DeltaWriteExec, DeltaWriteNode, WriteSpec};
 use crate::landing::{LandingOptions, LandingScanExec, LandingTable};
 
 const MAGIC: &[u8] = b"medallion.v1:";
@@ -36,15 +36,9 @@ enum Payload {
         partition_columns: Vec<String>,
         files: Vec<DeltaFile>,
     },
-    DeltaWriteNode {
-        url: String,
-        partition_by: Vec<String>,
-    },
+    DeltaWriteNode(WriteSpec),
     LandingExec(LandingOptions),
-    DeltaWriteExec {
-        url: String,
-        partition_by: Vec<String>,
-    },
+    DeltaWriteExec(WriteSpec),
 }
 
 fn encode(payload: &Payload, buf: &mut Vec<u8>) -> Result<()> {
@@ -66,13 +60,13 @@ pub struct MedallionLogicalCodec {
 impl LogicalExtensionCodec for MedallionLogicalCodec {
     fn try_decode(&self, buf: &[u8], inputs: &[LogicalPlan], ctx: &TaskContext) -> Result<Extension> {
         match decode(buf) {
-            Some(Ok(Payload::DeltaWriteNode { url, partition_by })) => {
+            Some(Ok(Payload::DeltaWriteNode(spec))) => {
                 let input = inputs
                     .first()
                     .cloned()
                     .ok_or_else(|| DataFusionError::Internal("DeltaWrite without input".into()))?;
                 Ok(Extension {
-                    node: Arc::new(DeltaWriteNode::try_new(input, url, partition_by)?),
+                    node: Arc::new(DeltaWriteNode::try_new(input, spec)?),
                 })
             }
             Some(Ok(_)) => Err(DataFusionError::Internal("not a logical node payload".into())),
@@ -83,13 +77,7 @@ impl LogicalExtensionCodec for MedallionLogicalCodec {
 
     fn try_encode(&self, node: &Extension, buf: &mut Vec<u8>) -> Result<()> {
         match node.node.as_any().downcast_ref::<DeltaWriteNode>() {
-            Some(w) => encode(
-                &Payload::DeltaWriteNode {
-                    url: w.table_url.clone(),
-                    partition_by: w.partition_by.clone(),
-                },
-                buf,
-            ),
+            Some(w) => encode(&Payload::DeltaWriteNode(w.spec.clone()), buf),
             None => self.ballista.try_encode(node, buf),
         }
     }
@@ -176,12 +164,12 @@ impl PhysicalExtensionCodec for MedallionPhysicalCodec {
                     .ok_or_else(|| DataFusionError::Internal("LandingScanExec without input".into()))?;
                 Ok(Arc::new(LandingScanExec::new(input, options)))
             }
-            Some(Ok(Payload::DeltaWriteExec { url, partition_by })) => {
+            Some(Ok(Payload::DeltaWriteExec(spec))) => {
                 let input = inputs
                     .first()
                     .cloned()
                     .ok_or_else(|| DataFusionError::Internal("DeltaWriteExec without input".into()))?;
-                Ok(Arc::new(DeltaWriteExec::new(input, url, partition_by)))
+                Ok(Arc::new(DeltaWriteExec::new(input, spec)))
             }
             Some(Ok(_)) => Err(DataFusionError::Internal("not a physical node payload".into())),
             Some(Err(e)) => Err(e),
@@ -199,11 +187,7 @@ impl PhysicalExtensionCodec for MedallionPhysicalCodec {
             return encode(&Payload::LandingExec(scan.options().clone()), buf);
         }
         if let Some(write) = node.downcast_ref::<DeltaWriteExec>() {
-            let payload = Payload::DeltaWriteExec {
-                url: write.table_url().to_string(),
-                partition_by: write.partition_by().to_vec(),
-            };
-            return encode(&payload, buf);
+            return encode(&Payload::DeltaWriteExec(write.spec().clone()), buf);
         }
         Err(DataFusionError::Internal(format!(
             "{} is not a Medallion plan node",

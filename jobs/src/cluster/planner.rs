@@ -47,10 +47,6 @@ impl ExtensionPlanner for DeltaWritePlanner {
             return Ok(None);
         };
         let input = Arc::clone(&physical_inputs[0]);
-        Ok(Some(Arc::new(DeltaWriteExec::new(
-            input,
-            write.table_url.clone(),
-            write.partition_by.clone(),
-        ))))
+        Ok(Some(Arc::new(DeltaWriteExec::new(input, write.spec.clone()))))
     }
 }

@@ -7,6 +7,7 @@ mod scan;
 mod snapshot;
 mod write_exec;
 mod write_node;
+mod write_spec;
 
 pub use commit::{CommitOutcome, DeltaCommit};
 pub use normalize::{normalize_batch, normalize_schema};
@@ -14,3 +15,4 @@ pub use scan::{DeltaFile, DeltaScanTable, project};
 pub use snapshot::TableSnapshot;
 pub use write_exec::{DeltaWriteExec, written_files_schema};
 pub use write_node::DeltaWriteNode;
+pub use write_spec::{TaskCounts, WriteResult, WriteSpec, WriteTarget};

@@ -1,10 +1,12 @@
-//! Writes each input partition as Parquet data files of a Delta table, on the executor that
-//! runs the partition, and returns the `Add` actions for the driver to commit.
+//! Writes each input partition as Parquet data files of one or more Delta tables, on the
+//! executor that runs the partition, and returns the `Add` actions and row counts for the
+//! driver to commit.
 
 use std::fmt;
 use std::sync::{Arc, LazyLock};
 
-use datafusion::arrow::array::{Int64Array, RecordBatch, StringArray};
+use datafusion::arrow::array::{Array, BooleanArray, Int32Array, Int64Array, RecordBatch, StringArray};
+use datafusion::arrow::compute::filter_record_batch;
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::error::{DataFusionError, Result};
@@ -22,16 +24,19 @@ use futures::StreamExt;
 use url::Url;
 
 use super::normalize::{normalize_batch, normalize_schema};
+use super::write_spec::{COUNTS_ROW, TaskCounts, WriteSpec, WriteTarget};
 
 static WRITTEN_FILES: LazyLock<SchemaRef> = LazyLock::new(|| {
     Arc::new(Schema::new(vec![
+        Field::new("target", DataType::Int32, false),
         Field::new("path", DataType::Utf8, false),
-        Field::new("add", DataType::Utf8, false),
+        Field::new("payload", DataType::Utf8, false),
         Field::new("rows", DataType::Int64, false),
     ]))
 });
 
-/// Schema of what [`DeltaWriteExec`] returns: one row per data file written.
+/// Schema of what [`DeltaWriteExec`] returns: a row per data file written (`payload` is the
+/// `Add` action as JSON) and a row per task with its counts (`target` = -1).
 pub fn written_files_schema() -> SchemaRef {
     Arc::clone(&WRITTEN_FILES)
 }
@@ -40,14 +45,13 @@ pub fn written_files_schema() -> SchemaRef {
 #[derive(Debug)]
 pub struct DeltaWriteExec {
     input: Arc<dyn ExecutionPlan>,
-    table_url: String,
-    partition_by: Vec<String>,
+    spec: Arc<WriteSpec>,
     properties: Arc<PlanProperties>,
 }
 
 impl DeltaWriteExec {
-    /// Writes `input` under `table_url`, split by `partition_by`.
-    pub fn new(input: Arc<dyn ExecutionPlan>, table_url: String, partition_by: Vec<String>) -> Self {
+    /// Writes `input` as `spec` says.
+    pub fn new(input: Arc<dyn ExecutionPlan>, spec: WriteSpec) -> Self {
         let partitions = input.output_partitioning().partition_count();
         let properties = Arc::new(PlanProperties::new(
             EquivalenceProperties::new(written_files_schema()),
@@ -57,35 +61,21 @@ impl DeltaWriteExec {
         ));
         Self {
             input,
-            table_url,
-            partition_by,
+            spec: Arc::new(spec),
             properties,
         }
     }
 
-    /// The table written to.
-    pub fn table_url(&self) -> &str {
-        &self.table_url
-    }
-
-    /// Partition columns.
-    pub fn partition_by(&self) -> &[String] {
-        &self.partition_by
-    }
-
-    /// The plan whose rows are written.
-    pub fn input(&self) -> &Arc<dyn ExecutionPlan> {
-        &self.input
+    /// What is written.
+    pub fn spec(&self) -> &WriteSpec {
+        &self.spec
     }
 }
 
 impl DisplayAs for DeltaWriteExec {
     fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "DeltaWriteExec: table={}, partition_by={:?}",
-            self.table_url, self.partition_by
-        )
+        let urls: Vec<&str> = self.spec.targets.iter().map(|t| t.url.as_str()).collect();
+        write!(f, "DeltaWriteExec: targets={urls:?}")
     }
 }
 
@@ -117,16 +107,12 @@ impl ExecutionPlan for DeltaWriteExec {
             .into_iter()
             .next()
             .ok_or_else(|| DataFusionError::Internal("DeltaWriteExec needs exactly one input".into()))?;
-        Ok(Arc::new(Self::new(
-            input,
-            self.table_url.clone(),
-            self.partition_by.clone(),
-        )))
+        Ok(Arc::new(Self::new(input, (*self.spec).clone())))
     }
 
     fn execute(&self, partition: usize, context: Arc<TaskContext>) -> Result<SendableRecordBatchStream> {
         let input = self.input.execute(partition, context)?;
-        let write = write_partition(input, self.table_url.clone(), self.partition_by.clone());
+        let write = write_partition(input, Arc::clone(&self.spec));
         Ok(Box::pin(RecordBatchStreamAdapter::new(
             written_files_schema(),
             futures::stream::once(write),
@@ -134,53 +120,128 @@ impl ExecutionPlan for DeltaWriteExec {
     }
 }
 
-async fn write_partition(
-    mut input: SendableRecordBatchStream,
-    table_url: String,
-    partition_by: Vec<String>,
-) -> Result<RecordBatch> {
-    let url = Url::parse(&table_url).map_err(|e| DataFusionError::External(Box::new(e)))?;
-    let store = DeltaTableBuilder::from_url(url)
-        .and_then(|b| b.build_storage())
-        .map_err(|e| DataFusionError::External(Box::new(e)))?
-        .object_store(None);
-    let schema = normalize_schema(&input.schema());
-    let config = WriterConfig::new(
-        Arc::clone(&schema),
-        partition_by,
-        None,
-        None,
-        None,
-        DataSkippingNumIndexedCols::NumColumns(32),
-        None,
-    );
-    let mut writer = DeltaWriter::new(store, config);
-    while let Some(batch) = input.next().await {
-        let batch = normalize_batch(&batch?, &schema)?;
-        writer
-            .write(&batch)
-            .await
-            .map_err(|e| DataFusionError::External(Box::new(e)))?;
+/// One target's writer and the columns it takes.
+struct TargetWriter<'a> {
+    target: &'a WriteTarget,
+    schema: SchemaRef,
+    writer: DeltaWriter,
+}
+
+impl<'a> TargetWriter<'a> {
+    fn open(target: &'a WriteTarget, input: &SchemaRef) -> Result<Self> {
+        let url = Url::parse(&target.url).map_err(external)?;
+        let store = DeltaTableBuilder::from_url(url)
+            .and_then(|b| b.build_storage())
+            .map_err(external)?;
+        let schema = normalize_schema(&Arc::new(input.project(&target.columns)?));
+        let config = WriterConfig::new(
+            Arc::clone(&schema),
+            target.partition_by.clone(),
+            None,
+            None,
+            None,
+            DataSkippingNumIndexedCols::NumColumns(32),
+            None,
+        );
+        Ok(Self {
+            target,
+            schema,
+            writer: DeltaWriter::new(store.object_store(None), config),
+        })
     }
-    let adds = writer
-        .close()
-        .await
-        .map_err(|e| DataFusionError::External(Box::new(e)))?;
-    let paths: Vec<String> = adds.iter().map(|a| a.path.clone()).collect();
-    let rows: Vec<i64> = adds.iter().map(|a| num_records(a.stats.as_deref())).collect();
-    let json = adds
+
+    async fn write(&mut self, batch: &RecordBatch) -> Result<()> {
+        let kept = match self.target.keep_when {
+            None => batch.clone(),
+            Some((column, value)) => filter_record_batch(batch, &mask(batch.column(column), value)?)?,
+        };
+        if kept.num_rows() == 0 {
+            return Ok(());
+        }
+        let projected = normalize_batch(&kept.project(&self.target.columns)?, &self.schema)?;
+        self.writer.write(&projected).await.map_err(external)
+    }
+}
+
+async fn write_partition(mut input: SendableRecordBatchStream, spec: Arc<WriteSpec>) -> Result<RecordBatch> {
+    let schema = input.schema();
+    let mut writers = spec
+        .targets
         .iter()
-        .map(serde_json::to_string)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| DataFusionError::External(Box::new(e)))?;
-    Ok(RecordBatch::try_new(
-        written_files_schema(),
-        vec![
-            Arc::new(StringArray::from(paths)),
-            Arc::new(StringArray::from(json)),
-            Arc::new(Int64Array::from(rows)),
-        ],
-    )?)
+        .map(|t| TargetWriter::open(t, &schema))
+        .collect::<Result<Vec<_>>>()?;
+    let mut counts = TaskCounts {
+        read: 0,
+        counted: vec![0; spec.count_columns.len()],
+    };
+    while let Some(batch) = input.next().await {
+        let batch = batch?;
+        counts.read += batch.num_rows() as u64;
+        for (total, &column) in counts.counted.iter_mut().zip(&spec.count_columns) {
+            *total += mask(batch.column(column), true)?.true_count() as u64;
+        }
+        for writer in &mut writers {
+            writer.write(&batch).await?;
+        }
+    }
+    let mut out = ResultRows::default();
+    for (t, writer) in writers.into_iter().enumerate() {
+        for add in writer.writer.close().await.map_err(external)? {
+            let rows = num_records(add.stats.as_deref());
+            out.push(
+                t as i32,
+                &add.path.clone(),
+                serde_json::to_string(&add).map_err(external)?,
+                rows,
+            );
+        }
+    }
+    let read = counts.read as i64;
+    out.push(
+        COUNTS_ROW,
+        "",
+        serde_json::to_string(&counts).map_err(external)?,
+        read,
+    );
+    out.finish()
+}
+
+#[derive(Default)]
+struct ResultRows {
+    targets: Vec<i32>,
+    paths: Vec<String>,
+    payloads: Vec<String>,
+    rows: Vec<i64>,
+}
+
+impl ResultRows {
+    fn push(&mut self, target: i32, path: &str, payload: String, rows: i64) {
+        self.targets.push(target);
+        self.paths.push(path.to_string());
+        self.payloads.push(payload);
+        self.rows.push(rows);
+    }
+
+    fn finish(self) -> Result<RecordBatch> {
+        Ok(RecordBatch::try_new(
+            written_files_schema(),
+            vec![
+                Arc::new(Int32Array::from(self.targets)),
+                Arc::new(StringArray::from(self.paths)),
+                Arc::new(StringArray::from(self.payloads)),
+                Arc::new(Int64Array::from(self.rows)),
+            ],
+        )?)
+    }
+}
+
+/// Rows where the boolean column equals `value` (NULL never matches TRUE; counts as FALSE).
+fn mask(column: &dyn Array, value: bool) -> Result<BooleanArray> {
+    let bools = column
+        .as_any()
+        .downcast_ref::<BooleanArray>()
+        .ok_or_else(|| DataFusionError::Internal("DeltaWriteExec mask column is not boolean".into()))?;
+    Ok(bools.iter().map(|b| Some(b.unwrap_or(false) == value)).collect())
 }
 
 /// Rows in a file, from the `numRecords` of the stats the writer computed.
@@ -189,4 +250,8 @@ fn num_records(stats: Option<&str>) -> i64 {
         .and_then(|s| serde_json::from_str::<serde_json::Value>(s).ok())
         .and_then(|v| v.get("numRecords").and_then(serde_json::Value::as_i64))
         .unwrap_or(0)
+}
+
+fn external(e: impl std::error::Error + Send + Sync + 'static) -> DataFusionError {
+    DataFusionError::External(Box::new(e))
 }

@@ -11,37 +11,29 @@ use datafusion::error::{DataFusionError, Result};
 use datafusion::logical_expr::{Expr, LogicalPlan, UserDefinedLogicalNodeCore};
 
 use super::write_exec::written_files_schema;
+use super::write_spec::WriteSpec;
 
-/// Write the input's rows as data files of the Delta table at `table_url`.
+/// Write the input's rows as data files of the Delta tables in `spec`.
 #[derive(Debug, Clone)]
 pub struct DeltaWriteNode {
     /// Rows to write.
     pub input: LogicalPlan,
-    /// Table root URL.
-    pub table_url: String,
-    /// Partition columns.
-    pub partition_by: Vec<String>,
+    /// Targets and counters.
+    pub spec: WriteSpec,
     schema: DFSchemaRef,
 }
 
 impl DeltaWriteNode {
-    /// A write of `input` to `table_url`.
-    pub fn try_new(input: LogicalPlan, table_url: String, partition_by: Vec<String>) -> Result<Self> {
+    /// A write of `input` as `spec` says.
+    pub fn try_new(input: LogicalPlan, spec: WriteSpec) -> Result<Self> {
         let schema = Arc::new(DFSchema::try_from(written_files_schema())?);
-        Ok(Self {
-            input,
-            table_url,
-            partition_by,
-            schema,
-        })
+        Ok(Self { input, spec, schema })
     }
 }
 
 impl PartialEq for DeltaWriteNode {
     fn eq(&self, other: &Self) -> bool {
-        self.table_url == other.table_url
-            && self.partition_by == other.partition_by
-            && self.input == other.input
+        self.spec == other.spec && self.input == other.input
     }
 }
 
@@ -49,15 +41,14 @@ impl Eq for DeltaWriteNode {}
 
 impl Hash for DeltaWriteNode {
     fn hash<H: Hasher>(&self, state: &mut H) {
-        self.table_url.hash(state);
-        self.partition_by.hash(state);
+        self.spec.hash(state);
         self.input.hash(state);
     }
 }
 
 impl PartialOrd for DeltaWriteNode {
     fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        match (&self.table_url, &self.partition_by).cmp(&(&other.table_url, &other.partition_by)) {
+        match self.spec.cmp(&other.spec) {
             Ordering::Equal => self.input.partial_cmp(&other.input),
             ord => Some(ord),
         }
@@ -82,11 +73,8 @@ impl UserDefinedLogicalNodeCore for DeltaWriteNode {
     }
 
     fn fmt_for_explain(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        write!(
-            f,
-            "DeltaWrite: table={}, partition_by={:?}",
-            self.table_url, self.partition_by
-        )
+        let urls: Vec<&str> = self.spec.targets.iter().map(|t| t.url.as_str()).collect();
+        write!(f, "DeltaWrite: targets={urls:?}")
     }
 
     fn with_exprs_and_inputs(&self, _exprs: Vec<Expr>, inputs: Vec<LogicalPlan>) -> Result<Self> {
@@ -94,6 +82,6 @@ impl UserDefinedLogicalNodeCore for DeltaWriteNode {
             .into_iter()
             .next()
             .ok_or_else(|| DataFusionError::Internal("DeltaWrite needs exactly one input".into()))?;
-        Self::try_new(input, self.table_url.clone(), self.partition_by.clone())
+        Self::try_new(input, self.spec.clone())
     }
 }

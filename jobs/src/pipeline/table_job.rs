@@ -1,23 +1,27 @@
 //! One table of a run: plan its rows, check expectations, quarantine, write, commit.
 
+use std::sync::Arc;
 use std::time::Instant;
 
+use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::dataframe::DataFrame;
 use datafusion::logical_expr::{Extension, LogicalPlan};
 use datafusion::prelude::SessionContext;
 use deltalake::kernel::Add;
-use std::sync::Arc;
+use object_store::ObjectStoreExt;
 use tracing::{info, instrument};
 use url::Url;
 
 use super::outcome::{TableOutcome, TableStatus};
 use super::paths::{Lakehouse, resolve_url};
 use super::run::RunId;
-use crate::delta::{CommitOutcome, DeltaCommit, DeltaWriteNode, TableSnapshot};
+use crate::delta::{
+    CommitOutcome, DeltaCommit, DeltaWriteNode, TableSnapshot, WriteResult, WriteSpec, WriteTarget,
+};
 use crate::error::{Error, Result, error_chain};
 use crate::landing::{CORRUPT_REASON, CORRUPT_RECORD, SOURCE_FILE};
 use crate::layers::{BronzeInput, bronze_frame, ident, query_frame};
-use crate::quality::{Rule, count_rules, quarantine_frame, rules_for};
+use crate::quality::{CheckedFrame, rules_for};
 use crate::spec::{Action, Pipeline, TableSpec, Transform, WriteMode};
 
 /// Everything one table's work needs from its run.
@@ -91,47 +95,90 @@ impl TableJob<'_> {
             return Ok(TableStatus::NoNewData);
         };
         let rules = rules_for(self.pipeline, self.table, &frame)?;
-        let counts = count_rules(&self.table.name, &frame, &rules).await?;
-        outcome.rows_read = counts.read;
-        outcome.rule_failures = counts.failures.clone();
-        if let Some((rule, _, rows)) = counts
-            .failures
+        let columns = self.output_columns(&frame)?;
+        let extra: Vec<String> = match self.table.transform {
+            Transform::Source(_) => vec![CORRUPT_RECORD.to_string()],
+            Transform::Sql(_) => vec![],
+        };
+        let checked = CheckedFrame::build(
+            frame,
+            &rules,
+            &columns,
+            &extra,
+            &self.run.id,
+            self.run.started_micros,
+        )
+        .map_err(|e| self.query_err("plan expectations", e))?;
+        let spec = self.write_spec(&url, &checked);
+        let result = self.write(&checked.frame, &spec).await?;
+        outcome.rows_read = result.counts.read;
+        outcome.rule_failures = rules
+            .iter()
+            .zip(&result.counts.counted)
+            .map(|(r, n)| (r.name.clone(), r.action, *n))
+            .collect();
+        if let Some((rule, _, rows)) = outcome
+            .rule_failures
             .iter()
             .find(|(_, a, n)| *a == Action::Fail && *n > 0)
         {
+            discard(&spec, &result).await;
             return Err(Error::ExpectationFailed {
                 table: self.table.name.clone(),
                 rule: rule.clone(),
                 rows: *rows,
             });
         }
-        let columns = self.output_columns(&frame)?;
-        let dropped: u64 = counts
-            .failures
-            .iter()
-            .filter(|(_, a, _)| *a == Action::Drop)
-            .map(|(_, _, n)| n)
-            .sum();
-        if dropped > 0 {
-            outcome.rows_quarantined = self.quarantine(&frame, &rules, &columns).await?;
+        let schema = checked.frame.schema().as_arrow().clone();
+        if let (Some(target), Some(adds)) = (spec.targets.get(1), result.adds.get(1))
+            && result.rows[1] > 0
+        {
+            let q_schema = Arc::new(
+                schema
+                    .project(&target.columns)
+                    .map_err(|e| self.query_err("plan quarantine", e.into()))?,
+            );
+            self.commit(target, "__quarantine", q_schema, WriteMode::Append, adds.clone())
+                .await?;
+            outcome.rows_quarantined = result.rows[1];
         }
-        let clean = keep_passing(frame, &rules, &columns).map_err(|e| self.query_err("plan write", e))?;
-        let (commit, rows) = self
-            .write(
-                clean,
-                &url,
-                self.table.partition_by.clone(),
-                mode,
-                &self.app_id(""),
-                snapshot.as_ref(),
-            )
+        let main = &spec.targets[0];
+        let t_schema = Arc::new(
+            schema
+                .project(&main.columns)
+                .map_err(|e| self.query_err("plan write", e.into()))?,
+        );
+        let commit = self
+            .commit(main, "", t_schema, mode, result.adds[0].clone())
             .await?;
-        outcome.rows_written = rows;
+        outcome.rows_written = result.rows[0];
         outcome.version = Some(commit.version());
         Ok(match commit {
             CommitOutcome::Committed { .. } => TableStatus::Succeeded,
             CommitOutcome::AlreadyCommitted { .. } => TableStatus::AlreadyCommitted,
         })
+    }
+
+    /// The table, and its quarantine when the table has `drop` rules, from one pass.
+    fn write_spec(&self, url: &Url, checked: &CheckedFrame) -> WriteSpec {
+        let mut targets = vec![WriteTarget {
+            url: url.to_string(),
+            partition_by: self.table.partition_by.clone(),
+            columns: checked.table_columns.clone(),
+            keep_when: checked.keep_column.map(|c| (c, true)),
+        }];
+        if let (Some(columns), Some(keep)) = (&checked.quarantine_columns, checked.keep_column) {
+            targets.push(WriteTarget {
+                url: self.lakehouse.quarantine_url(self.table).to_string(),
+                partition_by: vec![],
+                columns: columns.clone(),
+                keep_when: Some((keep, false)),
+            });
+        }
+        WriteSpec {
+            targets,
+            count_columns: checked.failed_columns.clone(),
+        }
     }
 
     async fn frame(&self, snapshot: Option<&TableSnapshot>, mode: WriteMode) -> Result<Option<DataFrame>> {
@@ -208,47 +255,10 @@ impl TableJob<'_> {
         Ok(columns)
     }
 
-    async fn quarantine(&self, frame: &DataFrame, rules: &[Rule], columns: &[String]) -> Result<u64> {
-        let mut columns = columns.to_vec();
-        if matches!(self.table.transform, Transform::Source(_)) {
-            columns.push(CORRUPT_RECORD.to_string());
-        }
-        let bad = quarantine_frame(frame, rules, &columns, &self.run.id, self.run.started_micros)
-            .map_err(|e| self.query_err("plan quarantine", e))?;
-        let Some(bad) = bad else { return Ok(0) };
-        let url = self.lakehouse.quarantine_url(self.table);
-        let snapshot = TableSnapshot::load(&url).await?;
-        let (_, rows) = self
-            .write(
-                bad,
-                &url,
-                vec![],
-                WriteMode::Append,
-                &self.app_id("__quarantine"),
-                snapshot.as_ref(),
-            )
-            .await?;
-        Ok(rows)
-    }
-
-    /// Writes `frame` on the cluster and commits the files once, idempotently.
-    async fn write(
-        &self,
-        frame: DataFrame,
-        url: &Url,
-        partition_by: Vec<String>,
-        mode: WriteMode,
-        app_id: &str,
-        snapshot: Option<&TableSnapshot>,
-    ) -> Result<(CommitOutcome, u64)> {
-        let schema = Arc::new(frame.schema().as_arrow().clone());
+    /// Runs the write on the cluster: data files are written by the executors, not committed.
+    async fn write(&self, frame: &DataFrame, spec: &WriteSpec) -> Result<WriteResult> {
         let err = |e| self.query_err("write", e);
-        let node = DeltaWriteNode::try_new(
-            frame.logical_plan().clone(),
-            url.to_string(),
-            partition_by.clone(),
-        )
-        .map_err(err)?;
+        let node = DeltaWriteNode::try_new(frame.logical_plan().clone(), spec.clone()).map_err(err)?;
         let plan = LogicalPlan::Extension(Extension { node: Arc::new(node) });
         let batches = self
             .ctx
@@ -258,7 +268,23 @@ impl TableJob<'_> {
             .collect()
             .await
             .map_err(err)?;
-        let (adds, rows) = parse_written(&batches).map_err(err)?;
+        WriteResult::from_batches(spec, &batches).map_err(err)
+    }
+
+    /// Commits one target's files once, idempotently for this run.
+    async fn commit(
+        &self,
+        target: &WriteTarget,
+        suffix: &str,
+        schema: SchemaRef,
+        mode: WriteMode,
+        adds: Vec<Add>,
+    ) -> Result<CommitOutcome> {
+        let url = Url::parse(&target.url).map_err(|e| Error::Url {
+            url: target.url.clone(),
+            message: e.to_string(),
+        })?;
+        let snapshot = TableSnapshot::load(&url).await?;
         if snapshot.is_none() {
             deltalake::ensure_table_uri(url.as_str()).map_err(|source| Error::Delta {
                 url: url.to_string(),
@@ -266,14 +292,15 @@ impl TableJob<'_> {
                 source: Box::new(source),
             })?;
         }
-        let commit = DeltaCommit::new(url.clone(), app_id, self.run.seq, schema)
+        let files = adds.len();
+        let commit = DeltaCommit::new(url.clone(), self.app_id(suffix), self.run.seq, schema)
             .with_mode(mode)
-            .with_partition_by(partition_by)
+            .with_partition_by(target.partition_by.clone())
             .with_adds(adds)
-            .execute(snapshot)
+            .execute(snapshot.as_ref())
             .await?;
-        info!(%url, version = commit.version(), rows, "committed");
-        Ok((commit, rows))
+        info!(%url, version = commit.version(), files, "committed");
+        Ok(commit)
     }
 
     fn query_err(&self, step: &'static str, source: datafusion::error::DataFusionError) -> Error {
@@ -285,45 +312,23 @@ impl TableJob<'_> {
     }
 }
 
-/// Rows passing every drop rule, with the table's columns.
-fn keep_passing(
-    frame: DataFrame,
-    rules: &[Rule],
-    columns: &[String],
-) -> datafusion::error::Result<DataFrame> {
-    let pass = rules
-        .iter()
-        .filter(|r| r.action == Action::Drop)
-        .map(|r| r.pass.clone())
-        .reduce(|a, b| a.and(b));
-    let frame = match pass {
-        Some(p) => frame.filter(p)?,
-        None => frame,
-    };
-    frame.select(columns.iter().map(|c| ident(c)).collect::<Vec<_>>())
-}
-
-/// The `Add` actions and row count returned by the write tasks.
-fn parse_written(
-    batches: &[datafusion::arrow::array::RecordBatch],
-) -> datafusion::error::Result<(Vec<Add>, u64)> {
-    use datafusion::arrow::array::{Int64Array, StringArray};
-    let mut adds = Vec::new();
-    let mut rows = 0u64;
-    for batch in batches {
-        let json = batch.column(1).as_any().downcast_ref::<StringArray>();
-        let counts = batch.column(2).as_any().downcast_ref::<Int64Array>();
-        let (Some(json), Some(counts)) = (json, counts) else {
-            return Err(datafusion::error::DataFusionError::Internal(
-                "unexpected write result schema".into(),
-            ));
-        };
-        for i in 0..batch.num_rows() {
-            let add: Add = serde_json::from_str(json.value(i))
-                .map_err(|e| datafusion::error::DataFusionError::External(Box::new(e)))?;
-            adds.push(add);
-            rows += counts.value(i).max(0) as u64;
+/// Deletes files written for a table that will not be committed (best effort: uncommitted
+/// files are invisible to readers either way, and `VACUUM` removes leftovers).
+async fn discard(spec: &WriteSpec, result: &WriteResult) {
+    for (target, adds) in spec.targets.iter().zip(&result.adds) {
+        let store = Url::parse(&target.url)
+            .ok()
+            .and_then(|u| deltalake::DeltaTableBuilder::from_url(u).ok())
+            .and_then(|b| b.build_storage().ok())
+            .map(|s| s.object_store(None));
+        let Some(store) = store else { continue };
+        for add in adds {
+            if let Err(e) = store
+                .delete(&object_store::path::Path::from(add.path.as_str()))
+                .await
+            {
+                tracing::warn!(path = %add.path, error = %e, "could not delete an uncommitted data file");
+            }
         }
     }
-    Ok((adds, rows))
 }

@@ -1,8 +1,8 @@
-//! Data quality: expectations evaluated on the cluster, failing rows counted, kept, quarantined
-//! or fatal.
+//! Data quality: expectations compiled to expressions and evaluated in the same pass that writes
+//! the table — failing rows are counted, kept (`warn`), quarantined (`drop`) or fatal (`fail`).
 
-mod quarantine;
+mod checked;
 mod rules;
 
-pub use quarantine::{QUARANTINE_COLUMNS, quarantine_frame};
-pub use rules::{Rule, RuleCounts, count_rules, rules_for};
+pub use checked::{CheckedFrame, QUARANTINE_COLUMNS};
+pub use rules::{Rule, rules_for};

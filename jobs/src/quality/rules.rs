@@ -1,9 +1,7 @@
 //! Expectations as DataFusion expressions, and the one aggregate job that counts failures.
 
-use datafusion::common::ScalarValue;
 use datafusion::dataframe::DataFrame;
-use datafusion::functions_aggregate::expr_fn::{count, sum};
-use datafusion::logical_expr::{Expr, col, lit, when};
+use datafusion::logical_expr::{Expr, col, lit};
 
 use crate::error::{Error, Result};
 use crate::landing::CORRUPT_REASON;
@@ -20,15 +18,6 @@ pub struct Rule {
     pub reason: Expr,
     /// What happens to failing rows.
     pub action: Action,
-}
-
-/// Rows read and failures per rule.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct RuleCounts {
-    /// Rows the table's query produced.
-    pub read: u64,
-    /// (rule, action, failing rows) in rule order.
-    pub failures: Vec<(String, Action, u64)>,
 }
 
 /// The table's rules against `frame`: for sources, `well_formed` first (malformed lines are
@@ -60,46 +49,4 @@ pub fn rules_for(pipeline: &Pipeline, table: &TableSpec, frame: &DataFrame) -> R
         });
     }
     Ok(rules)
-}
-
-/// Counts rows and per-rule failures with one aggregate job.
-pub async fn count_rules(table: &str, frame: &DataFrame, rules: &[Rule]) -> Result<RuleCounts> {
-    let query_err = |source| Error::Query {
-        table: table.to_string(),
-        step: "count expectations",
-        source: Box::new(source),
-    };
-    let mut aggregates = vec![count(lit(1)).alias("_read")];
-    for (i, rule) in rules.iter().enumerate() {
-        let failed = when(rule.pass.clone(), lit(0i64))
-            .otherwise(lit(1i64))
-            .map_err(query_err)?;
-        aggregates.push(sum(failed).alias(format!("_rule_{i}")));
-    }
-    let batches = frame
-        .clone()
-        .aggregate(vec![], aggregates)
-        .map_err(query_err)?
-        .collect()
-        .await
-        .map_err(query_err)?;
-    let value = |idx: usize| -> u64 {
-        batches
-            .iter()
-            .find(|b| b.num_rows() > 0)
-            .and_then(|b| ScalarValue::try_from_array(b.column(idx), 0).ok())
-            .and_then(|v| match v {
-                ScalarValue::Int64(Some(n)) => Some(n.max(0) as u64),
-                _ => None,
-            })
-            .unwrap_or(0)
-    };
-    Ok(RuleCounts {
-        read: value(0),
-        failures: rules
-            .iter()
-            .enumerate()
-            .map(|(i, r)| (r.name.clone(), r.action, value(i + 1)))
-            .collect(),
-    })
 }

@@ -1,0 +1,107 @@
+//! What one distributed write produces: one or more Delta targets fed from the same rows, and
+//! counters over boolean columns — so a table, its quarantine and its expectation counts come
+//! from a single evaluation of the query.
+
+use datafusion::arrow::array::{Array, Int32Array, Int64Array, RecordBatch, StringArray};
+use datafusion::error::{DataFusionError, Result};
+use deltalake::kernel::Add;
+use serde::{Deserialize, Serialize};
+
+/// One Delta table written from the input.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct WriteTarget {
+    /// Table root URL.
+    pub url: String,
+    /// Partition columns (names in the written schema).
+    pub partition_by: Vec<String>,
+    /// Input columns written, in order.
+    pub columns: Vec<usize>,
+    /// Only rows whose boolean input column `.0` equals `.1`; all rows when absent.
+    pub keep_when: Option<(usize, bool)>,
+}
+
+/// Targets plus the boolean input columns whose TRUE values are counted.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct WriteSpec {
+    /// Tables written.
+    pub targets: Vec<WriteTarget>,
+    /// Boolean columns counted (e.g. "rule i failed").
+    pub count_columns: Vec<usize>,
+}
+
+/// Rows and counts one write task saw, returned beside its files.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskCounts {
+    /// Input rows.
+    pub read: u64,
+    /// TRUE values per count column.
+    pub counted: Vec<u64>,
+}
+
+/// Everything the write tasks returned, summed.
+#[derive(Debug, Clone, Default)]
+pub struct WriteResult {
+    /// `Add` actions per target.
+    pub adds: Vec<Vec<Add>>,
+    /// Rows written per target.
+    pub rows: Vec<u64>,
+    /// Input rows and counters over all tasks.
+    pub counts: TaskCounts,
+}
+
+/// Row marker for the per-task counts in the result (`target` column).
+pub(crate) const COUNTS_ROW: i32 = -1;
+
+impl WriteResult {
+    /// Parses the batches a [`DeltaWriteExec`](super::DeltaWriteExec) returned.
+    pub fn from_batches(spec: &WriteSpec, batches: &[RecordBatch]) -> Result<Self> {
+        let mut result = WriteResult {
+            adds: vec![Vec::new(); spec.targets.len()],
+            rows: vec![0; spec.targets.len()],
+            counts: TaskCounts {
+                read: 0,
+                counted: vec![0; spec.count_columns.len()],
+            },
+        };
+        for batch in batches {
+            let (targets, payloads, rows) = columns(batch)?;
+            for i in 0..batch.num_rows() {
+                let payload = payloads.value(i);
+                match targets.value(i) {
+                    COUNTS_ROW => result.add_counts(serde_json::from_str(payload).map_err(external)?),
+                    t => {
+                        let t = usize::try_from(t).map_err(external)?;
+                        result.adds[t].push(serde_json::from_str(payload).map_err(external)?);
+                        result.rows[t] += rows.value(i).max(0) as u64;
+                    }
+                }
+            }
+        }
+        Ok(result)
+    }
+
+    fn add_counts(&mut self, task: TaskCounts) {
+        self.counts.read += task.read;
+        for (total, n) in self.counts.counted.iter_mut().zip(task.counted) {
+            *total += n;
+        }
+    }
+}
+
+fn columns(batch: &RecordBatch) -> Result<(&Int32Array, &StringArray, &Int64Array)> {
+    let get = |i: usize| batch.column(i).as_any();
+    match (
+        get(0).downcast_ref::<Int32Array>(),
+        get(2).downcast_ref::<StringArray>(),
+        get(3).downcast_ref::<Int64Array>(),
+    ) {
+        (Some(t), Some(p), Some(r)) => Ok((t, p, r)),
+        _ => Err(DataFusionError::Internal(
+            "unexpected Delta write result schema".into(),
+        )),
+    }
+}
+
+fn external(e: impl std::error::Error + Send + Sync + 'static) -> DataFusionError {
+    DataFusionError::External(Box::new(e))
+}

@@ -1,0 +1,83 @@
+//! A table's rows with everything its write needs: the rule outcomes as columns, the first
+//! failed `drop` rule and its reason, and the quarantine audit columns.
+
+use std::ops::Not;
+
+use datafusion::dataframe::DataFrame;
+use datafusion::error::Result;
+use datafusion::logical_expr::{Expr, lit, when};
+use datafusion::scalar::ScalarValue;
+
+use super::rules::Rule;
+use crate::layers::ident;
+use crate::spec::Action;
+
+/// Columns added to a table's columns in its `<table>__quarantine` table.
+pub const QUARANTINE_COLUMNS: [&str; 4] = ["_rule", "_reason", "_run_id", "_quarantined_at"];
+
+const KEEP: &str = "__medallion_keep";
+
+/// The projected frame and where its parts are.
+#[derive(Debug, Clone)]
+pub struct CheckedFrame {
+    /// Table columns, extra quarantine columns, quarantine audit columns, keep flag, one
+    /// "failed" flag per rule.
+    pub frame: DataFrame,
+    /// Positions of the table's columns.
+    pub table_columns: Vec<usize>,
+    /// Positions of the quarantine table's columns; `None` without `drop` rules.
+    pub quarantine_columns: Option<Vec<usize>>,
+    /// Position of the boolean "passes every drop rule" column.
+    pub keep_column: Option<usize>,
+    /// Position of each rule's boolean "failed" column, in rule order.
+    pub failed_columns: Vec<usize>,
+}
+
+impl CheckedFrame {
+    /// Projects `frame` for a single-pass write: `table` columns go to the table, plus `extra`
+    /// (e.g. the raw line of a malformed record) to the quarantine.
+    pub fn build(
+        frame: DataFrame,
+        rules: &[Rule],
+        table: &[String],
+        extra: &[String],
+        run_id: &str,
+        now_micros: i64,
+    ) -> Result<Self> {
+        let mut select: Vec<Expr> = table.iter().chain(extra).map(|c| ident(c)).collect();
+        let table_columns: Vec<usize> = (0..table.len()).collect();
+        let drops: Vec<&Rule> = rules.iter().filter(|r| r.action == Action::Drop).collect();
+        let (mut quarantine_columns, mut keep_column) = (None, None);
+        if let Some(first) = drops.first() {
+            let mut rule = when(first.pass.clone().not(), lit(first.name.clone()));
+            let mut reason = when(first.pass.clone().not(), first.reason.clone());
+            for r in &drops[1..] {
+                rule = rule.when(r.pass.clone().not(), lit(r.name.clone()));
+                reason = reason.when(r.pass.clone().not(), r.reason.clone());
+            }
+            select.push(rule.end()?.alias("_rule"));
+            select.push(reason.end()?.alias("_reason"));
+            select.push(lit(run_id.to_string()).alias("_run_id"));
+            let now = ScalarValue::TimestampMicrosecond(Some(now_micros), Some("UTC".into()));
+            select.push(lit(now).alias("_quarantined_at"));
+            quarantine_columns = Some((0..select.len()).collect());
+            let keep = drops[1..]
+                .iter()
+                .fold(first.pass.clone(), |acc, r| acc.and(r.pass.clone()));
+            keep_column = Some(select.len());
+            select.push(keep.alias(KEEP));
+        }
+        let mut failed_columns = Vec::with_capacity(rules.len());
+        for (i, r) in rules.iter().enumerate() {
+            failed_columns.push(select.len());
+            select.push(r.pass.clone().not().alias(format!("__medallion_failed_{i}")));
+        }
+        Ok(Self {
+            frame: frame.select(select)?,
+            table_columns,
+            quarantine_columns,
+            keep_column,
+            failed_columns,
+        })
+    }
+}
