@@ -15,7 +15,7 @@ build: ## build the medallion binary
 	cargo build --bin medallion
 
 demo: setup build ## generate example landing data and run the example pipeline on an embedded cluster
-	$(BIN) generate --out data/landing --orders 100000
+	$(BIN) generate --dataset example --out data/landing --orders 100000
 	$(BIN) run --spec pipelines/example/pipeline.toml
 
 test: setup ## run every test (unit and end-to-end)

@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use ballista_executor::executor_process::{ExecutorProcessConfig, start_executor_process};
 use medallion_jobs::cluster::{logical_codec, physical_codec};
+use medallion_jobs::udf::function_registry;
 
 /// Errors of the executor process.
 #[derive(Debug, thiserror::Error)]
@@ -65,6 +66,7 @@ pub async fn start(options: ExecutorOptions) -> Result<()> {
         vcores: options.concurrent_tasks.max(1),
         work_dir: options.work_dir.clone(),
         executor_heartbeat_interval_seconds: options.heartbeat_seconds.max(1),
+        override_function_registry: Some(Arc::new(function_registry())),
         override_logical_codec: Some(logical_codec()),
         override_physical_codec: Some(physical_codec()),
         ..Default::default()

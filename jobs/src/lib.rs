@@ -34,5 +34,6 @@ pub mod layers;
 pub mod pipeline;
 pub mod quality;
 pub mod spec;
+pub mod udf;
 
 pub use error::{Error, Result, error_chain};

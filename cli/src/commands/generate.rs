@@ -1,42 +1,73 @@
-//! `medallion generate`: example landing data with realistic dirt.
+//! `medallion generate`: landing data with realistic dirt, for the e-commerce pipeline (default)
+//! or the small example pipeline.
 
 use std::process::ExitCode;
 
-use clap::Args;
-use medallion_jobs::generate::ExampleData;
+use clap::{Args, ValueEnum};
+use medallion_jobs::generate::{EcommerceData, ExampleData};
 use medallion_jobs::pipeline::resolve_url;
 
-use crate::error::Result;
+use crate::error::{Error, Result};
+
+/// Which landing data to write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Dataset {
+    /// Eight sources for `pipelines/ecommerce` (orders, order_items, customers, products,
+    /// inventory, payments, clickstream, ratings).
+    Ecommerce,
+    /// Orders and customers for `pipelines/example`.
+    Example,
+}
 
 /// Flags of `medallion generate`.
 #[derive(Debug, Args)]
 pub struct GenerateArgs {
-    /// Where to write (URL or path); `orders/` and `customers/` are created below it.
+    /// Where to write (URL or path); one folder per source is created below it.
     #[arg(long, env = "MEDALLION_GENERATE_OUT", default_value = "data/landing")]
     pub out: String,
-    /// Number of orders (customers are a tenth of that).
+    /// Which data set.
+    #[arg(long, env = "MEDALLION_GENERATE_DATASET", value_enum, default_value = "ecommerce")]
+    pub dataset: Dataset,
+    /// Scale factor (e-commerce): 1 = 100K customers, 10K products, 2M orders, 5M events.
+    #[arg(long, env = "MEDALLION_GENERATE_SCALE", default_value_t = 0.01)]
+    pub scale: f64,
+    /// Batch (e-commerce): 0 is the initial load; 1, 2, … add and update records.
+    #[arg(long, env = "MEDALLION_GENERATE_BATCH", default_value_t = 0)]
+    pub batch: u64,
+    /// Number of orders (example data set; customers are a tenth of that).
     #[arg(long, env = "MEDALLION_GENERATE_ORDERS", default_value_t = 10_000)]
     pub orders: u64,
-    /// Files per source.
-    #[arg(long, env = "MEDALLION_GENERATE_FILES", default_value_t = 4)]
-    pub files: u64,
     /// Random seed; the same seed writes the same bytes.
     #[arg(long, env = "MEDALLION_GENERATE_SEED", default_value_t = 42)]
     pub seed: u64,
 }
 
 pub(crate) async fn run(args: GenerateArgs) -> Result<ExitCode> {
+    if !(args.scale > 0.0 && args.scale <= 100.0) {
+        return Err(Error::BadFlag { flag: "scale", message: format!("{} is not in (0, 100]", args.scale) });
+    }
     let out = resolve_url(None, &args.out)?;
-    let written = ExampleData::new(out.clone(), args.orders)
-        .with_files(args.files)
-        .with_seed(args.seed)
-        .write()
-        .await?;
-    println!(
-        "wrote {} files under {out}: {} order lines, {} customer lines",
-        written.files.len(),
-        written.order_lines,
-        written.customer_lines
-    );
+    match args.dataset {
+        Dataset::Ecommerce => {
+            let written = EcommerceData::new(out.clone(), args.scale)
+                .with_seed(args.seed)
+                .with_batch(args.batch)
+                .write()
+                .await?;
+            println!("batch {} under {out}:", args.batch);
+            for w in written {
+                println!("  {:<12} {:>3} files {:>10} lines", w.source, w.files, w.lines);
+            }
+        }
+        Dataset::Example => {
+            let written = ExampleData::new(out.clone(), args.orders).with_seed(args.seed).write().await?;
+            println!(
+                "wrote {} files under {out}: {} order lines, {} customer lines",
+                written.files.len(),
+                written.order_lines,
+                written.customer_lines
+            );
+        }
+    }
     Ok(ExitCode::SUCCESS)
 }

@@ -23,12 +23,14 @@ pub(crate) fn with_codecs(config: SessionConfig) -> SessionConfig {
         .with_ballista_physical_extension_codec(physical_codec())
 }
 
-/// A session state with Medallion's codecs and planner over `runtime`.
+/// A session state with Medallion's codecs, planner and functions over `runtime`.
 pub fn medallion_state(config: SessionConfig, runtime: Arc<RuntimeEnv>) -> SessionState {
-    SessionStateBuilder::new()
+    let mut state = SessionStateBuilder::new()
         .with_config(with_codecs(config))
         .with_runtime_env(runtime)
         .with_default_features()
         .with_query_planner(Arc::new(MedallionQueryPlanner))
-        .build()
+        .build();
+    crate::udf::register_all(&mut state).expect("registering a scalar function cannot fail");
+    state
 }

@@ -1,7 +1,9 @@
 //! Deterministic landing-data generators with realistic dirt.
 
+mod ecommerce;
 mod example;
 mod rng;
 
+pub use ecommerce::{EcommerceData, Written};
 pub use example::{ExampleData, GeneratedFiles};
 pub use rng::Rng;
