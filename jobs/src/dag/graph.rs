@@ -6,6 +6,7 @@ use datafusion::sql::parser::{DFParser, Statement};
 use datafusion::sql::resolve::resolve_table_references;
 
 use crate::error::{Error, Result};
+use crate::quality::QUARANTINE_SUFFIX;
 use crate::spec::{Pipeline, TableSpec, Transform};
 
 /// Validated dependency graph of a pipeline's tables.
@@ -97,7 +98,8 @@ fn references(pipeline: &Pipeline, table: &TableSpec) -> Result<BTreeSet<String>
         .map_err(|e| invalid(format!("SQL does not parse: {e}")))?;
     let mut deps = BTreeSet::new();
     for r in refs {
-        let name = r.table().to_string();
+        // `<table>__quarantine` reads the quarantine its table writes, so it depends on it.
+        let name = r.table().strip_suffix(QUARANTINE_SUFFIX).unwrap_or(r.table()).to_string();
         if name == table.name {
             return Err(invalid("reads itself".into()));
         }

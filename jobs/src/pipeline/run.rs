@@ -17,6 +17,7 @@ use super::table_job::TableJob;
 use crate::dag::{Dag, Selection};
 use crate::delta::TableSnapshot;
 use crate::error::{Error, Result, error_chain};
+use crate::quality::QUARANTINE_SUFFIX;
 use crate::spec::Pipeline;
 
 /// A run's identity: `run-<sequence>`, the sequence being the start time in milliseconds.
@@ -217,15 +218,15 @@ impl PipelineRun {
         for name in needed {
             let table = self.pipeline.table(name).expect("DAG names are pipeline tables");
             let url = lakehouse.table_url(table);
-            let Some(snapshot) = TableSnapshot::load(&url).await? else {
+            if TableSnapshot::load(&url).await?.is_none() {
                 return Err(Error::Select {
                     selector: name.clone(),
                     message: format!(
                         "upstream table `{name}` has not been built yet ({url}); include it with `+`"
                     ),
                 });
-            };
-            register(ctx, name, &snapshot)?;
+            }
+            self.register_built(ctx, lakehouse, name).await?;
         }
         Ok(())
     }
@@ -322,10 +323,13 @@ impl PipelineRun {
 
     async fn register_built(&self, ctx: &SessionContext, lakehouse: &Lakehouse, name: &str) -> Result<()> {
         let table = self.pipeline.table(name).expect("finished tables exist");
-        match TableSnapshot::load(&lakehouse.table_url(table)).await? {
-            Some(snapshot) => register(ctx, name, &snapshot),
-            None => Ok(()),
+        if let Some(snapshot) = TableSnapshot::load(&lakehouse.table_url(table)).await? {
+            register(ctx, name, &snapshot)?;
         }
+        if let Some(snapshot) = TableSnapshot::load(&lakehouse.quarantine_url(table)).await? {
+            register(ctx, &format!("{name}{QUARANTINE_SUFFIX}"), &snapshot)?;
+        }
+        Ok(())
     }
 
     fn skipped(&self, name: &str, upstream: &str) -> TableOutcome {

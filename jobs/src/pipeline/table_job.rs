@@ -24,6 +24,9 @@ use crate::layers::{BronzeInput, bronze_frame, ident, query_frame};
 use crate::quality::{CheckedFrame, rules_for};
 use crate::spec::{Action, Pipeline, TableSpec, Transform, WriteMode};
 
+/// Query columns starting with this are helpers: expectations see them, tables do not get them.
+const HELPER_PREFIX: &str = "__";
+
 /// Everything one table's work needs from its run.
 pub(crate) struct TableJob<'a> {
     pub(crate) ctx: &'a SessionContext,
@@ -183,9 +186,10 @@ impl TableJob<'_> {
 
     async fn frame(&self, snapshot: Option<&TableSnapshot>, mode: WriteMode) -> Result<Option<DataFrame>> {
         match &self.table.transform {
-            Transform::Sql(sql) => query_frame(self.ctx, self.pipeline, self.table, sql)
-                .await
-                .map(Some),
+            Transform::Sql(sql) => {
+                let sql = sql.replace("${run_id}", &self.run.id);
+                query_frame(self.ctx, self.pipeline, self.table, &sql).await.map(Some)
+            }
             Transform::Source(source) => {
                 let ingested = match (snapshot, mode) {
                     (Some(s), WriteMode::Append) => self.ingested_files(s).await?,
@@ -242,7 +246,7 @@ impl TableJob<'_> {
             .fields()
             .iter()
             .map(|f| f.name().clone())
-            .filter(|n| n != CORRUPT_RECORD && n != CORRUPT_REASON)
+            .filter(|n| n != CORRUPT_RECORD && n != CORRUPT_REASON && !n.starts_with(HELPER_PREFIX))
             .collect();
         if let Some(missing) = self.table.partition_by.iter().find(|p| !columns.contains(p)) {
             return Err(Error::InvalidSpec {

@@ -12,6 +12,9 @@ use super::rules::Rule;
 use crate::layers::ident;
 use crate::spec::Action;
 
+/// Suffix of a table's quarantine table, in folder names and in SQL.
+pub const QUARANTINE_SUFFIX: &str = "__quarantine";
+
 /// Columns added to a table's columns in its `<table>__quarantine` table.
 pub const QUARANTINE_COLUMNS: [&str; 4] = ["_rule", "_reason", "_run_id", "_quarantined_at"];
 

@@ -3,6 +3,7 @@
 //! [`register_all`] and [`function_registry`].
 
 mod json_get;
+mod text_fn;
 
 use std::sync::Arc;
 
@@ -12,10 +13,14 @@ use datafusion::execution::context::SessionState;
 use datafusion::logical_expr::ScalarUDF;
 
 pub use json_get::JsonGet;
+pub use text_fn::{TextFn, TextUdf};
 
 /// All of Medallion's scalar functions.
 pub fn scalar_functions() -> Vec<Arc<ScalarUDF>> {
-    vec![Arc::new(ScalarUDF::from(JsonGet::new()))]
+    let text = [TextFn::NormalizeId, TextFn::MaskPhone, TextFn::EmailHash];
+    let mut all = vec![Arc::new(ScalarUDF::from(JsonGet::new()))];
+    all.extend(text.into_iter().map(|k| Arc::new(ScalarUDF::from(TextUdf::new(k)))));
+    all
 }
 
 /// Adds Medallion's functions to a session state.
@@ -26,11 +31,12 @@ pub fn register_all(state: &mut SessionState) -> datafusion::error::Result<()> {
     Ok(())
 }
 
-/// DataFusion's and Ballista's default functions plus Medallion's, for executors.
+/// Every function a Medallion session knows (DataFusion's, nested ones such as
+/// `generate_series` included, and Medallion's), for executors decoding task plans.
 pub fn function_registry() -> BallistaFunctionRegistry {
-    let mut registry = BallistaFunctionRegistry::default();
-    for udf in scalar_functions() {
-        registry.scalar_functions.insert(udf.name().to_string(), udf);
-    }
-    registry
+    let state = crate::cluster::medallion_state(
+        crate::cluster::medallion_session_config(),
+        Arc::new(datafusion::execution::runtime_env::RuntimeEnv::default()),
+    );
+    BallistaFunctionRegistry::from(&state)
 }
