@@ -26,7 +26,12 @@ pub struct GenerateArgs {
     #[arg(long, env = "MEDALLION_GENERATE_OUT", default_value = "data/landing")]
     pub out: String,
     /// Which data set.
-    #[arg(long, env = "MEDALLION_GENERATE_DATASET", value_enum, default_value = "ecommerce")]
+    #[arg(
+        long,
+        env = "MEDALLION_GENERATE_DATASET",
+        value_enum,
+        default_value = "ecommerce"
+    )]
     pub dataset: Dataset,
     /// Scale factor (e-commerce): 1 = 100K customers, 10K products, 2M orders, 5M events.
     #[arg(long, env = "MEDALLION_GENERATE_SCALE", default_value_t = 0.01)]
@@ -44,7 +49,10 @@ pub struct GenerateArgs {
 
 pub(crate) async fn run(args: GenerateArgs) -> Result<ExitCode> {
     if !(args.scale > 0.0 && args.scale <= 100.0) {
-        return Err(Error::BadFlag { flag: "scale", message: format!("{} is not in (0, 100]", args.scale) });
+        return Err(Error::BadFlag {
+            flag: "scale",
+            message: format!("{} is not in (0, 100]", args.scale),
+        });
     }
     let out = resolve_url(None, &args.out)?;
     match args.dataset {
@@ -60,7 +68,10 @@ pub(crate) async fn run(args: GenerateArgs) -> Result<ExitCode> {
             }
         }
         Dataset::Example => {
-            let written = ExampleData::new(out.clone(), args.orders).with_seed(args.seed).write().await?;
+            let written = ExampleData::new(out.clone(), args.orders)
+                .with_seed(args.seed)
+                .write()
+                .await?;
             println!(
                 "wrote {} files under {out}: {} order lines, {} customer lines",
                 written.files.len(),

@@ -21,7 +21,10 @@ pub async fn connect(url: &str, target_partitions: usize) -> Result<SessionConte
         .with_information_schema(true);
     let ctx = SessionContext::remote_with_state(url, medallion_state(config, runtime))
         .await
-        .map_err(|source| Error::Cluster { target: url.to_string(), source: Box::new(source) })?;
+        .map_err(|source| Error::Cluster {
+            target: url.to_string(),
+            source: Box::new(source),
+        })?;
     // Ballista's client upgrade replaces the session's scalar functions with its own list.
     for udf in crate::udf::scalar_functions() {
         ctx.register_udf(udf.as_ref().clone());

@@ -99,7 +99,11 @@ fn references(pipeline: &Pipeline, table: &TableSpec) -> Result<BTreeSet<String>
     let mut deps = BTreeSet::new();
     for r in refs {
         // `<table>__quarantine` reads the quarantine its table writes, so it depends on it.
-        let name = r.table().strip_suffix(QUARANTINE_SUFFIX).unwrap_or(r.table()).to_string();
+        let name = r
+            .table()
+            .strip_suffix(QUARANTINE_SUFFIX)
+            .unwrap_or(r.table())
+            .to_string();
         if name == table.name {
             return Err(invalid("reads itself".into()));
         }

@@ -24,7 +24,7 @@ use futures::StreamExt;
 use url::Url;
 
 use super::normalize::{normalize_batch, normalize_schema};
-use super::write_spec::{COUNTS_ROW, TaskCounts, WriteSpec, WriteTarget};
+use super::write_spec::{COUNTS_ROW, TaskCounts, WriteSpec, WriteTarget, schema_to_hex};
 
 static WRITTEN_FILES: LazyLock<SchemaRef> = LazyLock::new(|| {
     Arc::new(Schema::new(vec![
@@ -170,9 +170,14 @@ async fn write_partition(mut input: SendableRecordBatchStream, spec: Arc<WriteSp
         .iter()
         .map(|t| TargetWriter::open(t, &schema))
         .collect::<Result<Vec<_>>>()?;
+    let schemas = writers
+        .iter()
+        .map(|w| schema_to_hex(&w.schema))
+        .collect::<Result<Vec<_>>>()?;
     let mut counts = TaskCounts {
         read: 0,
         counted: vec![0; spec.count_columns.len()],
+        schemas,
     };
     while let Some(batch) = input.next().await {
         let batch = batch?;

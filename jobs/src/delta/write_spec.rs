@@ -3,6 +3,9 @@
 //! from a single evaluation of the query.
 
 use datafusion::arrow::array::{Array, Int32Array, Int64Array, RecordBatch, StringArray};
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::ipc::reader::StreamReader;
+use datafusion::arrow::ipc::writer::StreamWriter;
 use datafusion::error::{DataFusionError, Result};
 use deltalake::kernel::Add;
 use serde::{Deserialize, Serialize};
@@ -36,6 +39,11 @@ pub struct TaskCounts {
     pub read: u64,
     /// TRUE values per count column.
     pub counted: Vec<u64>,
+    /// Schema each target's files were written with, as hex Arrow IPC. The physical types are
+    /// the truth: DataFusion's logical plan can disagree (e.g. a CASE typed BIGINT that yields
+    /// DECIMAL), and the Delta schema must match the files.
+    #[serde(default)]
+    pub schemas: Vec<String>,
 }
 
 /// Everything the write tasks returned, summed.
@@ -47,6 +55,8 @@ pub struct WriteResult {
     pub rows: Vec<u64>,
     /// Input rows and counters over all tasks.
     pub counts: TaskCounts,
+    /// Schema per target as written by the executors.
+    pub schemas: Vec<Option<SchemaRef>>,
 }
 
 /// Row marker for the per-task counts in the result (`target` column).
@@ -61,14 +71,16 @@ impl WriteResult {
             counts: TaskCounts {
                 read: 0,
                 counted: vec![0; spec.count_columns.len()],
+                schemas: vec![],
             },
+            schemas: vec![None; spec.targets.len()],
         };
         for batch in batches {
             let (targets, payloads, rows) = columns(batch)?;
             for i in 0..batch.num_rows() {
                 let payload = payloads.value(i);
                 match targets.value(i) {
-                    COUNTS_ROW => result.add_counts(serde_json::from_str(payload).map_err(external)?),
+                    COUNTS_ROW => result.add_counts(serde_json::from_str(payload).map_err(external)?)?,
                     t => {
                         let t = usize::try_from(t).map_err(external)?;
                         result.adds[t].push(serde_json::from_str(payload).map_err(external)?);
@@ -80,11 +92,17 @@ impl WriteResult {
         Ok(result)
     }
 
-    fn add_counts(&mut self, task: TaskCounts) {
+    fn add_counts(&mut self, task: TaskCounts) -> Result<()> {
         self.counts.read += task.read;
         for (total, n) in self.counts.counted.iter_mut().zip(task.counted) {
             *total += n;
         }
+        for (known, hex) in self.schemas.iter_mut().zip(&task.schemas) {
+            if known.is_none() {
+                *known = Some(schema_from_hex(hex)?);
+            }
+        }
+        Ok(())
     }
 }
 
@@ -100,6 +118,18 @@ fn columns(batch: &RecordBatch) -> Result<(&Int32Array, &StringArray, &Int64Arra
             "unexpected Delta write result schema".into(),
         )),
     }
+}
+
+/// A schema as hex-encoded Arrow IPC stream bytes.
+pub(crate) fn schema_to_hex(schema: &SchemaRef) -> Result<String> {
+    let mut bytes = Vec::new();
+    StreamWriter::try_new(&mut bytes, schema)?.finish()?;
+    Ok(hex::encode(bytes))
+}
+
+fn schema_from_hex(text: &str) -> Result<SchemaRef> {
+    let bytes = hex::decode(text).map_err(external)?;
+    Ok(StreamReader::try_new(std::io::Cursor::new(bytes), None)?.schema())
 }
 
 fn external(e: impl std::error::Error + Send + Sync + 'static) -> DataFusionError {

@@ -59,7 +59,12 @@ impl Lakehouse {
 
     /// URL of a table's quarantine table.
     pub fn quarantine_url(&self, table: &TableSpec) -> Url {
-        self.at(&format!("{}/{}{}", table.layer.as_str(), table.name, crate::quality::QUARANTINE_SUFFIX))
+        self.at(&format!(
+            "{}/{}{}",
+            table.layer.as_str(),
+            table.name,
+            crate::quality::QUARANTINE_SUFFIX
+        ))
     }
 
     /// URL of a path under the root.

@@ -132,27 +132,32 @@ impl TableJob<'_> {
                 rows: *rows,
             });
         }
-        let schema = checked.frame.schema().as_arrow().clone();
+        // The schema the executors wrote; the logical one only if no task reported (no rows).
+        let logical = checked.frame.schema().as_arrow().clone();
+        let schema_of = |t: usize| -> Result<SchemaRef> {
+            match result.schemas.get(t).cloned().flatten() {
+                Some(written) => Ok(written),
+                None => logical
+                    .project(&spec.targets[t].columns)
+                    .map(Arc::new)
+                    .map_err(|e| self.query_err("plan write", e.into())),
+            }
+        };
         if let (Some(target), Some(adds)) = (spec.targets.get(1), result.adds.get(1))
             && result.rows[1] > 0
         {
-            let q_schema = Arc::new(
-                schema
-                    .project(&target.columns)
-                    .map_err(|e| self.query_err("plan quarantine", e.into()))?,
-            );
-            self.commit(target, "__quarantine", q_schema, WriteMode::Append, adds.clone())
-                .await?;
+            self.commit(
+                target,
+                "__quarantine",
+                schema_of(1)?,
+                WriteMode::Append,
+                adds.clone(),
+            )
+            .await?;
             outcome.rows_quarantined = result.rows[1];
         }
-        let main = &spec.targets[0];
-        let t_schema = Arc::new(
-            schema
-                .project(&main.columns)
-                .map_err(|e| self.query_err("plan write", e.into()))?,
-        );
         let commit = self
-            .commit(main, "", t_schema, mode, result.adds[0].clone())
+            .commit(&spec.targets[0], "", schema_of(0)?, mode, result.adds[0].clone())
             .await?;
         outcome.rows_written = result.rows[0];
         outcome.version = Some(commit.version());
@@ -188,7 +193,9 @@ impl TableJob<'_> {
         match &self.table.transform {
             Transform::Sql(sql) => {
                 let sql = sql.replace("${run_id}", &self.run.id);
-                query_frame(self.ctx, self.pipeline, self.table, &sql).await.map(Some)
+                query_frame(self.ctx, self.pipeline, self.table, &sql)
+                    .await
+                    .map(Some)
             }
             Transform::Source(source) => {
                 let ingested = match (snapshot, mode) {

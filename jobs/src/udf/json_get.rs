@@ -26,7 +26,9 @@ impl JsonGet {
         let string = |a: DataType, b: DataType| TypeSignature::Exact(vec![a, b]);
         let types = [DataType::Utf8, DataType::Utf8View, DataType::LargeUtf8];
         let signatures = types.iter().map(|t| string(t.clone(), DataType::Utf8)).collect();
-        Self { signature: Signature::one_of(signatures, Volatility::Immutable) }
+        Self {
+            signature: Signature::one_of(signatures, Volatility::Immutable),
+        }
     }
 }
 
@@ -62,7 +64,10 @@ impl ScalarUDFImpl for JsonGet {
         };
         let texts = json.to_array(args.number_rows)?;
         let texts = cast(&texts, &DataType::Utf8)?;
-        let texts = texts.as_any().downcast_ref::<StringArray>().expect("cast to Utf8");
+        let texts = texts
+            .as_any()
+            .downcast_ref::<StringArray>()
+            .expect("cast to Utf8");
         let mut out = StringBuilder::with_capacity(texts.len(), texts.len() * 8);
         for text in texts.iter() {
             out.append_option(text.and_then(|t| lookup(t, &path)));

@@ -19,7 +19,10 @@ pub use text_fn::{TextFn, TextUdf};
 pub fn scalar_functions() -> Vec<Arc<ScalarUDF>> {
     let text = [TextFn::NormalizeId, TextFn::MaskPhone, TextFn::EmailHash];
     let mut all = vec![Arc::new(ScalarUDF::from(JsonGet::new()))];
-    all.extend(text.into_iter().map(|k| Arc::new(ScalarUDF::from(TextUdf::new(k)))));
+    all.extend(
+        text.into_iter()
+            .map(|k| Arc::new(ScalarUDF::from(TextUdf::new(k)))),
+    );
     all
 }
 

@@ -36,8 +36,16 @@ pub struct TextUdf {
 impl TextUdf {
     /// The UDF for `kind`.
     pub fn new(kind: TextFn) -> Self {
-        let types = vec![DataType::Utf8, DataType::Utf8View, DataType::LargeUtf8, DataType::Int64];
-        Self { kind, signature: Signature::uniform(1, types, Volatility::Immutable) }
+        let types = vec![
+            DataType::Utf8,
+            DataType::Utf8View,
+            DataType::LargeUtf8,
+            DataType::Int64,
+        ];
+        Self {
+            kind,
+            signature: Signature::uniform(1, types, Volatility::Immutable),
+        }
     }
 }
 
@@ -66,15 +74,24 @@ impl ScalarUDFImpl for TextUdf {
             return exec_err!("{} takes one argument", self.name());
         };
         let input = cast(&input.to_array(args.number_rows)?, &DataType::Utf8)?;
-        let texts = input.as_any().downcast_ref::<StringArray>().expect("cast to Utf8");
+        let texts = input
+            .as_any()
+            .downcast_ref::<StringArray>()
+            .expect("cast to Utf8");
         let out: ArrayRef = match self.kind {
             TextFn::NormalizeId => {
                 let mut b = Int64Builder::with_capacity(texts.len());
-                texts.iter().for_each(|t| b.append_option(t.and_then(normalize_id)));
+                texts
+                    .iter()
+                    .for_each(|t| b.append_option(t.and_then(normalize_id)));
                 Arc::new(b.finish())
             }
             TextFn::MaskPhone | TextFn::EmailHash => {
-                let f = if self.kind == TextFn::MaskPhone { mask_phone } else { email_hash };
+                let f = if self.kind == TextFn::MaskPhone {
+                    mask_phone
+                } else {
+                    email_hash
+                };
                 let mut b = StringBuilder::with_capacity(texts.len(), texts.len() * 16);
                 texts.iter().for_each(|t| b.append_option(t.and_then(f)));
                 Arc::new(b.finish())
@@ -100,8 +117,18 @@ fn mask_phone(text: &str) -> Option<String> {
         return None;
     }
     // Up to 4 digits would be shown whole, so they are masked entirely.
-    let masked = if digits.len() <= 4 { digits.len() } else { digits.len() - 4 };
-    Some(digits.iter().enumerate().map(|(i, d)| if i < masked { '*' } else { *d }).collect())
+    let masked = if digits.len() <= 4 {
+        digits.len()
+    } else {
+        digits.len() - 4
+    };
+    Some(
+        digits
+            .iter()
+            .enumerate()
+            .map(|(i, d)| if i < masked { '*' } else { *d })
+            .collect(),
+    )
 }
 
 fn email_hash(text: &str) -> Option<String> {

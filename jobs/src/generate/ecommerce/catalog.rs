@@ -8,7 +8,16 @@ use super::{Scale, slice};
 use crate::error::Result;
 
 pub(crate) const COUNTRIES: [&str; 8] = ["US", "GB", "DE", "FR", "ES", "NL", "CA", "AU"];
-const CATEGORIES: [&str; 8] = ["electronics", "books", "home", "toys", "sports", "beauty", "grocery", "fashion"];
+const CATEGORIES: [&str; 8] = [
+    "electronics",
+    "books",
+    "home",
+    "toys",
+    "sports",
+    "beauty",
+    "grocery",
+    "fashion",
+];
 const BRANDS: [&str; 6] = ["acme", "globex", "initech", "umbrella", "hooli", "stark"];
 const WAREHOUSES: [&str; 3] = ["east", "west", "central"];
 
@@ -23,7 +32,10 @@ pub(crate) fn country_of(customer_id: u64) -> &'static str {
 }
 
 pub(crate) async fn write_part(sink: &Sink, scale: Scale, part: u64, parts: u64) -> Result<Vec<Written>> {
-    Ok(vec![products(sink, scale, part, parts).await?, inventory(sink, scale, part, parts).await?])
+    Ok(vec![
+        products(sink, scale, part, parts).await?,
+        inventory(sink, scale, part, parts).await?,
+    ])
 }
 
 async fn products(sink: &Sink, scale: Scale, part: u64, parts: u64) -> Result<Written> {
@@ -33,13 +45,18 @@ async fn products(sink: &Sink, scale: Scale, part: u64, parts: u64) -> Result<Wr
     let ids: Vec<u64> = if sink.batch == 0 {
         slice(scale.products, part, parts).map(|i| i + 1).collect()
     } else {
-        slice(scale.products / 50 + 1, part, parts).map(|_| 1 + rng.below(scale.products)).collect()
+        slice(scale.products / 50 + 1, part, parts)
+            .map(|_| 1 + rng.below(scale.products))
+            .collect()
     };
     for id in ids {
         let category = CATEGORIES[(id % CATEGORIES.len() as u64) as usize];
         let brand = BRANDS[(id % BRANDS.len() as u64) as usize];
         let cents = price_cents(id) + if sink.batch > 0 { 100 } else { 0 };
-        let updated = ts_text(&mut rng, epoch() + Duration::days(sink.batch as i64 * 3) + Duration::hours(6));
+        let updated = ts_text(
+            &mut rng,
+            epoch() + Duration::days(sink.batch as i64 * 3) + Duration::hours(6),
+        );
         out.push(format_args!(
             r#"{{"product_id":"{}","name":"Product {id}","category":"{}","brand":"{brand}","price":{}.{:02},"attributes":{{"color":"{}","weight_kg":{}.{}}},"updated_at":"{updated}"}}"#,
             id_text(&mut rng, id),
@@ -60,11 +77,20 @@ async fn products(sink: &Sink, scale: Scale, part: u64, parts: u64) -> Result<Wr
 async fn inventory(sink: &Sink, scale: Scale, part: u64, parts: u64) -> Result<Written> {
     let mut rng = sink.rng("inventory", part);
     let mut out = Lines::header("snapshot_date,product_id,warehouse,on_hand");
-    let day = (epoch() + Duration::days(365 + sink.batch as i64)).format("%Y-%m-%d").to_string();
+    let day = (epoch() + Duration::days(365 + sink.batch as i64))
+        .format("%Y-%m-%d")
+        .to_string();
     for id in slice(scale.products, part, parts).map(|i| i + 1) {
         for warehouse in WAREHOUSES {
-            let on_hand = if rng.chance(0.01) { -(rng.below(20) as i64) - 1 } else { rng.below(500) as i64 };
-            out.push(format_args!("{day},{},{warehouse},{on_hand}", id_text(&mut rng, id)));
+            let on_hand = if rng.chance(0.01) {
+                -(rng.below(20) as i64) - 1
+            } else {
+                rng.below(500) as i64
+            };
+            out.push(format_args!(
+                "{day},{},{warehouse},{on_hand}",
+                id_text(&mut rng, id)
+            ));
         }
     }
     sink.put("inventory", "csv", part, out).await

@@ -9,9 +9,20 @@ use super::{Scale, slice};
 use crate::error::Result;
 use crate::generate::rng::Rng;
 
-const FIRST: [&str; 8] = ["Ada", "Grace", "Alan", "Edsger", "Barbara", "Donald", "Frances", "Ken"];
-const LAST: [&str; 8] = ["Lovelace", "Hopper", "Turing", "Dijkstra", "Liskov", "Knuth", "Allen", "Thompson"];
-const CITIES: [&str; 6] = ["Springfield", "Riverton", "Lakeside", "Hillview", "Fairmont", "Oakdale"];
+const FIRST: [&str; 8] = [
+    "Ada", "Grace", "Alan", "Edsger", "Barbara", "Donald", "Frances", "Ken",
+];
+const LAST: [&str; 8] = [
+    "Lovelace", "Hopper", "Turing", "Dijkstra", "Liskov", "Knuth", "Allen", "Thompson",
+];
+const CITIES: [&str; 6] = [
+    "Springfield",
+    "Riverton",
+    "Lakeside",
+    "Hillview",
+    "Fairmont",
+    "Oakdale",
+];
 
 pub(crate) async fn write_part(sink: &Sink, scale: Scale, part: u64, parts: u64) -> Result<Vec<Written>> {
     let mut rng = sink.rng("customers", part);
@@ -34,21 +45,43 @@ pub(crate) async fn write_part(sink: &Sink, scale: Scale, part: u64, parts: u64)
             } else {
                 moment(&mut rng, sink.batch)
             };
-            customer(&mut rng, &mut out, existing, epoch() - Duration::days(400), updated, sink.batch);
+            customer(
+                &mut rng,
+                &mut out,
+                existing,
+                epoch() - Duration::days(400),
+                updated,
+                sink.batch,
+            );
         }
     }
     Ok(vec![sink.put("customers", "ndjson", part, out).await?])
 }
 
 /// One customer version; `version` > 0 changes the address and e-mail.
-fn customer(rng: &mut Rng, out: &mut Lines, id: u64, signup: NaiveDateTime, updated: NaiveDateTime, version: u64) {
+fn customer(
+    rng: &mut Rng,
+    out: &mut Lines,
+    id: u64,
+    signup: NaiveDateTime,
+    updated: NaiveDateTime,
+    version: u64,
+) {
     let first = FIRST[(id % 8) as usize];
     let last = LAST[(id / 8 % 8) as usize];
     let email = match rng.below(100) {
         0 => "null".to_string(),
         1 | 2 => format!(r#"" {}.{}{id}@Example.COM ""#, first.to_uppercase(), last),
-        _ if version > 0 => format!(r#""{}.{}{id}.v{version}@example.com""#, first.to_lowercase(), last.to_lowercase()),
-        _ => format!(r#""{}.{}{id}@example.com""#, first.to_lowercase(), last.to_lowercase()),
+        _ if version > 0 => format!(
+            r#""{}.{}{id}.v{version}@example.com""#,
+            first.to_lowercase(),
+            last.to_lowercase()
+        ),
+        _ => format!(
+            r#""{}.{}{id}@example.com""#,
+            first.to_lowercase(),
+            last.to_lowercase()
+        ),
     };
     let phone = match rng.below(3) {
         0 => format!("+1-555-{:03}-{:04}", rng.below(1000), id % 10_000),

@@ -11,24 +11,41 @@ const DEVICES: [&str; 3] = ["desktop", "mobile", "tablet"];
 const REFERRERS: [&str; 4] = ["google", "direct", "newsletter", "social"];
 
 pub(crate) async fn write_part(sink: &Sink, scale: Scale, part: u64, parts: u64) -> Result<Vec<Written>> {
-    Ok(vec![clickstream(sink, scale, part, parts).await?, ratings(sink, scale, part, parts).await?])
+    Ok(vec![
+        clickstream(sink, scale, part, parts).await?,
+        ratings(sink, scale, part, parts).await?,
+    ])
 }
 
 fn batch_size(batch: u64, initial: u64) -> u64 {
-    if batch == 0 { initial } else { (initial / 100).max(1) }
+    if batch == 0 {
+        initial
+    } else {
+        (initial / 100).max(1)
+    }
 }
 
 async fn clickstream(sink: &Sink, scale: Scale, part: u64, parts: u64) -> Result<Written> {
     let mut rng = sink.rng("clickstream", part);
     let mut out = Lines::default();
     for n in slice(batch_size(sink.batch, scale.sessions), part, parts) {
-        session(&mut rng, &mut out, sink.batch, scale, &format!("s{}-{n}", sink.batch));
+        session(
+            &mut rng,
+            &mut out,
+            sink.batch,
+            scale,
+            &format!("s{}-{n}", sink.batch),
+        );
     }
     sink.put("clickstream", "ndjson", part, out).await
 }
 
 fn session(rng: &mut Rng, out: &mut Lines, batch: u64, scale: Scale, id: &str) {
-    let customer = if rng.chance(0.7) { (1 + rng.below(scale.customers)).to_string() } else { "null".into() };
+    let customer = if rng.chance(0.7) {
+        (1 + rng.below(scale.customers)).to_string()
+    } else {
+        "null".into()
+    };
     let device = DEVICES[rng.below(3) as usize];
     let referrer = REFERRERS[rng.below(4) as usize];
     let mut at = moment(rng, batch);
@@ -53,7 +70,11 @@ fn session(rng: &mut Rng, out: &mut Lines, batch: u64, scale: Scale, id: &str) {
     }
     for (k, step) in steps.into_iter().enumerate() {
         at += Duration::seconds(5 + rng.below(120) as i64);
-        let product_field = if step == "search" { "null".to_string() } else { format!(r#""{}""#, id_text(rng, product)) };
+        let product_field = if step == "search" {
+            "null".to_string()
+        } else {
+            format!(r#""{}""#, id_text(rng, product))
+        };
         out.push(format_args!(
             r#"{{"event_id":"{id}-{k}","session_id":"{id}","customer_id":{customer},"event_type":"{step}","product_id":{product_field},"ts":"{}","device":"{device}","referrer":"{referrer}"}}"#,
             ts_text(rng, at)
@@ -69,12 +90,24 @@ async fn ratings(sink: &Sink, scale: Scale, part: u64, parts: u64) -> Result<Wri
     let mut out = Lines::header("customer_id,product_id,rating,rated_at");
     for _ in slice(batch_size(sink.batch, scale.ratings), part, parts) {
         let customer_id = 1 + rng.below(scale.customers);
-        let customer = if rng.chance(0.001) { String::new() } else { id_text(&mut rng, customer_id) };
+        let customer = if rng.chance(0.001) {
+            String::new()
+        } else {
+            id_text(&mut rng, customer_id)
+        };
         // Popular products get most ratings, as in real catalogues.
         let product = 1 + (rng.below(scale.products) * rng.below(scale.products)) / scale.products;
-        let rating = if rng.chance(0.002) { [0, 6][rng.below(2) as usize] } else { 1 + rng.below(5) };
+        let rating = if rng.chance(0.002) {
+            [0, 6][rng.below(2) as usize]
+        } else {
+            1 + rng.below(5)
+        };
         let at = moment(&mut rng, sink.batch);
-        let line = format!("{customer},{},{rating},{}", id_text(&mut rng, product), ts_text(&mut rng, at));
+        let line = format!(
+            "{customer},{},{rating},{}",
+            id_text(&mut rng, product),
+            ts_text(&mut rng, at)
+        );
         out.push(format_args!("{line}"));
         if rng.chance(0.005) {
             out.push(format_args!("{line}"));

@@ -67,7 +67,12 @@ pub struct EcommerceData {
 impl EcommerceData {
     /// Data at scale factor `sf` (1.0 = 100K customers, 2M orders, 5M clickstream events).
     pub fn new(out: Url, sf: f64) -> Self {
-        Self { out, scale_factor: sf, seed: 42, batch: 0 }
+        Self {
+            out,
+            scale_factor: sf,
+            seed: 42,
+            batch: 0,
+        }
     }
 
     /// Seed of every generator.

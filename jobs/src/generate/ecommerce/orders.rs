@@ -11,7 +11,13 @@ use crate::generate::rng::Rng;
 
 const STATUSES: [&str; 4] = ["completed", "pending", "cancelled", "returned"];
 const CHANNELS: [&str; 4] = ["web", "mobile", "store", "marketplace"];
-const METHODS: [&str; 5] = ["credit_card", "paypal", "debit_card", "apple_pay", "bank_transfer"];
+const METHODS: [&str; 5] = [
+    "credit_card",
+    "paypal",
+    "debit_card",
+    "apple_pay",
+    "bank_transfer",
+];
 
 struct Parts {
     orders: Lines,
@@ -64,11 +70,26 @@ fn new_order(rng: &mut Rng, out: &mut Parts, batch: u64, scale: Scale, id: u64) 
         out.orders.push(format_args!("{first}"));
     }
     if rng.chance(0.08) {
-        let later = if status == "completed" { "returned" } else { "completed" };
-        order_line(rng, &mut out.orders, id, customer, at, later, updated + Duration::days(2));
+        let later = if status == "completed" {
+            "returned"
+        } else {
+            "completed"
+        };
+        order_line(
+            rng,
+            &mut out.orders,
+            id,
+            customer,
+            at,
+            later,
+            updated + Duration::days(2),
+        );
     }
     if rng.chance(0.0005) {
-        out.orders.push(format_args!("{id},{customer},{},completed,web,{},EXTRA", at, updated));
+        out.orders.push(format_args!(
+            "{id},{customer},{},completed,web,{},EXTRA",
+            at, updated
+        ));
     }
     let total_cents = items(rng, &mut out.items, scale, id);
     payment(rng, &mut out.payments, id, customer, at, total_cents);
@@ -83,7 +104,11 @@ fn order_line(
     status: &str,
     updated: NaiveDateTime,
 ) -> String {
-    let customer = if rng.chance(0.005) { String::new() } else { id_text(rng, customer) };
+    let customer = if rng.chance(0.005) {
+        String::new()
+    } else {
+        id_text(rng, customer)
+    };
     let channel = CHANNELS[rng.below(4) as usize];
     let line = format!(
         "{},{customer},{},{},{},{}",
@@ -100,10 +125,18 @@ fn order_line(
 /// Writes the order's lines; returns the order's total in cents.
 fn items(rng: &mut Rng, out: &mut Lines, scale: Scale, order: u64) -> u64 {
     let mut total = 0;
-    let order_ref = if rng.chance(0.002) { order + 10 * scale.orders } else { order };
+    let order_ref = if rng.chance(0.002) {
+        order + 10 * scale.orders
+    } else {
+        order
+    };
     for line_no in 1..=1 + rng.below(4) {
         let product = 1 + rng.below(scale.products);
-        let quantity: i64 = if rng.chance(0.005) { -(rng.below(2) as i64) } else { 1 + rng.below(5) as i64 };
+        let quantity: i64 = if rng.chance(0.005) {
+            -(rng.below(2) as i64)
+        } else {
+            1 + rng.below(5) as i64
+        };
         let cents = price_cents(product);
         let discount_pct = if rng.chance(0.7) { 0 } else { 5 * rng.below(11) };
         let line = format!(
@@ -127,9 +160,21 @@ fn payment(rng: &mut Rng, out: &mut Lines, order: u64, customer: u64, at: NaiveD
     let method = METHODS[rng.below(5) as usize];
     let separator = if rng.chance(0.05) { " " } else { "_" };
     let method = enum_text(rng, method).replace('_', separator);
-    let cents = if rng.chance(0.003) { total_cents * 20 + 1 } else { total_cents };
-    let country = if rng.chance(0.02) { "BR" } else { country_of(customer) };
-    let risk = if rng.chance(0.01) { 81 + rng.below(19) } else { rng.below(60) };
+    let cents = if rng.chance(0.003) {
+        total_cents * 20 + 1
+    } else {
+        total_cents
+    };
+    let country = if rng.chance(0.02) {
+        "BR"
+    } else {
+        country_of(customer)
+    };
+    let risk = if rng.chance(0.01) {
+        81 + rng.below(19)
+    } else {
+        rng.below(60)
+    };
     let paid_at = at + Duration::seconds(1 + rng.below(600) as i64);
     let paid_at = ts_text(rng, paid_at);
     out.push(format_args!(

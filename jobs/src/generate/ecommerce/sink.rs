@@ -32,9 +32,17 @@ pub(crate) struct Sink {
 
 impl Sink {
     pub(crate) fn new(out: &Url, seed: u64, batch: u64) -> Result<Self> {
-        let (store, root) = object_store::parse_url(out)
-            .map_err(|e| Error::Url { url: out.to_string(), message: e.to_string() })?;
-        Ok(Self { store: Arc::from(store), root, out: out.clone(), seed, batch })
+        let (store, root) = object_store::parse_url(out).map_err(|e| Error::Url {
+            url: out.to_string(),
+            message: e.to_string(),
+        })?;
+        Ok(Self {
+            store: Arc::from(store),
+            root,
+            out: out.clone(),
+            seed,
+            batch,
+        })
     }
 
     /// A generator for one (source, part) of this batch.
@@ -47,15 +55,28 @@ impl Sink {
     }
 
     /// Stores `text` as `<source>/batch_<b>/part-<p>.<ext>`.
-    pub(crate) async fn put(&self, source: &'static str, ext: &str, part: u64, text: Lines) -> Result<Written> {
+    pub(crate) async fn put(
+        &self,
+        source: &'static str,
+        ext: &str,
+        part: u64,
+        text: Lines,
+    ) -> Result<Written> {
         let rel = format!("{source}/batch_{}/part-{part}.{ext}", self.batch);
         let path = rel.split('/').fold(self.root.clone(), |p, s| p.join(s));
         let url = format!("{}/{rel}", self.out.as_str().trim_end_matches('/'));
         self.store
             .put(&path, text.text.into_bytes().into())
             .await
-            .map_err(|source| Error::ObjectStore { url, source: Box::new(source) })?;
-        Ok(Written { source, files: 1, lines: text.lines })
+            .map_err(|source| Error::ObjectStore {
+                url,
+                source: Box::new(source),
+            })?;
+        Ok(Written {
+            source,
+            files: 1,
+            lines: text.lines,
+        })
     }
 }
 
@@ -68,7 +89,10 @@ pub(crate) struct Lines {
 
 impl Lines {
     pub(crate) fn header(header: &str) -> Self {
-        Self { text: format!("{header}\n"), lines: 0 }
+        Self {
+            text: format!("{header}\n"),
+            lines: 0,
+        }
     }
 
     pub(crate) fn push(&mut self, line: std::fmt::Arguments<'_>) {
@@ -80,12 +104,18 @@ impl Lines {
 
 /// Start of the initial load; later batches are in January 2025.
 pub(crate) fn epoch() -> NaiveDateTime {
-    NaiveDate::from_ymd_opt(2024, 1, 1).and_then(|d| d.and_hms_opt(0, 0, 0)).expect("valid date")
+    NaiveDate::from_ymd_opt(2024, 1, 1)
+        .and_then(|d| d.and_hms_opt(0, 0, 0))
+        .expect("valid date")
 }
 
 /// A moment in batch `batch`: batch 0 spans 2024, batch b ≥ 1 is day b of 2025.
 pub(crate) fn moment(rng: &mut Rng, batch: u64) -> NaiveDateTime {
-    let (start_day, days) = if batch == 0 { (0, 366) } else { (365 + batch as i64, 1) };
+    let (start_day, days) = if batch == 0 {
+        (0, 366)
+    } else {
+        (365 + batch as i64, 1)
+    };
     epoch() + Duration::days(start_day + rng.below(days) as i64) + Duration::seconds(rng.below(86_400) as i64)
 }
 
