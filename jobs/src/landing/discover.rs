@@ -112,6 +112,9 @@ async fn read_head(store: &Arc<dyn ObjectStore>, url: &Url, size: u64) -> Result
         url: url.to_string(),
         message: e.to_string(),
     })?;
+    if size == 0 {
+        return Ok(Vec::new());
+    }
     let bytes = store
         .get_range(&path, 0..size.min(HEAD_BYTES))
         .await

@@ -26,6 +26,8 @@ pub struct BronzeInput<'a> {
     pub source_url: Url,
     /// Files already in the table (skipped), unless a full refresh.
     pub already_ingested: &'a [String],
+    /// Data columns of the existing table (empty when there is none or on a full refresh).
+    pub existing_columns: &'a [String],
     /// The run id, stored as `_batch_id`.
     pub run_id: &'a str,
     /// Run start, stored as `_ingested_at`.
@@ -67,7 +69,12 @@ pub async fn bronze_frame(
     let frame = match source.format {
         Format::Parquet => parquet_frame(ctx, table, &new).await?,
         Format::Csv | Format::Ndjson => {
-            let options = landing_options(pipeline, table, source, &store, &new).await?;
+            let options =
+                landing_options(pipeline, table, source, &store, &new, input.existing_columns).await?;
+            if options.columns.is_empty() {
+                // Only empty files are new: nothing to ingest, no columns to type.
+                return Ok(None);
+            }
             let file_groups = group_files(&new, input.partitions);
             ctx.read_table(Arc::new(LandingTable { options, file_groups }))
                 .map_err(|e| query_err(table, e))?
@@ -82,15 +89,23 @@ async fn landing_options(
     source: &Source,
     store: &Arc<dyn object_store::ObjectStore>,
     files: &[(Url, u64)],
+    existing: &[String],
 ) -> Result<LandingOptions> {
     let format = match source.format {
         Format::Csv => LandingFormat::Csv,
         _ => LandingFormat::Ndjson,
     };
     let mut names = source.columns.clone();
+    if names.is_empty() && format == LandingFormat::Ndjson && !existing.is_empty() {
+        // An existing table keeps its columns; keys it does not have go to `_rescued_data`.
+        names = existing.to_vec();
+    }
     if names.is_empty() {
         let delimiter = (format == LandingFormat::Csv).then_some(source.delimiter);
         names = infer_columns(store, files, delimiter).await?;
+    }
+    if names.is_empty() {
+        names = existing.to_vec();
     }
     for hinted in source.schema.keys() {
         if !names.contains(hinted) && format == LandingFormat::Ndjson {

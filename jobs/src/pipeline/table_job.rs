@@ -19,8 +19,8 @@ use crate::delta::{
     CommitOutcome, DeltaCommit, DeltaWriteNode, TableSnapshot, WriteResult, WriteSpec, WriteTarget,
 };
 use crate::error::{Error, Result, error_chain};
-use crate::landing::{CORRUPT_REASON, CORRUPT_RECORD, SOURCE_FILE};
-use crate::layers::{BronzeInput, bronze_frame, ident, query_frame};
+use crate::landing::{CORRUPT_REASON, CORRUPT_RECORD, RESCUED_DATA, SOURCE_FILE};
+use crate::layers::{AUDIT_COLUMNS, BronzeInput, bronze_frame, ident, query_frame};
 use crate::quality::{CheckedFrame, rules_for};
 use crate::spec::{Action, Pipeline, TableSpec, Transform, WriteMode};
 
@@ -114,24 +114,16 @@ impl TableJob<'_> {
         .map_err(|e| self.query_err("plan expectations", e))?;
         let spec = self.write_spec(&url, &checked);
         let result = self.write(&checked.frame, &spec).await?;
+        if result.counts.read == 0 && mode == WriteMode::Append && snapshot.is_some() {
+            // Nothing to add (e.g. only empty landing files): no empty commit.
+            return Ok(TableStatus::NoNewData);
+        }
         outcome.rows_read = result.counts.read;
         outcome.rule_failures = rules
             .iter()
             .zip(&result.counts.counted)
             .map(|(r, n)| (r.name.clone(), r.action, *n))
             .collect();
-        if let Some((rule, _, rows)) = outcome
-            .rule_failures
-            .iter()
-            .find(|(_, a, n)| *a == Action::Fail && *n > 0)
-        {
-            discard(&spec, &result).await;
-            return Err(Error::ExpectationFailed {
-                table: self.table.name.clone(),
-                rule: rule.clone(),
-                rows: *rows,
-            });
-        }
         // The schema the executors wrote; the logical one only if no task reported (no rows).
         let logical = checked.frame.schema().as_arrow().clone();
         let schema_of = |t: usize| -> Result<SchemaRef> {
@@ -155,6 +147,18 @@ impl TableJob<'_> {
             )
             .await?;
             outcome.rows_quarantined = result.rows[1];
+        }
+        if let Some((rule, _, rows)) = outcome
+            .rule_failures
+            .iter()
+            .find(|(_, a, n)| *a == Action::Fail && *n > 0)
+        {
+            discard(&spec.targets[0], &result.adds[0]).await;
+            return Err(Error::ExpectationFailed {
+                table: self.table.name.clone(),
+                rule: rule.clone(),
+                rows: *rows,
+            });
         }
         let commit = self
             .commit(&spec.targets[0], "", schema_of(0)?, mode, result.adds[0].clone())
@@ -198,13 +202,14 @@ impl TableJob<'_> {
                     .map(Some)
             }
             Transform::Source(source) => {
-                let ingested = match (snapshot, mode) {
-                    (Some(s), WriteMode::Append) => self.ingested_files(s).await?,
-                    _ => vec![],
+                let (ingested, existing) = match (snapshot, mode) {
+                    (Some(s), WriteMode::Append) => (self.ingested_files(s).await?, data_columns(s)?),
+                    _ => (vec![], vec![]),
                 };
                 let input = BronzeInput {
                     source_url: resolve_url(self.landing, &source.path)?,
                     already_ingested: &ingested,
+                    existing_columns: &existing,
                     run_id: &self.run.id,
                     now_micros: self.run.started_micros,
                     partitions: self.partitions,
@@ -323,23 +328,32 @@ impl TableJob<'_> {
     }
 }
 
+/// The landing columns of an existing bronze table: everything but audit and rescue columns.
+fn data_columns(snapshot: &TableSnapshot) -> Result<Vec<String>> {
+    let schema = snapshot.scan_table()?.schema;
+    Ok(schema
+        .fields()
+        .iter()
+        .map(|f| f.name().clone())
+        .filter(|n| !AUDIT_COLUMNS.contains(&n.as_str()) && n != RESCUED_DATA)
+        .collect())
+}
+
 /// Deletes files written for a table that will not be committed (best effort: uncommitted
 /// files are invisible to readers either way, and `VACUUM` removes leftovers).
-async fn discard(spec: &WriteSpec, result: &WriteResult) {
-    for (target, adds) in spec.targets.iter().zip(&result.adds) {
-        let store = Url::parse(&target.url)
-            .ok()
-            .and_then(|u| deltalake::DeltaTableBuilder::from_url(u).ok())
-            .and_then(|b| b.build_storage().ok())
-            .map(|s| s.object_store(None));
-        let Some(store) = store else { continue };
-        for add in adds {
-            if let Err(e) = store
-                .delete(&object_store::path::Path::from(add.path.as_str()))
-                .await
-            {
-                tracing::warn!(path = %add.path, error = %e, "could not delete an uncommitted data file");
-            }
+async fn discard(target: &WriteTarget, adds: &[Add]) {
+    let store = Url::parse(&target.url)
+        .ok()
+        .and_then(|u| deltalake::DeltaTableBuilder::from_url(u).ok())
+        .and_then(|b| b.build_storage().ok())
+        .map(|s| s.object_store(None));
+    let Some(store) = store else { return };
+    for add in adds {
+        if let Err(e) = store
+            .delete(&object_store::path::Path::from(add.path.as_str()))
+            .await
+        {
+            tracing::warn!(path = %add.path, error = %e, "could not delete an uncommitted data file");
         }
     }
 }

@@ -49,7 +49,8 @@ impl CheckedFrame {
     ) -> Result<Self> {
         let mut select: Vec<Expr> = table.iter().chain(extra).map(|c| ident(c)).collect();
         let table_columns: Vec<usize> = (0..table.len()).collect();
-        let drops: Vec<&Rule> = rules.iter().filter(|r| r.action == Action::Drop).collect();
+        // `fail` rows go to quarantine too, so an aborted table shows what stopped it.
+        let drops: Vec<&Rule> = rules.iter().filter(|r| r.action != Action::Warn).collect();
         let (mut quarantine_columns, mut keep_column) = (None, None);
         if let Some(first) = drops.first() {
             let mut rule = when(first.pass.clone().not(), lit(first.name.clone()));

@@ -1,0 +1,92 @@
+"""Independent checks of the e-commerce pipeline's tables with pyarrow (not Medallion's reader).
+
+Usage: python3 ecommerce_checks.py LAKEHOUSE; prints one JSON object with the findings.
+"""
+import json
+import os
+import re
+import sys
+from collections import defaultdict
+from decimal import Decimal, ROUND_HALF_UP
+
+import deltalake
+
+
+def rows(lake, table):
+    return deltalake.DeltaTable(os.path.join(lake, table)).to_pyarrow_table().to_pylist()
+
+
+def norm_id(text):
+    if text is None:
+        return None
+    t = text.strip()
+    m = re.fullmatch(r"(-?\d+)(\.0+)?", t)
+    return int(m.group(1)) if m else None
+
+
+def main(lake):
+    out = {}
+    # Gold revenue per day, recomputed from silver: completed orders, net = q * p * (1 - d), cents.
+    orders = {o["order_id"]: o for o in rows(lake, "silver/orders")}
+    per_day = defaultdict(Decimal)
+    per_customer = defaultdict(Decimal)
+    for i in rows(lake, "silver/order_items"):
+        o = orders.get(i["order_id"])
+        if o is None or o["status"] != "completed":
+            continue
+        net = (Decimal(i["quantity"]) * Decimal(i["unit_price"]) * (1 - Decimal(i["discount"])))
+        net = net.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
+        per_day[o["order_ts"].date().isoformat()] += net
+        per_customer[o["customer_id"]] += net
+    gold_day = {r["order_date"].isoformat(): Decimal(r["revenue"]) for r in rows(lake, "gold/agg_daily_sales")}
+    out["daily_revenue_mismatches"] = sum(
+        1 for d in set(per_day) | {d for d, v in gold_day.items() if v != 0}
+        if abs(per_day.get(d, Decimal(0)) - gold_day.get(d, Decimal(0))) > Decimal("0.011")
+    )
+    out["days_checked"] = len(per_day)
+    gold_cust = {r["customer_id"]: Decimal(r["revenue"]) for r in rows(lake, "gold/customer_value")}
+    out["customer_revenue_mismatches"] = sum(
+        1 for c in set(per_customer) | set(gold_cust)
+        if abs(per_customer.get(c, Decimal(0)) - gold_cust.get(c, Decimal(0))) > Decimal("0.011")
+    )
+    # Row accounting for orders: bronze = silver + quarantined (this build) + duplicates removed,
+    # where duplicates are the bronze rows beyond the first of each normalised order id.
+    bronze = rows(lake, "bronze/orders_raw")
+    keys = [norm_id(r["order_id"]) for r in bronze]
+    duplicates = len([k for k in keys if k is not None]) - len({k for k in keys if k is not None})
+    silver = rows(lake, "silver/orders")
+    build = silver[0]["_built_by_run"] if silver else None
+    quarantined = [q for q in rows(lake, "silver/orders__quarantine") if q["_run_id"] == build]
+    out["orders_accounting"] = {
+        "bronze": len(bronze), "silver": len(silver), "quarantined": len(quarantined), "duplicates": duplicates,
+    }
+    # SCD2: per customer, versions chain (valid_to = next valid_from) and exactly one current row,
+    # the latest one.
+    history = defaultdict(list)
+    for c in rows(lake, "silver/customers"):
+        history[c["customer_id"]].append(c)
+    broken = 0
+    for versions in history.values():
+        versions.sort(key=lambda v: v["valid_from"])
+        for a, b in zip(versions, versions[1:]):
+            broken += a["valid_to"] != b["valid_from"] or a["is_current"]
+        broken += not versions[-1]["is_current"] or versions[-1]["valid_to"] is not None
+    out["scd2_customers"] = len(history)
+    out["scd2_multi_version_customers"] = sum(1 for v in history.values() if len(v) > 1)
+    out["scd2_broken"] = broken
+    # PII: no e-mail address or phone number in any silver or gold table.
+    pii = re.compile(r"@|example\.com|\+1-555|\(555\)|^555\d{7}$")
+    leaks = []
+    for layer in ("silver", "gold"):
+        for name in sorted(os.listdir(os.path.join(lake, layer))):
+            for r in rows(lake, f"{layer}/{name}"):
+                for k, v in r.items():
+                    if isinstance(v, str) and pii.search(v):
+                        leaks.append(f"{layer}/{name}.{k}")
+    out["pii_leaks"] = sorted(set(leaks))
+    print(json.dumps(out), flush=True)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])
+    os._exit(0)
