@@ -14,9 +14,9 @@ setup: ## install the Python packages the tests use as independent Delta readers
 build: ## build the medallion binary
 	cargo build --bin medallion
 
-demo: setup build ## generate example landing data and run the example pipeline on an embedded cluster
-	$(BIN) generate --dataset example --out data/landing --orders 100000
-	$(BIN) run --spec pipelines/example/pipeline.toml
+demo: setup build ## generate e-commerce landing data (scale 0.1) and run the e-commerce pipeline on an embedded cluster
+	$(BIN) generate --scale 0.1 --out data/landing
+	$(BIN) run --spec pipelines/ecommerce/pipeline.toml
 
 test: setup ## run every test (unit and end-to-end)
 	cargo test --workspace
@@ -27,5 +27,6 @@ fmt: ## format the code
 lint: ## clippy with warnings as errors
 	cargo clippy --workspace --all-targets -- -D warnings
 
-bench: build ## example pipeline at 1M orders: rows/s per table, total seconds, peak RSS
-	$(BIN) bench --orders 1000000
+bench: build ## e-commerce pipeline at scale 0.1 and 1: seconds per layer, rows/s, peak RSS
+	$(BIN) bench --scale 0.1
+	$(BIN) bench --scale 1

@@ -1,34 +1,38 @@
-//! `medallion bench`: the example pipeline at a chosen size, with throughput and peak memory.
+//! `medallion bench`: generate landing data at a chosen size, run the pipeline on it, and print
+//! seconds per layer and per table, rows/s and peak memory.
 
 use std::process::ExitCode;
 use std::time::Instant;
 
 use clap::Args;
-use medallion_jobs::generate::ExampleData;
-use medallion_jobs::pipeline::resolve_url;
+use medallion_jobs::generate::{EcommerceData, ExampleData};
+use medallion_jobs::pipeline::{RunSummary, resolve_url};
+use medallion_jobs::spec::Layer;
 
+use super::generate::Dataset;
 use super::run::{RunArgs, execute};
 use crate::error::{Error, Result};
 
 /// Flags of `medallion bench`.
 #[derive(Debug, Args)]
 pub struct BenchArgs {
-    /// Orders to generate.
-    #[arg(long, env = "MEDALLION_BENCH_ORDERS", default_value_t = 1_000_000)]
-    pub orders: u64,
-    /// Files per source.
-    #[arg(long, env = "MEDALLION_BENCH_FILES", default_value_t = 8)]
-    pub files: u64,
-    /// Working directory (landing and lakehouse are created inside; reused data is regenerated).
-    #[arg(long, env = "MEDALLION_BENCH_DIR", default_value = "target/bench")]
-    pub dir: String,
-    /// Pipeline spec to run.
+    /// Which data set and pipeline.
     #[arg(
         long,
-        env = "MEDALLION_BENCH_SPEC",
-        default_value = "pipelines/example/pipeline.toml"
+        env = "MEDALLION_BENCH_DATASET",
+        value_enum,
+        default_value = "ecommerce"
     )]
-    pub spec: String,
+    pub dataset: Dataset,
+    /// Scale factor (e-commerce).
+    #[arg(long, env = "MEDALLION_BENCH_SCALE", default_value_t = 0.1)]
+    pub scale: f64,
+    /// Orders to generate (example data set).
+    #[arg(long, env = "MEDALLION_BENCH_ORDERS", default_value_t = 1_000_000)]
+    pub orders: u64,
+    /// Working directory (landing and lakehouse are created inside, and removed first).
+    #[arg(long, env = "MEDALLION_BENCH_DIR", default_value = "target/bench")]
+    pub dir: String,
     /// Task slots of the embedded executor.
     #[arg(long, env = "MEDALLION_PARALLELISM", default_value_t = 2)]
     pub parallelism: usize,
@@ -44,16 +48,12 @@ pub(crate) async fn run(args: BenchArgs) -> Result<ExitCode> {
     })?;
     let _ = std::fs::remove_dir_all(&dir);
     let landing = dir.join("landing").display().to_string();
-    let lakehouse = dir.join("lakehouse").display().to_string();
     let generated_at = Instant::now();
-    let written = ExampleData::new(resolve_url(None, &landing)?, args.orders)
-        .with_files(args.files)
-        .write()
-        .await?;
+    let (spec, lines) = generate(&args, &landing).await?;
     let generate_secs = generated_at.elapsed().as_secs_f64();
     let run_args = RunArgs {
-        spec: args.spec.clone(),
-        lakehouse: Some(lakehouse),
+        spec: spec.into(),
+        lakehouse: Some(dir.join("lakehouse").display().to_string()),
         landing: Some(landing),
         select: vec![],
         layer: vec![],
@@ -66,12 +66,51 @@ pub(crate) async fn run(args: BenchArgs) -> Result<ExitCode> {
         quiet: true,
     };
     let summary = execute(&run_args).await?;
+    println!("generated {lines} landing lines in {generate_secs:.2}s");
+    print_tables(&summary);
+    print_layers(&summary);
+    let total = summary.duration.as_secs_f64();
+    let rows: u64 = summary
+        .tables
+        .iter()
+        .filter(|t| t.layer == Layer::Bronze)
+        .map(|t| t.rows_read)
+        .sum();
     println!(
-        "generated {} order lines + {} customer lines in {generate_secs:.2}s",
-        written.order_lines, written.customer_lines
+        "pipeline total: {total:.2}s; {rows} landing rows, {:.0} landing rows/s end to end",
+        rows as f64 / total.max(1e-9)
     );
+    println!("peak RSS: {}", peak_rss().unwrap_or_else(|| "unknown".into()));
+    Ok(if summary.succeeded() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+async fn generate(args: &BenchArgs, landing: &str) -> Result<(&'static str, u64)> {
+    let out = resolve_url(None, landing)?;
+    Ok(match args.dataset {
+        Dataset::Ecommerce => {
+            let written = EcommerceData::new(out, args.scale).write().await?;
+            (
+                "pipelines/ecommerce/pipeline.toml",
+                written.iter().map(|w| w.lines).sum(),
+            )
+        }
+        Dataset::Example => {
+            let written = ExampleData::new(out, args.orders).with_files(8).write().await?;
+            (
+                "pipelines/example/pipeline.toml",
+                written.order_lines + written.customer_lines,
+            )
+        }
+    })
+}
+
+fn print_tables(summary: &RunSummary) {
     println!(
-        "{:<8} {:<16} {:>10} {:>10} {:>9} {:>12}",
+        "{:<8} {:<20} {:>10} {:>10} {:>9} {:>12}",
         "layer", "table", "read", "written", "seconds", "rows/s"
     );
     for t in &summary.tables {
@@ -82,7 +121,7 @@ pub(crate) async fn run(args: BenchArgs) -> Result<ExitCode> {
             0.0
         };
         println!(
-            "{:<8} {:<16} {:>10} {:>10} {:>9.2} {:>12.0}",
+            "{:<8} {:<20} {:>10} {:>10} {:>9.2} {:>12.0}",
             t.layer.as_str(),
             t.table,
             t.rows_read,
@@ -91,18 +130,33 @@ pub(crate) async fn run(args: BenchArgs) -> Result<ExitCode> {
             rate
         );
     }
-    let total = summary.duration.as_secs_f64();
-    let rows: u64 = summary.tables.iter().map(|t| t.rows_read).sum();
-    println!(
-        "pipeline total: {total:.2}s, {:.0} rows/s over all tables",
-        rows as f64 / total.max(1e-9)
-    );
-    println!("peak RSS: {}", peak_rss().unwrap_or_else(|| "unknown".into()));
-    Ok(if summary.succeeded() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
-    })
+}
+
+/// Wall time per layer: from its first table's start to its last table's end (tables of a
+/// layer overlap, and with the next layer's first tables).
+fn print_layers(summary: &RunSummary) {
+    for layer in [Layer::Bronze, Layer::Silver, Layer::Gold, Layer::Ml] {
+        let tables: Vec<_> = summary.tables.iter().filter(|t| t.layer == layer).collect();
+        let (Some(start), Some(end)) = (
+            tables.iter().map(|t| t.started_at_micros).min(),
+            tables
+                .iter()
+                .map(|t| t.started_at_micros + t.duration.as_micros() as i64)
+                .max(),
+        ) else {
+            continue;
+        };
+        let rows: u64 = tables.iter().map(|t| t.rows_read).sum();
+        let secs = (end - start) as f64 / 1e6;
+        println!(
+            "layer {:<6} {:>3} tables {:>9.2}s wall {:>12} rows read {:>10.0} rows/s",
+            layer.as_str(),
+            tables.len(),
+            secs,
+            rows,
+            rows as f64 / secs.max(1e-9)
+        );
+    }
 }
 
 /// High-water mark of this process's resident memory (Linux).
