@@ -59,6 +59,7 @@ pub(crate) async fn run(args: BenchArgs) -> Result<ExitCode> {
         layer: vec![],
         full_refresh: false,
         run_id: None,
+        vars: vec![],
         scheduler: args.scheduler.clone(),
         parallelism: args.parallelism,
         partitions: args.parallelism,

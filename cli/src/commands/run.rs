@@ -9,7 +9,7 @@ use medallion_jobs::pipeline::{PipelineRun, RunEvent, RunId, RunSummary, TableSt
 use medallion_jobs::spec::read_spec;
 
 use crate::cluster::{ClusterTarget, connect};
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 /// Flags of `medallion run`.
 #[derive(Debug, Args)]
@@ -32,6 +32,9 @@ pub struct RunArgs {
     /// Rebuild: re-ingest every landing file, overwrite appended tables.
     #[arg(long, env = "MEDALLION_FULL_REFRESH")]
     pub full_refresh: bool,
+    /// Run parameter `name=value`, substituted for `${name}` in queries; repeatable.
+    #[arg(long = "var", env = "MEDALLION_VARS", value_delimiter = ',')]
+    pub vars: Vec<String>,
     /// Repeat or resume an earlier run (`run-<n>`); committed tables are not written again.
     #[arg(long, env = "MEDALLION_RUN_ID")]
     pub run_id: Option<String>,
@@ -85,7 +88,19 @@ pub(crate) async fn execute(args: &RunArgs) -> Result<RunSummary> {
         .map(RunId::parse)
         .transpose()?
         .unwrap_or_default();
+    let vars = args
+        .vars
+        .iter()
+        .map(|v| match v.split_once('=') {
+            Some((k, val)) => Ok((k.trim().to_string(), val.to_string())),
+            None => Err(Error::BadFlag {
+                flag: "var",
+                message: format!("`{v}` is not name=value"),
+            }),
+        })
+        .collect::<Result<Vec<_>>>()?;
     let mut run = PipelineRun::new(spec)
+        .with_vars(vars)
         .with_selection(selection)
         .with_lakehouse(args.lakehouse.clone())
         .with_landing(args.landing.clone())

@@ -144,6 +144,12 @@ impl PipelineRun {
         self
     }
 
+    /// Sets run parameters (`${name}` in queries), overriding the spec's `[pipeline] vars`.
+    pub fn with_vars(mut self, vars: impl IntoIterator<Item = (String, String)>) -> Self {
+        self.pipeline.vars.extend(vars);
+        self
+    }
+
     /// Label of the cluster, stored in the event log.
     pub fn with_cluster_label(mut self, label: impl Into<String>) -> Self {
         self.cluster = label.into();

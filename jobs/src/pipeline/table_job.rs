@@ -196,7 +196,13 @@ impl TableJob<'_> {
     async fn frame(&self, snapshot: Option<&TableSnapshot>, mode: WriteMode) -> Result<Option<DataFrame>> {
         match &self.table.transform {
             Transform::Sql(sql) => {
-                let sql = sql.replace("${run_id}", &self.run.id);
+                let sql = self
+                    .pipeline
+                    .vars
+                    .iter()
+                    .fold(sql.replace("${run_id}", &self.run.id), |sql, (k, v)| {
+                        sql.replace(&format!("${{{k}}}"), v)
+                    });
                 query_frame(self.ctx, self.pipeline, self.table, &sql)
                     .await
                     .map(Some)

@@ -11,6 +11,8 @@ pub struct Pipeline {
     pub lakehouse: Option<String>,
     /// Base URL that relative source paths are resolved against.
     pub landing: Option<String>,
+    /// Run parameters with their defaults: `${name}` in a query is replaced by the value.
+    pub vars: BTreeMap<String, String>,
     /// Tables in the order they are declared in the file.
     pub tables: Vec<TableSpec>,
     /// Path of the file the spec came from (for error messages).

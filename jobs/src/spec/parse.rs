@@ -22,6 +22,8 @@ struct RawPipeline {
     name: String,
     lakehouse: Option<String>,
     landing: Option<String>,
+    #[serde(default)]
+    vars: BTreeMap<String, String>,
 }
 
 #[derive(Deserialize)]
@@ -101,6 +103,7 @@ pub fn parse_spec(text: &str, path: &str) -> Result<Pipeline> {
         name: raw.pipeline.name,
         lakehouse: raw.pipeline.lakehouse,
         landing: raw.pipeline.landing,
+        vars: raw.pipeline.vars,
         tables,
         path: path.to_string(),
     })
