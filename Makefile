@@ -8,8 +8,9 @@ PYTHON ?= python3
 help: ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
 
-setup: ## install the Python packages the tests use as independent Delta readers
-	@$(PYTHON) -c "import deltalake, pyarrow" 2>/dev/null || $(PYTHON) -m pip install --quiet "deltalake>=1.1,<2" pyarrow
+setup: ## install what the tests use: independent Delta readers (deltalake, pyarrow), an S3 server (moto)
+	@$(PYTHON) -c "import deltalake, pyarrow, boto3, moto.server" 2>/dev/null \
+	  || $(PYTHON) -m pip install --quiet "deltalake>=1.1,<2" pyarrow "moto[server]>=5,<6" boto3
 
 build: ## build the medallion binary
 	cargo build --bin medallion

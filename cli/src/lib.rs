@@ -47,6 +47,7 @@ pub enum Command {
 pub fn main(cli: Cli) -> ExitCode {
     telemetry::init(&cli.log);
     let _ = rustls::crypto::ring::default_provider().install_default();
+    medallion_jobs::storage::register_delta_handlers();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {

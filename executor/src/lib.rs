@@ -6,6 +6,7 @@
 
 use std::sync::Arc;
 
+use ballista_core::RuntimeProducer;
 use ballista_executor::executor_process::{ExecutorProcessConfig, start_executor_process};
 use medallion_jobs::cluster::{logical_codec, physical_codec};
 use medallion_jobs::udf::function_registry;
@@ -54,6 +55,11 @@ pub struct ExecutorOptions {
     pub heartbeat_seconds: u64,
 }
 
+/// Every task's runtime: the process-wide object stores, spilling to the work directory.
+fn runtime_producer(work_dir: Option<String>) -> RuntimeProducer {
+    Arc::new(move |_config| medallion_jobs::storage::runtime_env(work_dir.as_deref()))
+}
+
 /// Runs the executor until the process stops.
 pub async fn start(options: ExecutorOptions) -> Result<()> {
     let config = ExecutorProcessConfig {
@@ -67,6 +73,7 @@ pub async fn start(options: ExecutorOptions) -> Result<()> {
         work_dir: options.work_dir.clone(),
         executor_heartbeat_interval_seconds: options.heartbeat_seconds.max(1),
         override_function_registry: Some(Arc::new(function_registry())),
+        override_runtime_producer: Some(runtime_producer(options.work_dir.clone())),
         override_logical_codec: Some(logical_codec()),
         override_physical_codec: Some(physical_codec()),
         ..Default::default()

@@ -34,6 +34,7 @@ pub mod layers;
 pub mod pipeline;
 pub mod quality;
 pub mod spec;
+pub mod storage;
 pub mod udf;
 
 pub use error::{Error, Result, error_chain};

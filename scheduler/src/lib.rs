@@ -11,7 +11,6 @@ use std::sync::Arc;
 use ballista_scheduler::cluster::BallistaCluster;
 use ballista_scheduler::config::SchedulerConfig;
 use ballista_scheduler::scheduler_process::start_server;
-use datafusion::execution::runtime_env::RuntimeEnv;
 use medallion_jobs::cluster::{logical_codec, medallion_state, physical_codec};
 
 /// Errors of the scheduler process.
@@ -23,6 +22,13 @@ pub enum Error {
         /// Ballista's error.
         #[source]
         source: ballista_core::error::BallistaError,
+    },
+    /// The runtime (object stores) could not be built.
+    #[error("failed to build the scheduler's runtime")]
+    Runtime {
+        /// DataFusion's error.
+        #[source]
+        source: datafusion::error::DataFusionError,
     },
     /// Serving gRPC failed (e.g. the port is taken).
     #[error("scheduler on {addr} stopped")]
@@ -51,7 +57,7 @@ pub struct SchedulerOptions {
 
 /// Serves the Ballista scheduler until the process stops.
 pub async fn start(options: SchedulerOptions) -> Result<()> {
-    let runtime = Arc::new(RuntimeEnv::default());
+    let runtime = medallion_jobs::storage::runtime_env(None).map_err(|source| Error::Runtime { source })?;
     let config = SchedulerConfig {
         bind_host: options.bind.ip().to_string(),
         bind_port: options.bind.port(),

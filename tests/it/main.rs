@@ -3,4 +3,5 @@
 mod bad_input;
 mod ecommerce;
 mod pipeline_e2e;
+mod s3;
 mod support;

@@ -194,9 +194,15 @@ fn wait_for_port(port: u16, what: &str) {
 
 /// `medallion scheduler` and `executors` × `medallion executor` on loopback.
 pub(crate) fn start_cluster(work: &Path, executors: usize) -> Cluster {
+    start_cluster_with_env(work, executors, &[])
+}
+
+/// [`start_cluster`] with extra environment variables (e.g. object store credentials).
+pub(crate) fn start_cluster_with_env(work: &Path, executors: usize, env: &[(&str, String)]) -> Cluster {
     let port = free_port();
     let log = |name: &str| Stdio::from(std::fs::File::create(work.join(format!("{name}.log"))).unwrap());
     let scheduler = Command::new(BIN)
+        .envs(env.iter().cloned())
         .args([
             "scheduler",
             "--bind",
@@ -218,6 +224,7 @@ pub(crate) fn start_cluster(work: &Path, executors: usize) -> Cluster {
         let dir = work.join(format!("executor{i}"));
         std::fs::create_dir_all(&dir).unwrap();
         let child = Command::new(BIN)
+            .envs(env.iter().cloned())
             .args([
                 "executor",
                 "--scheduler",

@@ -4,10 +4,7 @@
 //! in-process by the CLI, rather than Ballista's standalone mode (which polls for tasks and was
 //! 4× slower to run the example pipeline here: 2.5 s against 0.5 s).
 
-use std::sync::Arc;
-
 use ballista::prelude::SessionContextExt;
-use datafusion::execution::runtime_env::RuntimeEnv;
 use datafusion::prelude::SessionContext;
 
 use super::session::{medallion_session_config, medallion_state};
@@ -15,7 +12,10 @@ use crate::error::{Error, Result};
 
 /// A Ballista client session on the scheduler at `url` (e.g. `df://localhost:50050`).
 pub async fn connect(url: &str, target_partitions: usize) -> Result<SessionContext> {
-    let runtime = Arc::new(RuntimeEnv::default());
+    let runtime = crate::storage::runtime_env(None).map_err(|source| Error::Cluster {
+        target: url.to_string(),
+        source: Box::new(source),
+    })?;
     let config = medallion_session_config()
         .with_target_partitions(target_partitions.max(1))
         .with_information_schema(true);

@@ -64,10 +64,7 @@ impl ExampleData {
 
     /// Writes `orders/orders_<i>.csv` and `customers/customers_<i>.ndjson` under the output URL.
     pub async fn write(self) -> Result<GeneratedFiles> {
-        let (store, root) = object_store::parse_url(&self.out).map_err(|e| Error::Url {
-            url: self.out.to_string(),
-            message: e.to_string(),
-        })?;
+        let (store, root) = crate::storage::store_for(&self.out)?;
         let mut rng = Rng::new(self.seed);
         let mut generated = GeneratedFiles::default();
         for part in 0..self.files {

@@ -32,12 +32,9 @@ pub(crate) struct Sink {
 
 impl Sink {
     pub(crate) fn new(out: &Url, seed: u64, batch: u64) -> Result<Self> {
-        let (store, root) = object_store::parse_url(out).map_err(|e| Error::Url {
-            url: out.to_string(),
-            message: e.to_string(),
-        })?;
+        let (store, root) = crate::storage::store_for(out)?;
         Ok(Self {
-            store: Arc::from(store),
+            store,
             root,
             out: out.clone(),
             seed,

@@ -1,0 +1,35 @@
+//! Object stores for every URL a pipeline uses — `file://`, `s3://`/`s3a://`,
+//! `abfss://`/`abfs://`/`az://`/`azure://` and `memory://` — built once per bucket or container
+//! and shared by the client, the scheduler and the executors of a process.
+//!
+//! Credentials and endpoints come from the environment, the way the clouds hand them out
+//! (`AWS_*` for S3 and S3-compatible stores, `AZURE_*` for ADLS Gen2 / Blob Storage), never from
+//! the pipeline spec. Delta commits go through deltalake's own stores, which read the same
+//! variables; [`register_delta_handlers`] enables its S3 and Azure support.
+
+mod registry;
+
+pub use registry::{StoreRegistry, runtime_env, shared_registry};
+
+/// The shared store for `url` and the path of `url` inside it.
+pub fn store_for(
+    url: &url::Url,
+) -> crate::Result<(
+    std::sync::Arc<dyn object_store::ObjectStore>,
+    object_store::path::Path,
+)> {
+    use datafusion::execution::object_store::ObjectStoreRegistry;
+    let err = |message: String| crate::Error::Url {
+        url: url.to_string(),
+        message,
+    };
+    let store = shared_registry().get_store(url).map_err(|e| err(e.to_string()))?;
+    let path = object_store::path::Path::from_url_path(url.path()).map_err(|e| err(e.to_string()))?;
+    Ok((store, path))
+}
+
+/// Lets deltalake open `s3://` and `abfss://` tables (call once per process, before any I/O).
+pub fn register_delta_handlers() {
+    deltalake::aws::register_handlers(None);
+    deltalake::azure::register_handlers(None);
+}
