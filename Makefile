@@ -2,15 +2,18 @@
 export CARGO_TARGET_DIR ?= $(HOME)/.cache/medallion-target
 BIN := $(CARGO_TARGET_DIR)/debug/medallion
 PYTHON ?= python3
+TOOLS := $(HOME)/.cache/medallion-tools
 
 .PHONY: help setup build demo test fmt lint bench cluster-demo
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
 
-setup: ## install what the tests use: independent Delta readers (deltalake, pyarrow), an S3 server (moto)
-	@$(PYTHON) -c "import deltalake, pyarrow, boto3, moto.server" 2>/dev/null \
-	  || $(PYTHON) -m pip install --quiet "deltalake>=1.1,<2" pyarrow "moto[server]>=5,<6" boto3
+setup: ## install what the tests use: Delta readers (deltalake, pyarrow), S3 (moto) and Azure (azurite) emulators
+	@$(PYTHON) -c "import deltalake, pyarrow, boto3, moto.server, azure.storage.blob" 2>/dev/null \
+	  || $(PYTHON) -m pip install --quiet "deltalake>=1.1,<2" pyarrow "moto[server]>=5,<6" boto3 azure-storage-blob
+	@test -x $(TOOLS)/node_modules/.bin/azurite-blob \
+	  || (mkdir -p $(TOOLS) && npm install --silent --no-audit --no-fund --prefix $(TOOLS) azurite@3)
 
 build: ## build the medallion binary
 	cargo build --bin medallion
