@@ -29,10 +29,8 @@ fn azurite_bin() -> String {
     format!("{home}/.cache/medallion-tools/node_modules/.bin/azurite-blob")
 }
 
-fn start_azurite(container: &str) -> Azurite {
-    let port = free_port();
-    let data = tempfile::tempdir().unwrap();
-    let child = Command::new("node")
+fn spawn_azurite(port: u16, data: &std::path::Path) -> Child {
+    Command::new("node")
         .arg(azurite_bin())
         .args([
             "--blobHost",
@@ -41,12 +39,34 @@ fn start_azurite(container: &str) -> Azurite {
             &port.to_string(),
             "--location",
         ])
-        .arg(data.path())
+        .arg(data)
         .args(["--silent", "--skipApiVersionCheck", "--disableTelemetry"])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
-        .expect("node and azurite (make setup installs azurite under ~/.cache/medallion-tools)");
+        .expect("node and azurite (make setup installs azurite under ~/.cache/medallion-tools)")
+}
+
+/// SIGINT lets Azurite write its metadata to disk (it may ignore SIGTERM); SIGKILL after 10 s.
+fn stop_gracefully(child: &mut Child) {
+    let _ = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while std::time::Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+fn start_azurite(container: &str) -> Azurite {
+    let port = free_port();
+    let data = tempfile::tempdir().unwrap();
+    let child = spawn_azurite(port, data.path());
     let server = Azurite {
         child,
         url: format!("http://127.0.0.1:{port}"),
@@ -143,4 +163,100 @@ fn example_pipeline_runs_against_azurite() {
         "{}",
         text(&again)
     );
+}
+
+#[test]
+fn wrong_credential_fails_clearly_and_writes_nothing() {
+    let az = start_azurite("lake");
+    let generated = az.medallion(&[
+        "generate",
+        "--dataset",
+        "example",
+        "--orders",
+        "200",
+        "--out",
+        "az://lake/landing",
+    ]);
+    assert!(generated.status.success(), "{}", text(&generated));
+    let spec = concat!(env!("CARGO_MANIFEST_DIR"), "/../pipelines/example/pipeline.toml");
+    let out = Command::new(BIN)
+        .args([
+            "run",
+            "--spec",
+            spec,
+            "--landing",
+            "az://lake/landing",
+            "--lakehouse",
+            "az://lake/lakehouse",
+        ])
+        .envs(az.env())
+        .env("AZURE_STORAGE_ACCOUNT_KEY", "d3JvbmcgY3JlZGVudGlhbA==")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let msg = text(&out);
+    assert!(
+        msg.contains("Delta table az://lake/lakehouse/bronze/orders_raw"),
+        "names the URL: {msg}"
+    );
+    assert!(msg.contains("AuthorizationFailure"), "{msg}");
+    // Nothing was written under the lakehouse.
+    let script = "import sys\nfrom azure.storage.blob import BlobServiceClient\n\
+                  conn = 'DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=' + sys.argv[2] + \
+                  ';BlobEndpoint=' + sys.argv[1] + '/devstoreaccount1;'\n\
+                  c = BlobServiceClient.from_connection_string(conn).get_container_client('lake')\n\
+                  print(sum(1 for _ in c.list_blobs(name_starts_with='lakehouse/')))";
+    let listed = Command::new("python3")
+        .args(["-c", script, &az.url, DEV_KEY])
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&listed.stdout).trim(),
+        "0",
+        "{}",
+        text(&listed)
+    );
+}
+
+#[test]
+fn run_survives_the_store_going_away_for_a_few_seconds() {
+    let mut az = start_azurite("lake");
+    let generated = az.medallion(&[
+        "generate",
+        "--dataset",
+        "example",
+        "--orders",
+        "200",
+        "--out",
+        "az://lake/landing",
+    ]);
+    assert!(generated.status.success(), "{}", text(&generated));
+    let port: u16 = az.url.rsplit(':').next().unwrap().parse().unwrap();
+    stop_gracefully(&mut az.child);
+    let spec = concat!(env!("CARGO_MANIFEST_DIR"), "/../pipelines/example/pipeline.toml");
+    let run = Command::new(BIN)
+        .args([
+            "run",
+            "--spec",
+            spec,
+            "--landing",
+            "az://lake/landing",
+            "--lakehouse",
+            "az://lake/lakehouse",
+        ])
+        .envs(az.env())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The run starts while the store is down; it comes back (same data) three seconds later.
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    az.child = spawn_azurite(port, az._data.path());
+    let out = run.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "run did not survive the outage:\n{}",
+        text(&out)
+    );
+    assert!(az.python_rows("az://lake/lakehouse/silver/orders") > 0);
 }

@@ -192,7 +192,11 @@ fn concurrent_writers_to_one_s3_table_both_commit_in_order() {
     };
     let (a, b) = (spawn(), spawn());
     let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
-    let committed = [&a, &b].iter().filter(|o| o.status.success()).count();
+    let committed = [&a, &b]
+        .iter()
+        .filter(|o| o.status.success() && String::from_utf8_lossy(&o.stdout).contains("succeeded"))
+        .count();
+    assert!(committed >= 1, "{}\n{}", text(&a), text(&b));
     for o in [&a, &b].iter().filter(|o| !o.status.success()) {
         assert!(
             text(o).to_lowercase().contains("conflict") || text(o).contains("version"),

@@ -133,6 +133,7 @@ impl DeltaCommit {
 
     async fn create(&self) -> Result<CommitOutcome> {
         let table = CreateBuilder::new()
+            .with_storage_options(crate::storage::retry_settings().delta_options())
             .with_location(self.url.to_string())
             .with_columns(self.kernel_schema()?.fields().cloned())
             .with_partition_columns(self.partition_by.clone())

@@ -20,8 +20,7 @@ pub struct TableSnapshot {
 impl TableSnapshot {
     /// Loads the table at `url`; `None` when no Delta table exists there yet.
     pub async fn load(url: &Url) -> Result<Option<TableSnapshot>> {
-        let builder =
-            DeltaTableBuilder::from_url(url.clone()).map_err(|source| delta_err(url, "open", source))?;
+        let builder = crate::storage::delta_builder(url).map_err(|source| delta_err(url, "open", source))?;
         if !has_log(&builder)
             .await
             .map_err(|source| delta_err(url, "open", source))?

@@ -18,7 +18,6 @@ use datafusion::physical_plan::{
     DisplayAs, DisplayFormatType, ExecutionPlan, ExecutionPlanProperties, Partitioning, PlanProperties,
 };
 use delta_kernel::table_properties::DataSkippingNumIndexedCols;
-use deltalake::DeltaTableBuilder;
 use deltalake::datafile::writer::{DeltaWriter, WriterConfig};
 use futures::StreamExt;
 use url::Url;
@@ -130,7 +129,7 @@ struct TargetWriter<'a> {
 impl<'a> TargetWriter<'a> {
     fn open(target: &'a WriteTarget, input: &SchemaRef) -> Result<Self> {
         let url = Url::parse(&target.url).map_err(external)?;
-        let store = DeltaTableBuilder::from_url(url)
+        let store = crate::storage::delta_builder(&url)
             .and_then(|b| b.build_storage())
             .map_err(external)?;
         let schema = normalize_schema(&Arc::new(input.project(&target.columns)?));

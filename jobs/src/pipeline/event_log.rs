@@ -4,7 +4,6 @@ use std::sync::{Arc, LazyLock};
 
 use datafusion::arrow::array::{ArrayRef, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
-use deltalake::DeltaTableBuilder;
 use deltalake::protocol::SaveMode;
 use tokio::sync::Mutex;
 use url::Url;
@@ -76,7 +75,7 @@ impl EventLog {
             Some(snapshot) => snapshot.table().clone(),
             None => {
                 deltalake::ensure_table_uri(self.url.as_str()).map_err(|e| err("create", e))?;
-                DeltaTableBuilder::from_url(self.url.clone())
+                crate::storage::delta_builder(&self.url)
                     .and_then(|b| b.build())
                     .map_err(|e| err("open", e))?
             }

@@ -20,7 +20,8 @@ use crate::error::{Error, Result, error_chain};
 use crate::quality::QUARANTINE_SUFFIX;
 use crate::spec::Pipeline;
 
-/// A run's identity: `run-<sequence>`, the sequence being the start time in milliseconds.
+/// A run's identity: `run-<sequence>`, the sequence being the start time in microseconds (two
+/// runs started in the same millisecond by different processes must not share an id).
 /// The sequence is the Delta `txn` version, so re-running an id commits nothing twice.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RunId {
@@ -36,11 +37,11 @@ impl RunId {
     /// A new run starting now.
     pub fn new() -> Self {
         let now = chrono::Utc::now();
-        let seq = now.timestamp_millis();
+        let seq = now.timestamp_micros();
         Self {
             id: format!("run-{seq}"),
             seq,
-            started_micros: seq * 1000,
+            started_micros: seq,
         }
     }
 
@@ -57,7 +58,7 @@ impl RunId {
         Ok(Self {
             id: id.to_string(),
             seq,
-            started_micros: seq * 1000,
+            started_micros: seq,
         })
     }
 }

@@ -350,7 +350,7 @@ fn data_columns(snapshot: &TableSnapshot) -> Result<Vec<String>> {
 async fn discard(target: &WriteTarget, adds: &[Add]) {
     let store = Url::parse(&target.url)
         .ok()
-        .and_then(|u| deltalake::DeltaTableBuilder::from_url(u).ok())
+        .and_then(|u| crate::storage::delta_builder(&u).ok())
         .and_then(|b| b.build_storage().ok())
         .map(|s| s.object_store(None));
     let Some(store) = store else { return };

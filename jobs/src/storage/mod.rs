@@ -8,8 +8,16 @@
 //! variables; [`register_delta_handlers`] enables its S3 and Azure support.
 
 mod registry;
+mod retry;
 
 pub use registry::{StoreRegistry, runtime_env, shared_registry};
+pub use retry::{RetrySettings, retry_settings};
+
+/// A deltalake table builder for `url` with this process's retry policy.
+pub fn delta_builder(url: &url::Url) -> deltalake::DeltaResult<deltalake::DeltaTableBuilder> {
+    Ok(deltalake::DeltaTableBuilder::from_url(url.clone())?
+        .with_storage_options(retry_settings().delta_options()))
+}
 
 /// The shared store for `url` and the path of `url` inside it.
 pub fn store_for(

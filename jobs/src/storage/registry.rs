@@ -7,11 +7,11 @@ use std::sync::{Arc, OnceLock, RwLock};
 use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::object_store::ObjectStoreRegistry;
 use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
+use object_store::ObjectStore;
 use object_store::aws::AmazonS3Builder;
 use object_store::azure::MicrosoftAzureBuilder;
 use object_store::local::LocalFileSystem;
 use object_store::memory::InMemory;
-use object_store::{ObjectStore, RetryConfig};
 use url::Url;
 
 /// Stores by `scheme://authority`, created lazily.
@@ -27,7 +27,7 @@ fn key(url: &Url) -> String {
 impl StoreRegistry {
     fn build(url: &Url) -> Result<Arc<dyn ObjectStore>> {
         let err = |e: object_store::Error| DataFusionError::External(Box::new(e));
-        let retry = RetryConfig::default();
+        let retry = super::retry::retry_settings().retry_config();
         let store: Arc<dyn ObjectStore> = match url.scheme() {
             "file" => Arc::new(LocalFileSystem::new()),
             "memory" => Arc::new(InMemory::new()),
