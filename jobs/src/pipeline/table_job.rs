@@ -21,7 +21,7 @@ use crate::delta::{
 use crate::error::{Error, Result, error_chain};
 use crate::landing::{CORRUPT_REASON, CORRUPT_RECORD, RESCUED_DATA, SOURCE_FILE};
 use crate::layers::{AUDIT_COLUMNS, BronzeInput, bronze_frame, ident, query_frame};
-use crate::quality::{CheckedFrame, rules_for};
+use crate::quality::{CheckedFrame, Rule, rules_for};
 use crate::spec::{Action, Pipeline, TableSpec, Transform, WriteMode};
 
 /// Query columns starting with this are helpers: expectations see them, tables do not get them.
@@ -98,20 +98,7 @@ impl TableJob<'_> {
             return Ok(TableStatus::NoNewData);
         };
         let rules = rules_for(self.pipeline, self.table, &frame)?;
-        let columns = self.output_columns(&frame)?;
-        let extra: Vec<String> = match self.table.transform {
-            Transform::Source(_) => vec![CORRUPT_RECORD.to_string()],
-            Transform::Sql(_) => vec![],
-        };
-        let checked = CheckedFrame::build(
-            frame,
-            &rules,
-            &columns,
-            &extra,
-            &self.run.id,
-            self.run.started_micros,
-        )
-        .map_err(|e| self.query_err("plan expectations", e))?;
+        let checked = self.checked_frame(frame, &rules)?;
         let spec = self.write_spec(&url, &checked);
         let result = self.write(&checked.frame, &spec).await?;
         if result.counts.read == 0 && mode == WriteMode::Append && snapshot.is_some() {
@@ -124,6 +111,36 @@ impl TableJob<'_> {
             .zip(&result.counts.counted)
             .map(|(r, n)| (r.name.clone(), r.action, *n))
             .collect();
+        self.commit_written(outcome, &checked, &spec, &result, mode).await
+    }
+
+    /// The query's rows with the rule columns; sources also keep the raw line for quarantine.
+    fn checked_frame(&self, frame: DataFrame, rules: &[Rule]) -> Result<CheckedFrame> {
+        let columns = self.output_columns(&frame)?;
+        let extra: Vec<String> = match self.table.transform {
+            Transform::Source(_) => vec![CORRUPT_RECORD.to_string()],
+            Transform::Sql(_) => vec![],
+        };
+        CheckedFrame::build(
+            frame,
+            rules,
+            &columns,
+            &extra,
+            &self.run.id,
+            self.run.started_micros,
+        )
+        .map_err(|e| self.query_err("plan expectations", e))
+    }
+
+    /// Commits the quarantine, then — unless a `fail` rule failed — the table.
+    async fn commit_written(
+        &self,
+        outcome: &mut TableOutcome,
+        checked: &CheckedFrame,
+        spec: &WriteSpec,
+        result: &WriteResult,
+        mode: WriteMode,
+    ) -> Result<TableStatus> {
         // The schema the executors wrote; the logical one only if no task reported (no rows).
         let logical = checked.frame.schema().as_arrow().clone();
         let schema_of = |t: usize| -> Result<SchemaRef> {
