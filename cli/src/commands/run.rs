@@ -4,7 +4,7 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use clap::Args;
-use medallion_jobs::dag::Selection;
+use medallion_jobs::dag::{Dag, Selection};
 use medallion_jobs::pipeline::{PipelineRun, RunEvent, RunId, RunSummary, TableStatus};
 use medallion_jobs::spec::read_spec;
 
@@ -76,6 +76,8 @@ pub(crate) async fn execute(args: &RunArgs) -> Result<RunSummary> {
     for l in &args.layer {
         selection = selection.with_layer(l);
     }
+    // Reject a bad spec or selection before starting or contacting a cluster.
+    selection.resolve(&spec, &Dag::build(&spec)?)?;
     let target = match &args.scheduler {
         Some(url) => ClusterTarget::Remote(url.clone()),
         None => ClusterTarget::Embedded {
