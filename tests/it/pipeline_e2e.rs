@@ -120,8 +120,7 @@ async fn embedded_and_cluster_runs_agree_and_reruns_write_nothing() {
     let before = version(&a.join("silver/orders")).await;
     let again = ws.run("lake_a", &["--run-id", &id]);
     assert!(again.status.success(), "{}", text(&again));
-    let summary = String::from_utf8_lossy(&again.stdout);
-    assert_eq!(summary.matches("already_committed").count(), 4, "{summary}");
+    assert_eq!(status_count(&again, "already_committed"), 4, "{}", text(&again));
     assert_eq!(version(&a.join("silver/orders")).await, before);
     assert_eq!(
         table_rows(&a.join("bronze/orders_raw"), BRONZE_COLS).await,

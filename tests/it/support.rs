@@ -124,6 +124,11 @@ pub(crate) fn text(output: &Output) -> String {
     )
 }
 
+/// How many tables a `medallion run` summary reports with `status`.
+pub(crate) fn status_count(output: &Output, status: &str) -> usize {
+    String::from_utf8_lossy(&output.stdout).matches(status).count()
+}
+
 /// The run id a `medallion run` printed.
 pub(crate) fn run_id(output: &Output) -> String {
     let all = text(output);
