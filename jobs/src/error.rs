@@ -105,6 +105,20 @@ pub enum Error {
         /// The new rows' columns.
         found: String,
     },
+    /// The rows written and quarantined do not add up to the rows the query produced.
+    #[error(
+        "table `{table}`: {read} row(s) read but {written} written and {quarantined} quarantined; nothing committed"
+    )]
+    RowsUnaccounted {
+        /// The table.
+        table: String,
+        /// Rows the query produced.
+        read: u64,
+        /// Rows in the table's new files.
+        written: u64,
+        /// Rows in the quarantine's new files.
+        quarantined: u64,
+    },
     /// A `fail` expectation had failing rows: the table was not written.
     #[error(
         "table `{table}`: expectation `{rule}` failed for {rows} row(s); table left at its previous version"

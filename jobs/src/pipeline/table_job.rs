@@ -105,6 +105,12 @@ impl TableJob<'_> {
             // Nothing to add (e.g. only empty landing files): no empty commit.
             return Ok(TableStatus::NoNewData);
         }
+        if let Err(e) = check_accounting(&self.table.name, &result) {
+            for (target, adds) in spec.targets.iter().zip(&result.adds) {
+                discard(target, adds).await;
+            }
+            return Err(e);
+        }
         outcome.rows_read = result.counts.read;
         outcome.rule_failures = rules
             .iter()
@@ -351,6 +357,21 @@ impl TableJob<'_> {
     }
 }
 
+/// Every row the query produced is in the table's or the quarantine's new files, exactly once.
+fn check_accounting(table: &str, result: &WriteResult) -> Result<()> {
+    let written = result.rows.first().copied().unwrap_or(0);
+    let quarantined = result.rows.get(1).copied().unwrap_or(0);
+    if written + quarantined == result.counts.read {
+        return Ok(());
+    }
+    Err(Error::RowsUnaccounted {
+        table: table.to_string(),
+        read: result.counts.read,
+        written,
+        quarantined,
+    })
+}
+
 /// The landing columns of an existing bronze table: everything but audit and rescue columns.
 fn data_columns(snapshot: &TableSnapshot) -> Result<Vec<String>> {
     let schema = snapshot.scan_table()?.schema;
@@ -378,5 +399,35 @@ async fn discard(target: &WriteTarget, adds: &[Add]) {
         {
             tracing::warn!(path = %add.path, error = %e, "could not delete an uncommitted data file");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::delta::TaskCounts;
+
+    fn result(read: u64, rows: Vec<u64>) -> WriteResult {
+        WriteResult {
+            adds: vec![vec![]; rows.len()],
+            schemas: vec![None; rows.len()],
+            rows,
+            counts: TaskCounts {
+                read,
+                counted: vec![],
+                schemas: vec![],
+            },
+        }
+    }
+
+    #[test]
+    fn every_row_read_is_written_or_quarantined() {
+        assert!(check_accounting("t", &result(10, vec![7, 3])).is_ok());
+        assert!(check_accounting("t", &result(10, vec![10])).is_ok());
+        let err = check_accounting("t", &result(10, vec![7, 2])).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "table `t`: 10 row(s) read but 7 written and 2 quarantined; nothing committed"
+        );
     }
 }
