@@ -128,10 +128,9 @@ struct TargetWriter<'a> {
 
 impl<'a> TargetWriter<'a> {
     fn open(target: &'a WriteTarget, input: &SchemaRef) -> Result<Self> {
+        // The process's shared client for the bucket, not a new one per task.
         let url = Url::parse(&target.url).map_err(external)?;
-        let store = crate::storage::delta_builder(&url)
-            .and_then(|b| b.build_storage())
-            .map_err(external)?;
+        let store = crate::storage::table_store(&url).map_err(external)?;
         let schema = normalize_schema(&Arc::new(input.project(&target.columns)?));
         let config = WriterConfig::new(
             Arc::clone(&schema),
@@ -145,7 +144,7 @@ impl<'a> TargetWriter<'a> {
         Ok(Self {
             target,
             schema,
-            writer: DeltaWriter::new(store.object_store(None), config),
+            writer: DeltaWriter::new(store, config),
         })
     }
 

@@ -388,9 +388,7 @@ fn data_columns(snapshot: &TableSnapshot) -> Result<Vec<String>> {
 async fn discard(target: &WriteTarget, adds: &[Add]) {
     let store = Url::parse(&target.url)
         .ok()
-        .and_then(|u| crate::storage::delta_builder(&u).ok())
-        .and_then(|b| b.build_storage().ok())
-        .map(|s| s.object_store(None));
+        .and_then(|u| crate::storage::table_store(&u).ok());
     let Some(store) = store else { return };
     for add in adds {
         if let Err(e) = store

@@ -36,6 +36,14 @@ pub fn store_for(
     Ok((store, path))
 }
 
+/// The shared store for a table, rooted at the table's folder (what deltalake's writer expects).
+pub fn table_store(url: &url::Url) -> crate::Result<std::sync::Arc<dyn object_store::ObjectStore>> {
+    let (store, path) = store_for(url)?;
+    Ok(std::sync::Arc::new(object_store::prefix::PrefixStore::new(
+        store, path,
+    )))
+}
+
 /// Lets deltalake open `s3://` and `abfss://` tables (call once per process, before any I/O).
 pub fn register_delta_handlers() {
     deltalake::aws::register_handlers(None);
