@@ -64,15 +64,6 @@ impl TableSnapshot {
             .map_err(|source| delta_err(&self.url, "read txn", source))
     }
 
-    /// Partition columns of the table.
-    pub fn partition_columns(&self) -> Result<Vec<String>> {
-        let state = self
-            .table
-            .snapshot()
-            .map_err(|s| delta_err(&self.url, "read state", s))?;
-        Ok(state.metadata().partition_columns().to_vec())
-    }
-
     /// A provider that scans exactly this snapshot's files on the cluster.
     pub fn scan_table(&self) -> Result<DeltaScanTable> {
         let state = self

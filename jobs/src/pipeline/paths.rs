@@ -47,11 +47,6 @@ impl Lakehouse {
         Self { root: as_dir(&root) }
     }
 
-    /// The root URL (ends with `/`).
-    pub fn root(&self) -> &Url {
-        &self.root
-    }
-
     /// URL of a table.
     pub fn table_url(&self, table: &TableSpec) -> Url {
         self.at(&format!("{}/{}", table.layer.as_str(), table.name))
