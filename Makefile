@@ -4,7 +4,7 @@ BIN := $(CARGO_TARGET_DIR)/debug/medallion
 PYTHON ?= python3
 TOOLS := $(HOME)/.cache/medallion-tools
 
-.PHONY: help setup build demo test fmt lint bench cluster-demo
+.PHONY: help setup build demo test fmt lint bench bench-als cluster-demo
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -34,3 +34,9 @@ lint: ## clippy with warnings as errors
 bench: build ## e-commerce pipeline at scale 0.1 and 1: seconds per layer, rows/s, peak RSS
 	$(BIN) bench --scale 0.1
 	$(BIN) bench --scale 1
+
+bench-als: setup build ## ALS: MovieLens-100K against Spark MLlib and `implicit` on one split, then generated 1M and 10M ratings
+	@$(PYTHON) -c "import pyspark, implicit, scipy" 2>/dev/null || $(PYTHON) -m pip install --quiet pyspark implicit scipy
+	$(PYTHON) tests/bench/als_compare.py --bin $(BIN)
+	$(BIN) bench --dataset ratings --ratings 1000000
+	$(BIN) bench --dataset ratings --ratings 10000000

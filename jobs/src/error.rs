@@ -131,6 +131,16 @@ pub enum Error {
         /// Number of failing rows.
         rows: u64,
     },
+    /// An ALS table's query left no valid rating to train on.
+    #[error(
+        "table `{table}`: no valid ratings to train on ({quarantined} row(s) quarantined; see `{table}__quarantine`)"
+    )]
+    NoTrainingData {
+        /// The table.
+        table: String,
+        /// Rows quarantined.
+        quarantined: u64,
+    },
     /// An upstream table failed, so this one was not run.
     #[error("table `{table}` skipped: upstream `{upstream}` failed")]
     UpstreamFailed {

@@ -31,6 +31,7 @@ mod error;
 pub mod generate;
 pub mod landing;
 pub mod layers;
+pub mod ml;
 pub mod pipeline;
 pub mod quality;
 pub mod spec;

@@ -1,5 +1,6 @@
 //! End-to-end tests: real `medallion` processes, real Delta tables, an independent reader.
 
+mod als;
 mod azure;
 mod bad_input;
 mod ecommerce;

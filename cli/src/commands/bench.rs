@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use clap::Args;
-use medallion_jobs::generate::{EcommerceData, ExampleData};
+use medallion_jobs::generate::{EcommerceData, ExampleData, RatingsData};
 use medallion_jobs::pipeline::{RunSummary, resolve_url};
 use medallion_jobs::spec::Layer;
 
@@ -30,6 +30,9 @@ pub struct BenchArgs {
     /// Orders to generate (example data set).
     #[arg(long, env = "MEDALLION_BENCH_ORDERS", default_value_t = 1_000_000)]
     pub orders: u64,
+    /// Ratings to generate (ratings data set, ALS).
+    #[arg(long, env = "MEDALLION_BENCH_RATINGS", default_value_t = 1_000_000)]
+    pub ratings: u64,
     /// Working directory (landing and lakehouse are created inside, and removed first).
     #[arg(long, env = "MEDALLION_BENCH_DIR", default_value = "target/bench")]
     pub dir: String,
@@ -70,6 +73,7 @@ pub(crate) async fn run(args: BenchArgs) -> Result<ExitCode> {
     println!("generated {lines} landing lines in {generate_secs:.2}s");
     print_tables(&summary);
     print_layers(&summary);
+    print_metrics(&summary);
     let total = summary.duration.as_secs_f64();
     let rows: u64 = summary
         .tables
@@ -105,6 +109,10 @@ async fn generate(args: &BenchArgs, landing: &str) -> Result<(&'static str, u64)
                 "pipelines/example/pipeline.toml",
                 written.order_lines + written.customer_lines,
             )
+        }
+        Dataset::Ratings => {
+            let lines = RatingsData::new(out, args.ratings).with_files(8).write().await?;
+            ("pipelines/ratings/pipeline.toml", lines)
         }
     })
 }
@@ -157,6 +165,14 @@ fn print_layers(summary: &RunSummary) {
             rows,
             rows as f64 / secs.max(1e-9)
         );
+    }
+}
+
+/// Model metrics (ALS tables), timings included.
+fn print_metrics(summary: &RunSummary) {
+    for t in summary.tables.iter().filter(|t| !t.metrics.is_empty()) {
+        let shown: Vec<String> = t.metrics.iter().map(|(k, v)| format!("{k}={v:.4}")).collect();
+        println!("model {}: {}", t.table, shown.join(" "));
     }
 }
 

@@ -1,10 +1,10 @@
 //! `medallion generate`: landing data with realistic dirt, for the e-commerce pipeline (default)
-//! or the small example pipeline.
+//! the small example pipeline, or the ratings (ALS) pipeline.
 
 use std::process::ExitCode;
 
 use clap::{Args, ValueEnum};
-use medallion_jobs::generate::{EcommerceData, ExampleData};
+use medallion_jobs::generate::{EcommerceData, ExampleData, RatingsData};
 use medallion_jobs::pipeline::resolve_url;
 
 use crate::error::{Error, Result};
@@ -17,6 +17,8 @@ pub enum Dataset {
     Ecommerce,
     /// Orders and customers for `pipelines/example`.
     Example,
+    /// Ratings from a hidden low-rank taste model, for `pipelines/ratings` (ALS).
+    Ratings,
 }
 
 /// Flags of `medallion generate`.
@@ -42,6 +44,9 @@ pub struct GenerateArgs {
     /// Number of orders (example data set; customers are a tenth of that).
     #[arg(long, env = "MEDALLION_GENERATE_ORDERS", default_value_t = 10_000)]
     pub orders: u64,
+    /// Number of ratings (ratings data set; users are a hundredth, items a two-hundredth).
+    #[arg(long, env = "MEDALLION_GENERATE_RATINGS", default_value_t = 100_000)]
+    pub ratings: u64,
     /// Random seed; the same seed writes the same bytes.
     #[arg(long, env = "MEDALLION_GENERATE_SEED", default_value_t = 42)]
     pub seed: u64,
@@ -78,6 +83,13 @@ pub(crate) async fn run(args: GenerateArgs) -> Result<ExitCode> {
                 written.order_lines,
                 written.customer_lines
             );
+        }
+        Dataset::Ratings => {
+            let lines = RatingsData::new(out.clone(), args.ratings)
+                .with_seed(args.seed)
+                .write()
+                .await?;
+            println!("wrote {lines} rating lines under {out}/ratings");
         }
     }
     Ok(ExitCode::SUCCESS)

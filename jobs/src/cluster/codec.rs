@@ -22,6 +22,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::delta::{DeltaFile, DeltaScanTable, DeltaWriteExec, DeltaWriteNode, WriteSpec};
 use crate::landing::{LandingOptions, LandingScanExec, LandingTable};
+use crate::ml::als::{AlsBlockExec, AlsBlockTable, AlsTask};
 
 const MAGIC: &[u8] = b"medallion.v1:";
 
@@ -39,6 +40,11 @@ enum Payload {
     DeltaWriteNode(WriteSpec),
     LandingExec(LandingOptions),
     DeltaWriteExec(WriteSpec),
+    AlsTable {
+        task: AlsTask,
+        blocks: Vec<Vec<String>>,
+    },
+    AlsExec(AlsTask),
 }
 
 fn encode(payload: &Payload, buf: &mut Vec<u8>) -> Result<()> {
@@ -103,6 +109,7 @@ impl LogicalExtensionCodec for MedallionLogicalCodec {
                 partition_columns,
                 files,
             })),
+            Some(Ok(Payload::AlsTable { task, blocks })) => Ok(Arc::new(AlsBlockTable { task, blocks })),
             Some(Ok(_)) => Err(DataFusionError::Internal("not a table provider payload".into())),
             Some(Err(e)) => Err(e),
             None => self
@@ -132,6 +139,13 @@ impl LogicalExtensionCodec for MedallionLogicalCodec {
             };
             return encode(&payload, buf);
         }
+        if let Some(als) = node.downcast_ref::<AlsBlockTable>() {
+            let payload = Payload::AlsTable {
+                task: als.task.clone(),
+                blocks: als.blocks.clone(),
+            };
+            return encode(&payload, buf);
+        }
         self.ballista.try_encode_table_provider(table_ref, node, buf)
     }
 
@@ -144,7 +158,7 @@ impl LogicalExtensionCodec for MedallionLogicalCodec {
     }
 }
 
-/// Medallion's physical nodes: the landing scan and the Delta writer.
+/// Medallion's physical nodes: the landing scan, the Delta writer and the ALS block step.
 #[derive(Debug, Default)]
 pub struct MedallionPhysicalCodec;
 
@@ -171,6 +185,13 @@ impl PhysicalExtensionCodec for MedallionPhysicalCodec {
                     .ok_or_else(|| DataFusionError::Internal("DeltaWriteExec without input".into()))?;
                 Ok(Arc::new(DeltaWriteExec::new(input, spec)))
             }
+            Some(Ok(Payload::AlsExec(task))) => {
+                let input = inputs
+                    .first()
+                    .cloned()
+                    .ok_or_else(|| DataFusionError::Internal("AlsBlockExec without input".into()))?;
+                Ok(Arc::new(AlsBlockExec::new(input, task)))
+            }
             Some(Ok(_)) => Err(DataFusionError::Internal("not a physical node payload".into())),
             Some(Err(e)) => Err(e),
             None => Err(DataFusionError::Internal("not a Medallion plan node".into())),
@@ -188,6 +209,9 @@ impl PhysicalExtensionCodec for MedallionPhysicalCodec {
         }
         if let Some(write) = node.downcast_ref::<DeltaWriteExec>() {
             return encode(&Payload::DeltaWriteExec(write.spec().clone()), buf);
+        }
+        if let Some(als) = node.downcast_ref::<AlsBlockExec>() {
+            return encode(&Payload::AlsExec(als.task().clone()), buf);
         }
         Err(DataFusionError::Internal(format!(
             "{} is not a Medallion plan node",

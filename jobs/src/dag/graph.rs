@@ -7,6 +7,7 @@ use datafusion::sql::resolve::resolve_table_references;
 
 use crate::error::{Error, Result};
 use crate::quality::QUARANTINE_SUFFIX;
+use crate::spec::ALS_COMPANIONS;
 use crate::spec::{Pipeline, TableSpec, Transform};
 
 /// Validated dependency graph of a pipeline's tables.
@@ -99,11 +100,7 @@ fn references(pipeline: &Pipeline, table: &TableSpec) -> Result<BTreeSet<String>
     let mut deps = BTreeSet::new();
     for r in refs {
         // `<table>__quarantine` reads the quarantine its table writes, so it depends on it.
-        let name = r
-            .table()
-            .strip_suffix(QUARANTINE_SUFFIX)
-            .unwrap_or(r.table())
-            .to_string();
+        let name = companion_of(pipeline, r.table()).unwrap_or(r.table()).to_string();
         if name == table.name {
             return Err(invalid("reads itself".into()));
         }
@@ -113,6 +110,14 @@ fn references(pipeline: &Pipeline, table: &TableSpec) -> Result<BTreeSet<String>
         deps.insert(name);
     }
     Ok(deps)
+}
+
+/// The table whose companion `name` is (`orders__quarantine` → `orders`), if it is one.
+fn companion_of<'a>(pipeline: &Pipeline, name: &'a str) -> Option<&'a str> {
+    std::iter::once(QUARANTINE_SUFFIX)
+        .chain(ALS_COMPANIONS)
+        .filter_map(|suffix| name.strip_suffix(suffix))
+        .find(|base| pipeline.table(base).is_some())
 }
 
 /// Kahn's algorithm in declaration order, so the order is stable for a given file.

@@ -2,8 +2,10 @@
 
 mod ecommerce;
 mod example;
+mod ratings;
 mod rng;
 
 pub use ecommerce::{EcommerceData, Written};
 pub use example::{ExampleData, GeneratedFiles};
+pub use ratings::RatingsData;
 pub use rng::Rng;

@@ -1,6 +1,7 @@
 //! Running a pipeline: the DAG scheduled table by table on the cluster, each table checked,
 //! written and committed once, and every outcome recorded in the event log.
 
+mod als_job;
 mod event_log;
 mod outcome;
 mod paths;

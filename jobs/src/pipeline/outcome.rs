@@ -62,6 +62,8 @@ pub struct TableOutcome {
     pub duration: Duration,
     /// Error message for failed or skipped tables.
     pub error: Option<String>,
+    /// Model metrics (ml tables): name (with `@k` for ranking metrics) and value.
+    pub metrics: Vec<(String, f64)>,
 }
 
 /// Progress events while a run executes.
@@ -122,6 +124,15 @@ impl RunSummary {
                     action.as_str()
                 );
             }
+            if !t.metrics.is_empty() {
+                let shown: Vec<String> = t
+                    .metrics
+                    .iter()
+                    .filter(|(name, _)| !name.starts_with("seconds"))
+                    .map(|(name, v)| format!("{name}={}", short(*v)))
+                    .collect();
+                out += &format!("{:<8}   metrics: {}\n", "", shown.join(" "));
+            }
             if let Some(e) = &t.error {
                 out += &format!("{:<8}   error: {e}\n", "");
             }
@@ -134,5 +145,14 @@ impl RunSummary {
             self.duration.as_secs_f64()
         );
         out
+    }
+}
+
+/// A metric with four significant decimals, counts as integers.
+fn short(v: f64) -> String {
+    if v.fract() == 0.0 && v.abs() < 1e15 {
+        format!("{v:.0}")
+    } else {
+        format!("{v:.4}")
     }
 }

@@ -54,12 +54,12 @@ impl Lakehouse {
 
     /// URL of a table's quarantine table.
     pub fn quarantine_url(&self, table: &TableSpec) -> Url {
-        self.at(&format!(
-            "{}/{}{}",
-            table.layer.as_str(),
-            table.name,
-            crate::quality::QUARANTINE_SUFFIX
-        ))
+        self.companion_url(table, crate::quality::QUARANTINE_SUFFIX)
+    }
+
+    /// URL of a table written beside `table` (`<table><suffix>`, same layer).
+    pub fn companion_url(&self, table: &TableSpec, suffix: &str) -> Url {
+        self.at(&format!("{}/{}{suffix}", table.layer.as_str(), table.name))
     }
 
     /// URL of a path under the root.

@@ -333,8 +333,11 @@ impl PipelineRun {
         if let Some(snapshot) = TableSnapshot::load(&lakehouse.table_url(table)).await? {
             register(ctx, name, &snapshot)?;
         }
-        if let Some(snapshot) = TableSnapshot::load(&lakehouse.quarantine_url(table)).await? {
-            register(ctx, &format!("{name}{QUARANTINE_SUFFIX}"), &snapshot)?;
+        let model_tables = table.model.iter().flat_map(|m| m.companion_suffixes());
+        for suffix in std::iter::once(&QUARANTINE_SUFFIX).chain(model_tables) {
+            if let Some(snapshot) = TableSnapshot::load(&lakehouse.companion_url(table, suffix)).await? {
+                register(ctx, &format!("{name}{suffix}"), &snapshot)?;
+            }
         }
         Ok(())
     }
@@ -359,6 +362,7 @@ impl PipelineRun {
                 }
                 .to_string(),
             ),
+            metrics: vec![],
         }
     }
 

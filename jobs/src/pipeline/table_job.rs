@@ -5,7 +5,6 @@ use std::time::Instant;
 
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::dataframe::DataFrame;
-use datafusion::logical_expr::{Extension, LogicalPlan};
 use datafusion::prelude::SessionContext;
 use deltalake::kernel::Add;
 use object_store::ObjectStoreExt;
@@ -16,13 +15,13 @@ use super::outcome::{TableOutcome, TableStatus};
 use super::paths::{Lakehouse, resolve_url};
 use super::run::RunId;
 use crate::delta::{
-    CommitOutcome, DeltaCommit, DeltaWriteNode, TableSnapshot, WriteResult, WriteSpec, WriteTarget,
+    CommitOutcome, DeltaCommit, TableSnapshot, WriteResult, WriteSpec, WriteTarget,
 };
 use crate::error::{Error, Result, error_chain};
 use crate::landing::{CORRUPT_REASON, CORRUPT_RECORD, RESCUED_DATA, SOURCE_FILE};
 use crate::layers::{AUDIT_COLUMNS, BronzeInput, bronze_frame, ident, query_frame};
-use crate::quality::{CheckedFrame, Rule, rules_for};
-use crate::spec::{Action, Pipeline, TableSpec, Transform, WriteMode};
+use crate::quality::{CheckedFrame, QUARANTINE_SUFFIX, Rule, rules_for};
+use crate::spec::{Action, ModelSpec, Pipeline, TableSpec, Transform, WriteMode};
 
 /// Query columns starting with this are helpers: expectations see them, tables do not get them.
 const HELPER_PREFIX: &str = "__";
@@ -56,6 +55,7 @@ impl TableJob<'_> {
             started_at_micros: chrono::Utc::now().timestamp_micros(),
             duration: Default::default(),
             error: None,
+            metrics: vec![],
         };
         match self.try_run(&mut outcome).await {
             Ok(status) => outcome.status = status,
@@ -73,7 +73,7 @@ impl TableJob<'_> {
         outcome
     }
 
-    fn app_id(&self, suffix: &str) -> String {
+    pub(super) fn app_id(&self, suffix: &str) -> String {
         format!("medallion/{}/{}{suffix}", self.pipeline.name, self.table.name)
     }
 
@@ -88,6 +88,9 @@ impl TableJob<'_> {
             {
                 return Ok(TableStatus::AlreadyCommitted);
             }
+        }
+        if let Some(ModelSpec::Als(params)) = &self.table.model {
+            return self.run_als(params, outcome).await;
         }
         let mode = if self.full_refresh {
             WriteMode::Overwrite
@@ -147,28 +150,34 @@ impl TableJob<'_> {
         result: &WriteResult,
         mode: WriteMode,
     ) -> Result<TableStatus> {
-        // The schema the executors wrote; the logical one only if no task reported (no rows).
-        let logical = checked.frame.schema().as_arrow().clone();
-        let schema_of = |t: usize| -> Result<SchemaRef> {
-            match result.schemas.get(t).cloned().flatten() {
-                Some(written) => Ok(written),
-                None => logical
-                    .project(&spec.targets[t].columns)
-                    .map(Arc::new)
-                    .map_err(|e| self.query_err("plan write", e.into())),
-            }
-        };
+        self.commit_quarantine(outcome, checked, spec, result).await?;
+        let schema = self.written_schema(checked, spec, result, 0)?;
+        let commit = self
+            .commit(&spec.targets[0], "", schema, mode, result.adds[0].clone())
+            .await?;
+        outcome.rows_written = result.rows[0];
+        outcome.version = Some(commit.version());
+        Ok(match commit {
+            CommitOutcome::Committed { .. } => TableStatus::Succeeded,
+            CommitOutcome::AlreadyCommitted { .. } => TableStatus::AlreadyCommitted,
+        })
+    }
+
+    /// Commits target 1 (the quarantine) when it has rows; then fails — deleting target 0's
+    /// files — if a `fail` rule had failing rows.
+    pub(super) async fn commit_quarantine(
+        &self,
+        outcome: &mut TableOutcome,
+        checked: &CheckedFrame,
+        spec: &WriteSpec,
+        result: &WriteResult,
+    ) -> Result<()> {
         if let (Some(target), Some(adds)) = (spec.targets.get(1), result.adds.get(1))
             && result.rows[1] > 0
         {
-            self.commit(
-                target,
-                "__quarantine",
-                schema_of(1)?,
-                WriteMode::Append,
-                adds.clone(),
-            )
-            .await?;
+            let schema = self.written_schema(checked, spec, result, 1)?;
+            self.commit(target, QUARANTINE_SUFFIX, schema, WriteMode::Append, adds.clone())
+                .await?;
             outcome.rows_quarantined = result.rows[1];
         }
         if let Some((rule, _, rows)) = outcome
@@ -183,15 +192,28 @@ impl TableJob<'_> {
                 rows: *rows,
             });
         }
-        let commit = self
-            .commit(&spec.targets[0], "", schema_of(0)?, mode, result.adds[0].clone())
-            .await?;
-        outcome.rows_written = result.rows[0];
-        outcome.version = Some(commit.version());
-        Ok(match commit {
-            CommitOutcome::Committed { .. } => TableStatus::Succeeded,
-            CommitOutcome::AlreadyCommitted { .. } => TableStatus::AlreadyCommitted,
-        })
+        Ok(())
+    }
+
+    /// The schema the executors wrote target `t` with; the logical one only if no task reported
+    /// (no rows).
+    fn written_schema(
+        &self,
+        checked: &CheckedFrame,
+        spec: &WriteSpec,
+        result: &WriteResult,
+        t: usize,
+    ) -> Result<SchemaRef> {
+        match result.schemas.get(t).cloned().flatten() {
+            Some(written) => Ok(written),
+            None => checked
+                .frame
+                .schema()
+                .as_arrow()
+                .project(&spec.targets[t].columns)
+                .map(Arc::new)
+                .map_err(|e| self.query_err("plan write", e.into())),
+        }
     }
 
     /// The table, and its quarantine when the table has `drop` rules, from one pass.
@@ -216,7 +238,7 @@ impl TableJob<'_> {
         }
     }
 
-    async fn frame(&self, snapshot: Option<&TableSnapshot>, mode: WriteMode) -> Result<Option<DataFrame>> {
+    pub(super) async fn frame(&self, snapshot: Option<&TableSnapshot>, mode: WriteMode) -> Result<Option<DataFrame>> {
         match &self.table.transform {
             Transform::Sql(sql) => {
                 let sql = self
@@ -301,23 +323,14 @@ impl TableJob<'_> {
     }
 
     /// Runs the write on the cluster: data files are written by the executors, not committed.
-    async fn write(&self, frame: &DataFrame, spec: &WriteSpec) -> Result<WriteResult> {
-        let err = |e| self.query_err("write", e);
-        let node = DeltaWriteNode::try_new(frame.logical_plan().clone(), spec.clone()).map_err(err)?;
-        let plan = LogicalPlan::Extension(Extension { node: Arc::new(node) });
-        let batches = self
-            .ctx
-            .execute_logical_plan(plan)
+    pub(super) async fn write(&self, frame: &DataFrame, spec: &WriteSpec) -> Result<WriteResult> {
+        crate::delta::write_on_cluster(self.ctx, frame, spec)
             .await
-            .map_err(err)?
-            .collect()
-            .await
-            .map_err(err)?;
-        WriteResult::from_batches(spec, &batches).map_err(err)
+            .map_err(|e| self.query_err("write", e))
     }
 
     /// Commits one target's files once, idempotently for this run.
-    async fn commit(
+    pub(super) async fn commit(
         &self,
         target: &WriteTarget,
         suffix: &str,
@@ -348,7 +361,7 @@ impl TableJob<'_> {
         Ok(commit)
     }
 
-    fn query_err(&self, step: &'static str, source: datafusion::error::DataFusionError) -> Error {
+    pub(super) fn query_err(&self, step: &'static str, source: datafusion::error::DataFusionError) -> Error {
         Error::Query {
             table: self.table.name.clone(),
             step,
@@ -358,7 +371,7 @@ impl TableJob<'_> {
 }
 
 /// Every row the query produced is in the table's or the quarantine's new files, exactly once.
-fn check_accounting(table: &str, result: &WriteResult) -> Result<()> {
+pub(super) fn check_accounting(table: &str, result: &WriteResult) -> Result<()> {
     let written = result.rows.first().copied().unwrap_or(0);
     let quarantined = result.rows.get(1).copied().unwrap_or(0);
     if written + quarantined == result.counts.read {
@@ -385,7 +398,7 @@ fn data_columns(snapshot: &TableSnapshot) -> Result<Vec<String>> {
 
 /// Deletes files written for a table that will not be committed (best effort: uncommitted
 /// files are invisible to readers either way, and `VACUUM` removes leftovers).
-async fn discard(target: &WriteTarget, adds: &[Add]) {
+pub(super) async fn discard(target: &WriteTarget, adds: &[Add]) {
     let store = Url::parse(&target.url)
         .ok()
         .and_then(|u| crate::storage::table_store(&u).ok());

@@ -1,7 +1,9 @@
 //! The pipeline spec: a TOML file of tables, parsed and validated before anything runs.
 
 mod model;
+mod model_spec;
 mod parse;
 
 pub use model::{Action, Expectation, Format, Layer, Pipeline, Source, TableSpec, Transform, WriteMode};
+pub use model_spec::{ALS_COMPANIONS, AlsParams, ColdStart, EvalSpec, ModelSpec, Split};
 pub use parse::{parse_spec, read_spec};

@@ -79,6 +79,8 @@ pub struct TableSpec {
     pub expectations: Vec<Expectation>,
     /// How the table is written.
     pub mode: WriteMode,
+    /// A model trained on the table's query (ml tables only).
+    pub model: Option<super::ModelSpec>,
     /// 1-based line of the table's declaration in the spec file.
     pub line: usize,
 }

@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, HashSet};
 use serde::Deserialize;
 use toml::Spanned;
 
+use super::model_spec::{ModelSpec, RawAls};
 use super::model::{Action, Expectation, Format, Layer, Pipeline, Source, TableSpec, Transform, WriteMode};
 use crate::error::{Error, Result};
 
@@ -40,6 +41,7 @@ struct RawTable {
     #[serde(default, rename = "expect")]
     expectations: Vec<RawExpectation>,
     mode: Option<String>,
+    als: Option<RawAls>,
 }
 
 #[derive(Deserialize)]
@@ -149,6 +151,15 @@ fn convert_table(raw: RawTable, line: usize, path: &str) -> Result<TableSpec> {
         .into_iter()
         .map(|e| convert_expectation(e).map_err(&err))
         .collect::<Result<Vec<_>>>()?;
+    let model = match (raw.als, layer, &transform) {
+        (None, _, _) => None,
+        (Some(als), Layer::Ml, Transform::Sql(_)) => Some(ModelSpec::Als(als.convert().map_err(&err)?)),
+        (Some(_), Layer::Ml, _) => return Err(err("`als` trains on a `sql` query, not a source".into())),
+        (Some(_), _, _) => return Err(err("`als` is only allowed on layer = \"ml\" tables".into())),
+    };
+    if model.is_some() && !raw.partition_by.is_empty() {
+        return Err(err("an `als` table is written by the model; it takes no partition_by".into()));
+    }
     let mut rules = HashSet::new();
     if let Some(dup) = expectations.iter().find(|e| !rules.insert(e.name.as_str())) {
         return Err(err(format!("expectation `{}` declared more than once", dup.name)));
@@ -161,6 +172,7 @@ fn convert_table(raw: RawTable, line: usize, path: &str) -> Result<TableSpec> {
         partition_by: raw.partition_by,
         expectations,
         mode,
+        model,
         line,
     })
 }

@@ -49,3 +49,21 @@ pub fn register_delta_handlers() {
     deltalake::aws::register_handlers(None);
     deltalake::azure::register_handlers(None);
 }
+
+/// Deletes every object under the folder `url` (best effort: failures are logged, since what
+/// is left is scratch data no table refers to).
+pub async fn delete_folder(url: &url::Url) {
+    use futures::StreamExt;
+    use object_store::ObjectStoreExt;
+    let Ok((store, prefix)) = store_for(url) else { return };
+    let mut listing = store.list(Some(&prefix));
+    while let Some(entry) = listing.next().await {
+        let result = match entry {
+            Ok(meta) => store.delete(&meta.location).await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = result {
+            tracing::warn!(%url, error = %e, "could not delete scratch data");
+        }
+    }
+}

@@ -3,6 +3,7 @@
 //! [`register_all`] and [`function_registry`].
 
 mod json_get;
+mod split_hash;
 mod text_fn;
 
 use std::sync::Arc;
@@ -13,12 +14,16 @@ use datafusion::execution::context::SessionState;
 use datafusion::logical_expr::ScalarUDF;
 
 pub use json_get::JsonGet;
+pub use split_hash::{SplitHash, split_fraction};
 pub use text_fn::{TextFn, TextUdf};
 
 /// All of Medallion's scalar functions.
 pub fn scalar_functions() -> Vec<Arc<ScalarUDF>> {
     let text = [TextFn::NormalizeId, TextFn::MaskPhone, TextFn::EmailHash];
-    let mut all = vec![Arc::new(ScalarUDF::from(JsonGet::new()))];
+    let mut all = vec![
+        Arc::new(ScalarUDF::from(JsonGet::new())),
+        Arc::new(ScalarUDF::from(SplitHash::new())),
+    ];
     all.extend(
         text.into_iter()
             .map(|k| Arc::new(ScalarUDF::from(TextUdf::new(k)))),

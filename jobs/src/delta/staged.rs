@@ -1,0 +1,113 @@
+//! Data files that are written but not committed: what a distributed write leaves for the
+//! driver, used either as a commit's `Add` actions or as intermediate files a later job reads.
+
+use std::sync::Arc;
+
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::dataframe::DataFrame;
+use datafusion::error::{DataFusionError, Result};
+use datafusion::logical_expr::{Extension, LogicalPlan};
+use datafusion::prelude::SessionContext;
+use delta_kernel::table_properties::DataSkippingNumIndexedCols;
+use deltalake::datafile::writer::{DeltaWriter, WriterConfig};
+use deltalake::kernel::Add;
+use url::Url;
+
+use super::normalize::{normalize_batch, normalize_schema};
+use super::scan::{DeltaFile, DeltaScanTable};
+use super::write_node::DeltaWriteNode;
+use super::write_spec::{WriteResult, WriteSpec};
+
+/// One target's uncommitted files.
+#[derive(Debug, Clone)]
+pub struct Staged {
+    /// Table root URL.
+    pub url: Url,
+    /// The files, as `Add` actions relative to the root.
+    pub adds: Vec<Add>,
+    /// Rows in the files.
+    pub rows: u64,
+    /// The schema the files were written with (partition columns included).
+    pub schema: SchemaRef,
+    /// Partition columns.
+    pub partition_by: Vec<String>,
+}
+
+impl Staged {
+    /// Target `t` of a distributed write; `logical` is the schema used when no task reported one
+    /// (no rows were written).
+    pub fn from_result(spec: &WriteSpec, result: &WriteResult, t: usize, logical: &SchemaRef) -> Result<Self> {
+        let target = &spec.targets[t];
+        let url = Url::parse(&target.url).map_err(|e| DataFusionError::External(Box::new(e)))?;
+        let schema = match result.schemas.get(t).cloned().flatten() {
+            Some(written) => written,
+            None => normalize_schema(&Arc::new(logical.project(&target.columns)?)),
+        };
+        Ok(Self {
+            url,
+            adds: result.adds[t].clone(),
+            rows: result.rows[t],
+            schema,
+            partition_by: target.partition_by.clone(),
+        })
+    }
+
+    /// The files' paths relative to the root.
+    pub fn paths(&self) -> Vec<String> {
+        self.adds.iter().map(|a| a.path.clone()).collect()
+    }
+
+    /// A provider that scans exactly these files on the cluster.
+    pub fn scan_table(&self) -> DeltaScanTable {
+        DeltaScanTable {
+            url: self.url.to_string(),
+            schema: Arc::clone(&self.schema),
+            partition_columns: self.partition_by.clone(),
+            files: self
+                .adds
+                .iter()
+                .map(|a| DeltaFile {
+                    path: a.path.clone(),
+                    size: a.size.max(0) as u64,
+                    partition_values: a.partition_values.clone().into_iter().collect(),
+                })
+                .collect(),
+        }
+    }
+}
+
+/// Runs `frame` through a Delta write on the session's cluster: the executors write the files
+/// of every target in `spec`; nothing is committed.
+pub async fn write_on_cluster(ctx: &SessionContext, frame: &DataFrame, spec: &WriteSpec) -> Result<WriteResult> {
+    let node = DeltaWriteNode::try_new(frame.logical_plan().clone(), spec.clone())?;
+    let plan = LogicalPlan::Extension(Extension { node: Arc::new(node) });
+    let batches = ctx.execute_logical_plan(plan).await?.collect().await?;
+    WriteResult::from_batches(spec, &batches)
+}
+
+/// Writes a few driver-side rows (metrics, model metadata) as data files of the table at `url`.
+pub async fn write_here(url: &Url, batch: &RecordBatch) -> Result<Staged> {
+    let store = crate::storage::table_store(url).map_err(|e| DataFusionError::External(Box::new(e)))?;
+    let schema = normalize_schema(&batch.schema());
+    let config = WriterConfig::new(
+        Arc::clone(&schema),
+        vec![],
+        None,
+        None,
+        None,
+        DataSkippingNumIndexedCols::NumColumns(32),
+        None,
+    );
+    let mut writer = DeltaWriter::new(store, config);
+    let external = |e: deltalake::DeltaTableError| DataFusionError::External(Box::new(e));
+    writer.write(&normalize_batch(batch, &schema)?).await.map_err(external)?;
+    let adds = writer.close().await.map_err(external)?;
+    Ok(Staged {
+        url: url.clone(),
+        adds,
+        rows: batch.num_rows() as u64,
+        schema,
+        partition_by: vec![],
+    })
+}
