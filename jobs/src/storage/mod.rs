@@ -66,4 +66,11 @@ pub async fn delete_folder(url: &url::Url) {
             tracing::warn!(%url, error = %e, "could not delete scratch data");
         }
     }
+    // Local disk keeps the emptied folders; object stores have none.
+    if let Ok(path) = url.to_file_path()
+        && let Err(e) = tokio::fs::remove_dir_all(&path).await
+        && e.kind() != std::io::ErrorKind::NotFound
+    {
+        tracing::warn!(%url, error = %e, "could not delete scratch folders");
+    }
 }
