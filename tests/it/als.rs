@@ -71,7 +71,8 @@ async fn batches(table: &Path, sql: &str) -> Vec<RecordBatch> {
     let url = url::Url::from_directory_path(table).unwrap();
     let snapshot = TableSnapshot::load(&url).await.unwrap().expect("table exists");
     let ctx = SessionContext::new();
-    ctx.register_table("t", Arc::new(snapshot.scan_table().unwrap())).unwrap();
+    ctx.register_table("t", Arc::new(snapshot.scan_table().unwrap()))
+        .unwrap();
     ctx.sql(sql).await.unwrap().collect().await.unwrap()
 }
 
@@ -93,7 +94,9 @@ async fn factors(table: &Path) -> std::collections::BTreeMap<i64, Vec<f64>> {
 fn dense_solve(mut a: Vec<Vec<f64>>, mut b: Vec<f64>) -> Vec<f64> {
     let k = b.len();
     for c in 0..k {
-        let p = (c..k).max_by(|&x, &y| a[x][c].abs().total_cmp(&a[y][c].abs())).unwrap();
+        let p = (c..k)
+            .max_by(|&x, &y| a[x][c].abs().total_cmp(&a[y][c].abs()))
+            .unwrap();
         a.swap(c, p);
         b.swap(c, p);
         for r in 0..k {
@@ -118,7 +121,11 @@ async fn user_factors_solve_the_normal_equations_and_bad_rows_are_quarantined() 
     let good = write_ratings(&ws.path("landing"));
     let out = ws.run("lake", &[]);
     assert!(out.status.success(), "run failed:\n{}", text(&out));
-    assert!(text(&out).contains("rmse="), "metrics in the summary:\n{}", text(&out));
+    assert!(
+        text(&out).contains("rmse="),
+        "metrics in the summary:\n{}",
+        text(&out)
+    );
     let lake = ws.path("lake");
 
     // The last half-step solves users against the final item factors: each user's factor is
@@ -148,10 +155,17 @@ async fn user_factors_solve_the_normal_equations_and_bad_rows_are_quarantined() 
     }
 
     // Recommendations: at most top_n per user, ranked, never an item the user rated.
-    let recs = batches(&lake.join("ml/recs"), "SELECT user, item, rank FROM t ORDER BY user, rank").await;
+    let recs = batches(
+        &lake.join("ml/recs"),
+        "SELECT user, item, rank FROM t ORDER BY user, rank",
+    )
+    .await;
     let mut per_user = std::collections::BTreeMap::<i64, Vec<i64>>::new();
     for b in &recs {
-        let (u, i) = (b.column(0).as_primitive::<Int64Type>(), b.column(1).as_primitive::<Int64Type>());
+        let (u, i) = (
+            b.column(0).as_primitive::<Int64Type>(),
+            b.column(1).as_primitive::<Int64Type>(),
+        );
         let rank = b.column(2).as_primitive::<Int32Type>();
         for r in 0..b.num_rows() {
             let list = per_user.entry(u.value(r)).or_default();
@@ -163,7 +177,10 @@ async fn user_factors_solve_the_normal_equations_and_bad_rows_are_quarantined() 
     for (user, list) in &per_user {
         assert!(list.len() <= 4);
         for item in list {
-            assert!(!good.iter().any(|(u, i, _)| u == user && i == item), "user {user} rated {item}");
+            assert!(
+                !good.iter().any(|(u, i, _)| u == user && i == item),
+                "user {user} rated {item}"
+            );
         }
     }
 
@@ -175,7 +192,10 @@ async fn user_factors_solve_the_normal_equations_and_bad_rows_are_quarantined() 
             .flat_map(|b| {
                 let names = b.column(0).as_string::<i32>();
                 let values = b.column(1).as_primitive::<Float64Type>();
-                (0..b.num_rows()).filter(|&r| names.value(r) == name).map(|r| values.value(r)).collect::<Vec<_>>()
+                (0..b.num_rows())
+                    .filter(|&r| names.value(r) == name)
+                    .map(|r| values.value(r))
+                    .collect::<Vec<_>>()
             })
             .next()
             .unwrap_or_else(|| panic!("metric {name}"))
@@ -205,7 +225,14 @@ async fn user_factors_solve_the_normal_equations_and_bad_rows_are_quarantined() 
         let lake = lake.to_path_buf();
         async move {
             let mut v = vec![];
-            for t in ["recs", "recs__user_factors", "recs__item_factors", "recs__metrics", "recs__model", "recs__quarantine"] {
+            for t in [
+                "recs",
+                "recs__user_factors",
+                "recs__item_factors",
+                "recs__metrics",
+                "recs__model",
+                "recs__quarantine",
+            ] {
                 v.push(version(&lake.join("ml").join(t)).await);
             }
             v
@@ -216,7 +243,13 @@ async fn user_factors_solve_the_normal_equations_and_bad_rows_are_quarantined() 
     assert!(again.status.success(), "{}", text(&again));
     assert_eq!(status_count(&again, "already_committed"), 2, "{}", text(&again));
     assert_eq!(versions(&lake).await, before);
-    assert!(!lake.join("_medallion/work/recs").read_dir().is_ok_and(|mut d| d.next().is_some()), "work folder removed");
+    assert!(
+        !lake
+            .join("_medallion/work/recs")
+            .read_dir()
+            .is_ok_and(|mut d| d.next().is_some()),
+        "work folder removed"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -259,7 +292,9 @@ async fn no_valid_rating_and_bad_columns_fail_with_a_clear_message() {
     let out = ws.run("lake", &[]);
     assert!(!out.status.success());
     assert!(
-        text(&out).contains("table `recs`: no valid ratings to train on (2 row(s) quarantined; see `recs__quarantine`)"),
+        text(&out).contains(
+            "table `recs`: no valid ratings to train on (2 row(s) quarantined; see `recs__quarantine`)"
+        ),
         "{}",
         text(&out)
     );
@@ -271,12 +306,21 @@ async fn no_valid_rating_and_bad_columns_fail_with_a_clear_message() {
     let out = ws.run("lake2", &[]);
     assert!(!out.status.success());
     assert!(
-        text(&out).contains("als.item = \"product\" is not a column of the query (it has user_id, item_id, rating)"),
+        text(&out).contains(
+            "als.item = \"product\" is not a column of the query (it has user_id, item_id, rating)"
+        ),
         "{}",
         text(&out)
     );
-    let spec = SPEC.replace("SELECT user_id, item_id, rating", "SELECT user_id, CAST(item_id AS DOUBLE) AS item_id, rating");
+    let spec = SPEC.replace(
+        "SELECT user_id, item_id, rating",
+        "SELECT user_id, CAST(item_id AS DOUBLE) AS item_id, rating",
+    );
     std::fs::write(ws.path("pipeline.toml"), spec).unwrap();
     let out = ws.run("lake3", &[]);
-    assert!(text(&out).contains("als.item column `item_id` has type Float64; ids must be integers or text"), "{}", text(&out));
+    assert!(
+        text(&out).contains("als.item column `item_id` has type Float64; ids must be integers or text"),
+        "{}",
+        text(&out)
+    );
 }

@@ -80,6 +80,10 @@ fn ecommerce_pipeline_is_correct_across_batches() {
         report["scd2_multi_version_customers"].as_u64().unwrap() > 0,
         "{report}"
     );
+    // Recommendations for customers, none of a product they already bought or rated.
+    assert!(report["recommended_customers"].as_u64().unwrap() > 50, "{report}");
+    assert_eq!(report["recommendation_errors"], 0, "{report}");
+    assert!(report["recommendation_ndcg"].as_f64().is_some(), "{report}");
     // No raw e-mail or phone past bronze.
     assert_eq!(report["pii_leaks"], serde_json::json!([]), "{report}");
 }

@@ -74,6 +74,24 @@ def main(lake):
     out["scd2_customers"] = len(history)
     out["scd2_multi_version_customers"] = sum(1 for v in history.values() if len(v) > 1)
     out["scd2_broken"] = broken
+    # Recommendations: up to 10 per customer, ranked 1..n, never a product the customer bought
+    # (completed order) or rated — the interactions the model was trained on.
+    interacted = {(r["customer_id"], r["product_id"]) for r in rows(lake, "silver/ratings")}
+    for i in rows(lake, "silver/order_items"):
+        o = orders.get(i["order_id"])
+        if o is not None and o["status"] == "completed":
+            interacted.add((o["customer_id"], i["product_id"]))
+    recs = defaultdict(list)
+    for r in rows(lake, "ml/product_recommendations"):
+        recs[r["user"]].append(r)
+    out["recommended_customers"] = len(recs)
+    out["recommendation_errors"] = sum(
+        1 for user, rs in recs.items()
+        for n, r in enumerate(sorted(rs, key=lambda r: r["rank"]), 1)
+        if r["rank"] != n or n > 10 or (user, r["item"]) in interacted
+    )
+    metrics = {m["metric"]: m["value"] for m in rows(lake, "ml/product_recommendations__metrics")}
+    out["recommendation_ndcg"] = metrics.get("ndcg_at_k")
     # PII: no e-mail address or phone number in any silver or gold table.
     pii = re.compile(r"@|example\.com|\+1-555|\(555\)|^555\d{7}$")
     leaks = []

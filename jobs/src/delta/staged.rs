@@ -37,7 +37,12 @@ pub struct Staged {
 impl Staged {
     /// Target `t` of a distributed write; `logical` is the schema used when no task reported one
     /// (no rows were written).
-    pub fn from_result(spec: &WriteSpec, result: &WriteResult, t: usize, logical: &SchemaRef) -> Result<Self> {
+    pub fn from_result(
+        spec: &WriteSpec,
+        result: &WriteResult,
+        t: usize,
+        logical: &SchemaRef,
+    ) -> Result<Self> {
         let target = &spec.targets[t];
         let url = Url::parse(&target.url).map_err(|e| DataFusionError::External(Box::new(e)))?;
         let schema = match result.schemas.get(t).cloned().flatten() {
@@ -79,7 +84,11 @@ impl Staged {
 
 /// Runs `frame` through a Delta write on the session's cluster: the executors write the files
 /// of every target in `spec`; nothing is committed.
-pub async fn write_on_cluster(ctx: &SessionContext, frame: &DataFrame, spec: &WriteSpec) -> Result<WriteResult> {
+pub async fn write_on_cluster(
+    ctx: &SessionContext,
+    frame: &DataFrame,
+    spec: &WriteSpec,
+) -> Result<WriteResult> {
     let node = DeltaWriteNode::try_new(frame.logical_plan().clone(), spec.clone())?;
     let plan = LogicalPlan::Extension(Extension { node: Arc::new(node) });
     let batches = ctx.execute_logical_plan(plan).await?.collect().await?;
@@ -101,7 +110,10 @@ pub async fn write_here(url: &Url, batch: &RecordBatch) -> Result<Staged> {
     );
     let mut writer = DeltaWriter::new(store, config);
     let external = |e: deltalake::DeltaTableError| DataFusionError::External(Box::new(e));
-    writer.write(&normalize_batch(batch, &schema)?).await.map_err(external)?;
+    writer
+        .write(&normalize_batch(batch, &schema)?)
+        .await
+        .map_err(external)?;
     let adds = writer.close().await.map_err(external)?;
     Ok(Staged {
         url: url.clone(),

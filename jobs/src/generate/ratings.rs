@@ -114,7 +114,11 @@ impl RatingsData {
                 let noise = (rng.below(1000) as f64 / 1000.0 - 0.5) * 1.0;
                 let rating = (1.0 + taste + noise).round().clamp(1.0, 5.0) as u8;
                 let day = 1 + rng.below(28);
-                let rated_at = format!("2024-{:02}-{day:02} {:02}:00:00", 1 + rng.below(12), rng.below(24));
+                let rated_at = format!(
+                    "2024-{:02}-{day:02} {:02}:00:00",
+                    1 + rng.below(12),
+                    rng.below(24)
+                );
                 let _ = writeln!(text, "{user},{item},{rating},{rated_at}");
                 lines += 1;
                 if self.dirt && rng.chance(0.001) {

@@ -4,7 +4,9 @@
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::{ArrayRef, Float64Array, Int32Array, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray};
+use datafusion::arrow::array::{
+    ArrayRef, Float64Array, Int32Array, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray,
+};
 use datafusion::arrow::datatypes::{DataType, TimeUnit};
 use datafusion::dataframe::DataFrame;
 use datafusion::functions::expr_fn::{btrim, nullif};
@@ -17,7 +19,7 @@ use super::table_job::{TableJob, check_accounting, discard};
 use crate::delta::{CommitOutcome, Staged, WriteSpec, WriteTarget, write_here};
 use crate::error::{Error, Result};
 use crate::layers::ident;
-use crate::ml::als::{AlsModel, AlsOutputs, AlsTraining, IdType, INPUT_COLUMNS};
+use crate::ml::als::{AlsModel, AlsOutputs, AlsTraining, INPUT_COLUMNS, IdType};
 use crate::quality::{CheckedFrame, Rule, rules_for};
 use crate::spec::{ALS_COMPANIONS, Action, AlsParams, Split, WriteMode};
 
@@ -29,7 +31,11 @@ const RATING_TEXT: &str = "__rating_text";
 
 impl TableJob<'_> {
     /// Trains and commits; the run's scratch folder is removed whatever happens.
-    pub(super) async fn run_als(&self, params: &AlsParams, outcome: &mut TableOutcome) -> Result<TableStatus> {
+    pub(super) async fn run_als(
+        &self,
+        params: &AlsParams,
+        outcome: &mut TableOutcome,
+    ) -> Result<TableStatus> {
         let work = self
             .lakehouse
             .at(&format!("{WORK_PATH}/{}/{}/", self.table.name, self.run.id));
@@ -38,7 +44,12 @@ impl TableJob<'_> {
         result
     }
 
-    async fn train_and_commit(&self, params: &AlsParams, work: &Url, outcome: &mut TableOutcome) -> Result<TableStatus> {
+    async fn train_and_commit(
+        &self,
+        params: &AlsParams,
+        work: &Url,
+        outcome: &mut TableOutcome,
+    ) -> Result<TableStatus> {
         let input = self.validated_ratings(params, work, outcome).await?;
         if input.rows == 0 {
             return Err(Error::NoTrainingData {
@@ -68,7 +79,12 @@ impl TableJob<'_> {
 
     /// The query's rows as `user_id, item_id, rating[, rated_at]`: good rows written to the
     /// work folder, bad ones quarantined (committed), in one pass.
-    async fn validated_ratings(&self, params: &AlsParams, work: &Url, outcome: &mut TableOutcome) -> Result<Staged> {
+    async fn validated_ratings(
+        &self,
+        params: &AlsParams,
+        work: &Url,
+        outcome: &mut TableOutcome,
+    ) -> Result<Staged> {
         let frame = self
             .frame(None, WriteMode::Overwrite)
             .await?
@@ -81,13 +97,23 @@ impl TableJob<'_> {
             .filter(|c| frame.schema().has_column_with_unqualified_name(c))
             .map(|c| c.to_string())
             .collect();
-        let checked = CheckedFrame::build(frame, &rules, &columns, &[], &self.run.id, self.run.started_micros)
-            .map_err(|e| self.query_err("plan expectations", e))?;
+        let checked = CheckedFrame::build(
+            frame,
+            &rules,
+            &columns,
+            &[],
+            &self.run.id,
+            self.run.started_micros,
+        )
+        .map_err(|e| self.query_err("plan expectations", e))?;
         let keep = checked.keep_column.expect("ALS input rules always drop");
         let spec = WriteSpec {
             targets: vec![
                 WriteTarget {
-                    url: work.join("valid/").expect("work folder is a URL directory").to_string(),
+                    url: work
+                        .join("valid/")
+                        .expect("work folder is a URL directory")
+                        .to_string(),
                     partition_by: vec![],
                     columns: checked.table_columns.clone(),
                     keep_when: Some((keep, true)),
@@ -170,8 +196,16 @@ impl TableJob<'_> {
     fn ratings_rules(&self, frame: &DataFrame, p: &AlsParams) -> Result<Vec<Rule>> {
         let text = format!("coalesce('''' || {RATING_TEXT} || '''', 'NULL')");
         let mut rules = vec![
-            ("user_id_present", "user_id IS NOT NULL".to_string(), format!("'field `{}` is null'", p.user)),
-            ("item_id_present", "item_id IS NOT NULL".to_string(), format!("'field `{}` is null'", p.item)),
+            (
+                "user_id_present",
+                "user_id IS NOT NULL".to_string(),
+                format!("'field `{}` is null'", p.user),
+            ),
+            (
+                "item_id_present",
+                "item_id IS NOT NULL".to_string(),
+                format!("'field `{}` is null'", p.item),
+            ),
             (
                 "finite_rating",
                 "rating BETWEEN -1.7976931348623157e308 AND 1.7976931348623157e308".to_string(),
@@ -197,7 +231,11 @@ impl TableJob<'_> {
         rules
             .into_iter()
             .map(|(name, pass, reason)| {
-                let parse = |sql: &str| frame.parse_sql_expr(sql).map_err(|e| self.query_err("plan ratings rules", e));
+                let parse = |sql: &str| {
+                    frame
+                        .parse_sql_expr(sql)
+                        .map_err(|e| self.query_err("plan ratings rules", e))
+                };
                 Ok(Rule {
                     name: name.to_string(),
                     pass: parse(&format!("coalesce(({pass}), false)"))?,
@@ -209,17 +247,32 @@ impl TableJob<'_> {
     }
 
     /// Factors, metrics and model row, then the recommendations (the table itself).
-    async fn commit_model(&self, params: &AlsParams, model: &AlsModel, outcome: &mut TableOutcome) -> Result<TableStatus> {
-        let users = self.commit_staged(&model.user_factors, ALS_COMPANIONS[0], WriteMode::Overwrite).await?;
-        let items = self.commit_staged(&model.item_factors, ALS_COMPANIONS[1], WriteMode::Overwrite).await?;
+    async fn commit_model(
+        &self,
+        params: &AlsParams,
+        model: &AlsModel,
+        outcome: &mut TableOutcome,
+    ) -> Result<TableStatus> {
+        let users = self
+            .commit_staged(&model.user_factors, ALS_COMPANIONS[0], WriteMode::Overwrite)
+            .await?;
+        let items = self
+            .commit_staged(&model.item_factors, ALS_COMPANIONS[1], WriteMode::Overwrite)
+            .await?;
         let metrics_url = self.lakehouse.companion_url(self.table, ALS_COMPANIONS[2]);
-        let metrics = self.driver_rows(&metrics_url, &self.metrics_batch(model)?).await?;
-        self.commit_staged(&metrics, ALS_COMPANIONS[2], WriteMode::Append).await?;
+        let metrics = self
+            .driver_rows(&metrics_url, &self.metrics_batch(model)?)
+            .await?;
+        self.commit_staged(&metrics, ALS_COMPANIONS[2], WriteMode::Append)
+            .await?;
         let model_url = self.lakehouse.companion_url(self.table, ALS_COMPANIONS[3]);
         let row = self.model_batch(params, model, users.version(), items.version())?;
         let row = self.driver_rows(&model_url, &row).await?;
-        self.commit_staged(&row, ALS_COMPANIONS[3], WriteMode::Append).await?;
-        let recs = self.commit_staged(&model.recommendations, "", WriteMode::Overwrite).await?;
+        self.commit_staged(&row, ALS_COMPANIONS[3], WriteMode::Append)
+            .await?;
+        let recs = self
+            .commit_staged(&model.recommendations, "", WriteMode::Overwrite)
+            .await?;
         outcome.rows_written = model.recommendations.rows;
         outcome.version = Some(recs.version());
         info!(table = %self.table.name, users = model.user_factors.rows, items = model.item_factors.rows, "ALS model committed");
@@ -238,7 +291,13 @@ impl TableJob<'_> {
             keep_when: None,
         };
         let commit = self
-            .commit(&target, suffix, Arc::clone(&staged.schema), mode, staged.adds.clone())
+            .commit(
+                &target,
+                suffix,
+                Arc::clone(&staged.schema),
+                mode,
+                staged.adds.clone(),
+            )
             .await?;
         if matches!(commit, CommitOutcome::AlreadyCommitted { .. }) {
             discard(&target, &staged.adds).await;
@@ -256,22 +315,52 @@ impl TableJob<'_> {
         let n = model.metrics.len();
         let now = chrono::Utc::now().timestamp_micros();
         let columns: Vec<(&str, ArrayRef)> = vec![
-            ("run_id", Arc::new(StringArray::from(vec![self.run.id.as_str(); n]))),
-            ("metric", Arc::new(StringArray::from_iter_values(model.metrics.iter().map(|m| m.name)))),
-            ("k", Arc::new(Int32Array::from_iter(model.metrics.iter().map(|m| m.k.map(|k| k as i32))))),
-            ("value", Arc::new(Float64Array::from_iter_values(model.metrics.iter().map(|m| m.value)))),
-            ("recorded_at", Arc::new(TimestampMicrosecondArray::from(vec![now; n]).with_timezone("UTC"))),
+            (
+                "run_id",
+                Arc::new(StringArray::from(vec![self.run.id.as_str(); n])),
+            ),
+            (
+                "metric",
+                Arc::new(StringArray::from_iter_values(
+                    model.metrics.iter().map(|m| m.name),
+                )),
+            ),
+            (
+                "k",
+                Arc::new(Int32Array::from_iter(
+                    model.metrics.iter().map(|m| m.k.map(|k| k as i32)),
+                )),
+            ),
+            (
+                "value",
+                Arc::new(Float64Array::from_iter_values(
+                    model.metrics.iter().map(|m| m.value),
+                )),
+            ),
+            (
+                "recorded_at",
+                Arc::new(TimestampMicrosecondArray::from(vec![now; n]).with_timezone("UTC")),
+            ),
         ];
         RecordBatch::try_from_iter(columns).map_err(|e| self.query_err("write metrics", e.into()))
     }
 
-    fn model_batch(&self, params: &AlsParams, model: &AlsModel, users_version: i64, items_version: i64) -> Result<RecordBatch> {
+    fn model_batch(
+        &self,
+        params: &AlsParams,
+        model: &AlsModel,
+        users_version: i64,
+        items_version: i64,
+    ) -> Result<RecordBatch> {
         let params = serde_json::to_string(params).expect("parameters serialise");
         let now = chrono::Utc::now().timestamp_micros();
         let int = |v: i64| Arc::new(Int64Array::from(vec![v])) as ArrayRef;
         let columns: Vec<(&str, ArrayRef)> = vec![
             ("run_id", Arc::new(StringArray::from(vec![self.run.id.as_str()]))),
-            ("trained_at", Arc::new(TimestampMicrosecondArray::from(vec![now]).with_timezone("UTC"))),
+            (
+                "trained_at",
+                Arc::new(TimestampMicrosecondArray::from(vec![now]).with_timezone("UTC")),
+            ),
             ("algorithm", Arc::new(StringArray::from(vec!["als"]))),
             ("params", Arc::new(StringArray::from(vec![params]))),
             ("users", int(model.user_factors.rows as i64)),

@@ -14,9 +14,7 @@ use url::Url;
 use super::outcome::{TableOutcome, TableStatus};
 use super::paths::{Lakehouse, resolve_url};
 use super::run::RunId;
-use crate::delta::{
-    CommitOutcome, DeltaCommit, TableSnapshot, WriteResult, WriteSpec, WriteTarget,
-};
+use crate::delta::{CommitOutcome, DeltaCommit, TableSnapshot, WriteResult, WriteSpec, WriteTarget};
 use crate::error::{Error, Result, error_chain};
 use crate::landing::{CORRUPT_REASON, CORRUPT_RECORD, RESCUED_DATA, SOURCE_FILE};
 use crate::layers::{AUDIT_COLUMNS, BronzeInput, bronze_frame, ident, query_frame};
@@ -238,7 +236,11 @@ impl TableJob<'_> {
         }
     }
 
-    pub(super) async fn frame(&self, snapshot: Option<&TableSnapshot>, mode: WriteMode) -> Result<Option<DataFrame>> {
+    pub(super) async fn frame(
+        &self,
+        snapshot: Option<&TableSnapshot>,
+        mode: WriteMode,
+    ) -> Result<Option<DataFrame>> {
         match &self.table.transform {
             Transform::Sql(sql) => {
                 let sql = self

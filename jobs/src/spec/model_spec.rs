@@ -251,7 +251,10 @@ mod tests {
     fn reads_eval_and_rejects_bad_values() {
         let p = parse("eval = { split = \"time\", time_column = \"ts\", k = 5 }").unwrap();
         let eval = p.eval.unwrap();
-        assert_eq!((eval.split, eval.k, eval.test_fraction), (Split::Time { column: "ts".into() }, 5, 0.2));
+        assert_eq!(
+            (eval.split, eval.k, eval.test_fraction),
+            (Split::Time { column: "ts".into() }, 5, 0.2)
+        );
         for (text, msg) in [
             ("rank = 0", "als.rank = 0"),
             ("reg_param = -1.0", "als.reg_param = -1"),

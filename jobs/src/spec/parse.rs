@@ -5,8 +5,8 @@ use std::collections::{BTreeMap, HashSet};
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::model_spec::{ModelSpec, RawAls};
 use super::model::{Action, Expectation, Format, Layer, Pipeline, Source, TableSpec, Transform, WriteMode};
+use super::model_spec::{ModelSpec, RawAls};
 use crate::error::{Error, Result};
 
 #[derive(Deserialize)]
@@ -158,7 +158,9 @@ fn convert_table(raw: RawTable, line: usize, path: &str) -> Result<TableSpec> {
         (Some(_), _, _) => return Err(err("`als` is only allowed on layer = \"ml\" tables".into())),
     };
     if model.is_some() && !raw.partition_by.is_empty() {
-        return Err(err("an `als` table is written by the model; it takes no partition_by".into()));
+        return Err(err(
+            "an `als` table is written by the model; it takes no partition_by".into(),
+        ));
     }
     let mut rules = HashSet::new();
     if let Some(dup) = expectations.iter().find(|e| !rules.insert(e.name.as_str())) {

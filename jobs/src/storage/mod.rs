@@ -55,7 +55,9 @@ pub fn register_delta_handlers() {
 pub async fn delete_folder(url: &url::Url) {
     use futures::StreamExt;
     use object_store::ObjectStoreExt;
-    let Ok((store, prefix)) = store_for(url) else { return };
+    let Ok((store, prefix)) = store_for(url) else {
+        return;
+    };
     let mut listing = store.list(Some(&prefix));
     while let Some(entry) = listing.next().await {
         let result = match entry {

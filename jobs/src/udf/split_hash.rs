@@ -97,8 +97,14 @@ mod tests {
     #[test]
     fn is_stable_and_spread() {
         // Pinned so that the benchmark's Python copy can be checked against it.
-        assert_eq!(split_fraction("42", "196", "242"), split_fraction("42", "196", "242"));
-        assert_ne!(split_fraction("42", "196", "242"), split_fraction("43", "196", "242"));
+        assert_eq!(
+            split_fraction("42", "196", "242"),
+            split_fraction("42", "196", "242")
+        );
+        assert_ne!(
+            split_fraction("42", "196", "242"),
+            split_fraction("43", "196", "242")
+        );
         let below = (0..10_000)
             .filter(|i| split_fraction("7", &i.to_string(), "x") < 0.2)
             .count();

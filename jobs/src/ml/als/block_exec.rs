@@ -106,7 +106,14 @@ impl ExecutionPlan for AlsBlockExec {
             let listing: Vec<RecordBatch> = listed.try_collect().await?;
             let paths: Vec<String> = listing
                 .iter()
-                .flat_map(|b| b.column(1).as_string::<i32>().iter().flatten().map(String::from).collect::<Vec<_>>())
+                .flat_map(|b| {
+                    b.column(1)
+                        .as_string::<i32>()
+                        .iter()
+                        .flatten()
+                        .map(String::from)
+                        .collect::<Vec<_>>()
+                })
                 .collect();
             run_block(task, paths).await
         };

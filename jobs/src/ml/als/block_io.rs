@@ -3,7 +3,6 @@
 //! Block files hold `src, dst, rating, src_id, test` by position (the staging write names the
 //! columns after the side they come from, so positions are what both sides share).
 
-
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
 use datafusion::arrow::compute::{cast, concat};
 use datafusion::arrow::datatypes::{DataType, Float64Type, Int32Type};
@@ -22,7 +21,8 @@ pub(crate) async fn read_files(set: &FileSet) -> Result<Vec<RecordBatch>> {
     let store = crate::storage::table_store(&url).map_err(|e| DataFusionError::External(Box::new(e)))?;
     let mut batches = Vec::new();
     for path in &set.paths {
-        let unreadable = |e: &dyn std::fmt::Display| exec_err(format!("cannot read {}/{path}: {e}", set.root));
+        let unreadable =
+            |e: &dyn std::fmt::Display| exec_err(format!("cannot read {}/{path}: {e}", set.root));
         // Whole files: a block's or a side's files are read once and entirely.
         let bytes = store
             .get(&Path::from(path.as_str()))
@@ -88,7 +88,7 @@ pub(crate) fn block_ratings(batches: &[RecordBatch], id_type: IdType) -> Result<
         }
         ids.push(cast(batch.column(3), &id_type.data_type())?);
     }
-    entries.sort_by(|a, b| {
+    entries.sort_unstable_by(|a, b| {
         (a.src, a.dst)
             .cmp(&(b.src, b.dst))
             .then(a.value.total_cmp(&b.value))
@@ -152,7 +152,11 @@ impl Factors {
                         vector.len()
                     )));
                 }
-                f.set(idx.as_primitive::<Int32Type>().value(r) as u32, vector.values(), row);
+                f.set(
+                    idx.as_primitive::<Int32Type>().value(r) as u32,
+                    vector.values(),
+                    row,
+                );
                 row += 1;
             }
             ids.push(cast(batch.column(1), &id_type.data_type())?);

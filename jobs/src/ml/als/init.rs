@@ -45,6 +45,10 @@ mod tests {
         assert_ne!(a, initial_factor(7, Side::Item, 3, 10, false));
         assert_ne!(a, initial_factor(8, Side::User, 3, 10, false));
         assert!((a.iter().map(|x| x * x).sum::<f64>() - 1.0).abs() < 1e-12);
-        assert!(initial_factor(7, Side::User, 3, 10, true).iter().all(|x| *x >= 0.0));
+        assert!(
+            initial_factor(7, Side::User, 3, 10, true)
+                .iter()
+                .all(|x| *x >= 0.0)
+        );
     }
 }

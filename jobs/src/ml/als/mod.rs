@@ -20,5 +20,7 @@ mod train;
 pub use block_exec::AlsBlockExec;
 pub use block_table::AlsBlockTable;
 pub use rank::EvalSums;
-pub use task::{AlsTask, EvalTask, FileSet, Fixed, IdType, Settings, Side, Step, factors_schema, score_schema};
+pub use task::{
+    AlsTask, EvalTask, FileSet, Fixed, IdType, Settings, Side, Step, factors_schema, score_schema,
+};
 pub use train::{AlsModel, AlsOutputs, AlsTraining, INPUT_COLUMNS, Metric};

@@ -42,22 +42,39 @@ impl PartialEq for Candidate {
 
 impl Eq for Candidate {}
 
-/// The `n` best (index, score) pairs, best first; ties go to the lower index.
-pub(crate) fn top_n(scored: impl Iterator<Item = (u32, f64)>, n: usize) -> Vec<(u32, f64)> {
-    let mut heap = BinaryHeap::with_capacity(n + 1);
-    for (index, score) in scored {
-        let c = Candidate { score, index };
-        if heap.len() < n {
-            heap.push(c);
-        } else if heap.peek().is_some_and(|worst| c < *worst) {
-            heap.pop();
-            heap.push(c);
+/// The `n` best (index, score) pairs seen so far; ties go to the lower index.
+#[derive(Debug)]
+pub(crate) struct TopN {
+    n: usize,
+    heap: BinaryHeap<Candidate>,
+}
+
+impl TopN {
+    pub(crate) fn new(n: usize) -> Self {
+        Self {
+            n,
+            heap: BinaryHeap::with_capacity(n + 1),
         }
     }
-    heap.into_sorted_vec()
-        .into_iter()
-        .map(|c| (c.index, c.score))
-        .collect()
+
+    pub(crate) fn push(&mut self, index: u32, score: f64) {
+        let c = Candidate { score, index };
+        if self.heap.len() < self.n {
+            self.heap.push(c);
+        } else if self.heap.peek().is_some_and(|worst| c < *worst) {
+            self.heap.pop();
+            self.heap.push(c);
+        }
+    }
+
+    /// Best first; the collector is left empty for the next list.
+    pub(crate) fn take(&mut self) -> Vec<(u32, f64)> {
+        std::mem::take(&mut self.heap)
+            .into_sorted_vec()
+            .into_iter()
+            .map(|c| (c.index, c.score))
+            .collect()
+    }
 }
 
 /// Precision, recall, NDCG and average precision at `k` of one list against the sorted
@@ -130,8 +147,13 @@ mod tests {
     #[test]
     fn keeps_the_best_with_ties_to_the_lower_index() {
         let scored = [(5, 1.0), (2, 3.0), (9, 3.0), (1, -2.0), (4, 2.5)];
-        assert_eq!(top_n(scored.into_iter(), 3), vec![(2, 3.0), (9, 3.0), (4, 2.5)]);
-        assert_eq!(top_n(scored.into_iter(), 10).len(), 5);
+        let mut top = TopN::new(3);
+        scored.into_iter().for_each(|(i, s)| top.push(i, s));
+        assert_eq!(top.take(), vec![(2, 3.0), (9, 3.0), (4, 2.5)]);
+        assert!(top.take().is_empty());
+        let mut all = TopN::new(10);
+        scored.into_iter().for_each(|(i, s)| all.push(i, s));
+        assert_eq!(all.take().len(), 5);
     }
 
     #[test]

@@ -12,7 +12,7 @@ use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::error::{DataFusionError, Result};
 
 use super::block_io::{BlockRatings, Entry, Factors};
-use super::rank::{EvalSums, ranking_metrics, top_n};
+use super::rank::{EvalSums, TopN, ranking_metrics};
 use super::task::EvalTask;
 
 /// Recommendation rows (positions into the user and item id arrays) and the block's sums.
@@ -29,7 +29,13 @@ fn dot(a: &[f64], b: &[f64]) -> f64 {
     a.iter().zip(b).map(|(x, y)| x * y).sum()
 }
 
-/// Scores every user of the block that has a factor.
+/// How a user relates to an item while the user is scored.
+const UNRATED: u8 = 0;
+const TRAINED_ON: u8 = 1;
+const HELD_OUT: u8 = 2;
+
+/// Scores every user of the block that has a factor: one pass over the catalogue per user
+/// feeds both the recommendations and the evaluation list.
 pub(crate) fn score_block(
     ratings: &BlockRatings,
     users: &Factors,
@@ -38,46 +44,65 @@ pub(crate) fn score_block(
     eval: Option<&EvalTask>,
 ) -> Scored {
     let catalog: Vec<(u32, &[f64])> = items.iter().collect();
+    let mut seen = vec![UNRATED; catalog.last().map_or(0, |(i, _)| *i as usize + 1)];
+    let (mut recs, mut ranked) = (TopN::new(n), TopN::new(eval.map_or(0, |e| e.k)));
     let mut out = Scored::default();
-    let mut scores = vec![0.0; catalog.len()];
     for group in ratings.entries.chunk_by(|a, b| a.src == b.src) {
         let user = users.get(group[0].src);
-        if let Some(eval) = eval {
+        let relevant = eval.map(|e| relevant(group, e)).unwrap_or_default();
+        if eval.is_some() {
             out.add_errors(group, user, items);
-            if user.is_none() && !relevant(group, eval).is_empty() {
-                out.sums.cold_users += 1;
-            }
+            out.sums.cold_users += u64::from(user.is_none() && !relevant.is_empty());
         }
         let Some(user) = user else { continue };
         out.sums.users_with_factors += 1;
-        for (s, (_, item)) in scores.iter_mut().zip(&catalog) {
-            *s = dot(user, item);
+        mark(&mut seen, group, true);
+        for &(item, factor) in &catalog {
+            let score = dot(user, factor);
+            let status = seen[item as usize];
+            if status == UNRATED {
+                recs.push(item, score);
+            }
+            if !relevant.is_empty() && status != TRAINED_ON {
+                ranked.push(item, score);
+            }
         }
-        let rated: Vec<u32> = sorted_dst(group.iter());
-        let scored = || catalog.iter().zip(&scores).map(|((i, _), s)| (*i, *s));
-        let recs = top_n(scored().filter(|(i, _)| rated.binary_search(i).is_err()), n);
-        for (rank, (item, score)) in recs.into_iter().enumerate() {
+        mark(&mut seen, group, false);
+        for (rank, (item, score)) in recs.take().into_iter().enumerate() {
             out.user_rows.push(group[0].row);
             out.item_rows.push(items.id_row(item));
             out.scores.push(score);
             out.ranks.push(rank as i32 + 1);
             out.sums.recommended_items.push(item);
         }
-        if let Some(eval) = eval {
-            let relevant = relevant(group, eval);
-            if !relevant.is_empty() {
-                let train = sorted_dst(group.iter().filter(|e| !e.test));
-                let list = top_n(scored().filter(|(i, _)| train.binary_search(i).is_err()), eval.k);
-                let list: Vec<u32> = list.into_iter().map(|(i, _)| i).collect();
-                let metrics = ranking_metrics(&list, &relevant, eval.k);
-                out.sums.ranked_users += 1;
-                out.sums.ranking.iter_mut().zip(metrics).for_each(|(a, m)| *a += m);
-            }
+        if let Some(eval) = eval.filter(|_| !relevant.is_empty()) {
+            let list: Vec<u32> = ranked.take().into_iter().map(|(i, _)| i).collect();
+            let metrics = ranking_metrics(&list, &relevant, eval.k);
+            out.sums.ranked_users += 1;
+            out.sums
+                .ranking
+                .iter_mut()
+                .zip(metrics)
+                .for_each(|(a, m)| *a += m);
         }
     }
     out.sums.recommended_items.sort_unstable();
     out.sums.recommended_items.dedup();
     out
+}
+
+/// Marks the user's items (training wins over held out), or clears them.
+fn mark(seen: &mut [u8], group: &[Entry], on: bool) {
+    for e in group {
+        if let Some(slot) = seen.get_mut(e.dst as usize) {
+            *slot = match (on, e.test) {
+                (false, _) => UNRATED,
+                (true, false) => TRAINED_ON,
+                (true, true) if *slot == UNRATED => HELD_OUT,
+                (true, true) => *slot,
+            };
+        }
+    }
 }
 
 impl Scored {
@@ -102,8 +127,10 @@ impl Scored {
         user_ids: &ArrayRef,
         item_ids: Option<&ArrayRef>,
     ) -> Result<RecordBatch> {
-        let item_ids = item_ids.ok_or_else(|| DataFusionError::Internal("item factors without ids".into()))?;
-        let summary = serde_json::to_string(&self.sums).map_err(|e| DataFusionError::External(Box::new(e)))?;
+        let item_ids =
+            item_ids.ok_or_else(|| DataFusionError::Internal("item factors without ids".into()))?;
+        let summary =
+            serde_json::to_string(&self.sums).map_err(|e| DataFusionError::External(Box::new(e)))?;
         let rows = self.user_rows.len();
         let recs = RecordBatch::try_new(
             Arc::clone(&schema),
@@ -127,24 +154,27 @@ impl Scored {
                 Arc::new(StringArray::from(vec![summary])),
             ],
         )?;
-        Ok(datafusion::arrow::compute::concat_batches(&schema, [&recs, &summary])?)
+        Ok(datafusion::arrow::compute::concat_batches(
+            &schema,
+            [&recs, &summary],
+        )?)
     }
-}
-
-fn sorted_dst<'a>(entries: impl Iterator<Item = &'a Entry>) -> Vec<u32> {
-    let mut v: Vec<u32> = entries.map(|e| e.dst).collect();
-    v.sort_unstable();
-    v.dedup();
-    v
 }
 
 /// Held-out items the user liked: at or above `relevant_min`, or any positive rating.
 fn relevant(group: &[Entry], eval: &EvalTask) -> Vec<u32> {
-    sorted_dst(group.iter().filter(|e| {
-        e.test
-            && match eval.relevant_min {
-                Some(min) => e.value >= min,
-                None => e.value > 0.0,
-            }
-    }))
+    let mut v: Vec<u32> = group
+        .iter()
+        .filter(|e| {
+            e.test
+                && match eval.relevant_min {
+                    Some(min) => e.value >= min,
+                    None => e.value > 0.0,
+                }
+        })
+        .map(|e| e.dst)
+        .collect();
+    v.sort_unstable();
+    v.dedup();
+    v
 }

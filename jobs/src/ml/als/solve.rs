@@ -75,7 +75,12 @@ pub(crate) fn solve_block(
 }
 
 /// The solved rows as a factors batch (`idx`, `id`, `features`).
-pub(crate) fn factor_batch(schema: SchemaRef, solved: &Solved, ids: &ArrayRef, k: usize) -> Result<RecordBatch> {
+pub(crate) fn factor_batch(
+    schema: SchemaRef,
+    solved: &Solved,
+    ids: &ArrayRef,
+    k: usize,
+) -> Result<RecordBatch> {
     let idx = Int32Array::from_iter_values(solved.rows.iter().map(|&r| r as i32));
     let ids = take(ids.as_ref(), &UInt32Array::from(solved.id_rows.clone()), None)?;
     let values = Float64Array::from(solved.factors.clone());
@@ -145,10 +150,19 @@ mod tests {
     fn explicit_rows_match_the_direct_solution() {
         let fixed = Factors::initial(9, Side::Item, 0..4, 3, false);
         let y = |i| fixed.get(i).unwrap();
-        let entries = [entry(0, 0, 4.0), entry(0, 2, 1.0), entry(0, 3, 5.0), entry(1, 1, 3.0)];
+        let entries = [
+            entry(0, 0, 4.0),
+            entry(0, 2, 1.0),
+            entry(0, 3, 5.0),
+            entry(1, 1, 3.0),
+        ];
         let solved = solve_block(&entries, &fixed, &settings(false, 0.1), None).unwrap();
         assert_eq!(solved.rows, vec![0, 1]);
-        let user0 = direct(&[(y(0), 1.0, 4.0), (y(2), 1.0, 1.0), (y(3), 1.0, 5.0)], 0.1 * 3.0, None);
+        let user0 = direct(
+            &[(y(0), 1.0, 4.0), (y(2), 1.0, 1.0), (y(3), 1.0, 5.0)],
+            0.1 * 3.0,
+            None,
+        );
         close(&solved.factors[0..3], &user0);
         let user1 = direct(&[(y(1), 1.0, 3.0)], 0.1, None);
         close(&solved.factors[3..6], &user1);
@@ -192,14 +206,32 @@ mod tests {
     fn alternating_solves_recover_a_full_low_rank_matrix() {
         // R = U·Vᵀ with rank 2, every cell observed: rank-3 ALS with a tiny λ fits it exactly.
         let (users, items) = (6u32, 5u32);
-        let value = |u: u32, i: u32| (1.0 + u as f64 * 0.5) * (i as f64 % 3.0) + (u % 2) as f64 * (1.0 + i as f64);
+        let value =
+            |u: u32, i: u32| (1.0 + u as f64 * 0.5) * (i as f64 % 3.0) + (u % 2) as f64 * (1.0 + i as f64);
         let by_user: Vec<Entry> = (0..users)
             .flat_map(|u| (0..items).map(move |i| (u, i)))
-            .map(|(u, i)| Entry { src: u, dst: i, value: value(u, i), test: false, row: u })
+            .map(|(u, i)| Entry {
+                src: u,
+                dst: i,
+                value: value(u, i),
+                test: false,
+                row: u,
+            })
             .collect();
-        let mut by_item: Vec<Entry> = by_user.iter().map(|e| Entry { src: e.dst, dst: e.src, row: e.dst, ..*e }).collect();
+        let mut by_item: Vec<Entry> = by_user
+            .iter()
+            .map(|e| Entry {
+                src: e.dst,
+                dst: e.src,
+                row: e.dst,
+                ..*e
+            })
+            .collect();
         by_item.sort_by_key(|e| (e.src, e.dst));
-        let s = Settings { reg_param: 1e-9, ..settings(false, 0.0) };
+        let s = Settings {
+            reg_param: 1e-9,
+            ..settings(false, 0.0)
+        };
         let mut user_f = Factors::initial(3, Side::User, 0..users, 3, false);
         let mut item_f = Factors::initial(3, Side::Item, 0..items, 3, false);
         for _ in 0..200 {
@@ -207,8 +239,20 @@ mod tests {
             user_f = as_factors(&solve_block(&by_user, &item_f, &s, None).unwrap(), 3);
         }
         for e in &by_user {
-            let p: f64 = user_f.get(e.src).unwrap().iter().zip(item_f.get(e.dst).unwrap()).map(|(a, b)| a * b).sum();
-            assert!((p - e.value).abs() < 1e-3, "({}, {}): {p} vs {}", e.src, e.dst, e.value);
+            let p: f64 = user_f
+                .get(e.src)
+                .unwrap()
+                .iter()
+                .zip(item_f.get(e.dst).unwrap())
+                .map(|(a, b)| a * b)
+                .sum();
+            assert!(
+                (p - e.value).abs() < 1e-3,
+                "({}, {}): {p} vs {}",
+                e.src,
+                e.dst,
+                e.value
+            );
         }
     }
 }

@@ -110,7 +110,13 @@ impl<'a> AlsTraining<'a> {
         let started = Instant::now();
         let blocks = self.stage(input).await?;
         let stage_secs = started.elapsed().as_secs_f64();
-        info!(table = self.table, users = blocks.users, items = blocks.items, secs = stage_secs, "ALS ratings staged");
+        info!(
+            table = self.table,
+            users = blocks.users,
+            items = blocks.items,
+            secs = stage_secs,
+            "ALS ratings staged"
+        );
         let mut users_fixed = Fixed::Initial;
         let mut factors = None;
         let alternating = Instant::now();
@@ -118,11 +124,34 @@ impl<'a> AlsTraining<'a> {
             let last = iteration + 1 == self.params.iterations;
             let out = |side: Side, table: &Url| match last {
                 true => table.clone(),
-                false => self.outputs.work.join(&format!("{}_factors_{iteration}/", side.as_str())).expect("work folder is a URL directory"),
+                false => self
+                    .outputs
+                    .work
+                    .join(&format!("{}_factors_{iteration}/", side.as_str()))
+                    .expect("work folder is a URL directory"),
             };
-            let items = self.solve(Side::Item, &blocks, users_fixed, out(Side::Item, &self.outputs.item_factors)).await?;
-            let users = self.solve(Side::User, &blocks, Fixed::Files(file_set(&items)), out(Side::User, &self.outputs.user_factors)).await?;
-            info!(table = self.table, iteration, secs = alternating.elapsed().as_secs_f64(), "ALS iteration done");
+            let items = self
+                .solve(
+                    Side::Item,
+                    &blocks,
+                    users_fixed,
+                    out(Side::Item, &self.outputs.item_factors),
+                )
+                .await?;
+            let users = self
+                .solve(
+                    Side::User,
+                    &blocks,
+                    Fixed::Files(file_set(&items)),
+                    out(Side::User, &self.outputs.user_factors),
+                )
+                .await?;
+            info!(
+                table = self.table,
+                iteration,
+                secs = alternating.elapsed().as_secs_f64(),
+                "ALS iteration done"
+            );
             users_fixed = Fixed::Files(file_set(&users));
             factors = Some((users, items));
         }
@@ -130,7 +159,11 @@ impl<'a> AlsTraining<'a> {
         let (user_factors, item_factors) = factors.expect("at least one iteration");
         let scoring = Instant::now();
         let (recommendations, sums) = self.score(&blocks, &user_factors, &item_factors).await?;
-        let timings = [stage_secs, iterate_secs / self.params.iterations as f64, scoring.elapsed().as_secs_f64()];
+        let timings = [
+            stage_secs,
+            iterate_secs / self.params.iterations as f64,
+            scoring.elapsed().as_secs_f64(),
+        ];
         let metrics = self.metrics(&blocks, &user_factors, &item_factors, &sums, input.rows, timings);
         Ok(AlsModel {
             user_factors,
@@ -164,7 +197,9 @@ impl<'a> AlsTraining<'a> {
     async fn stage(&self, input: &Staged) -> Result<Blocks> {
         let name = format!("__als_input_{}", self.table);
         let err = self.err("stage ratings");
-        self.ctx.register_table(&name, Arc::new(input.scan_table())).map_err(&err)?;
+        self.ctx
+            .register_table(&name, Arc::new(input.scan_table()))
+            .map_err(&err)?;
         let staged = self.stage_registered(&name, input).await;
         self.ctx.deregister_table(&name).map_err(&err)?;
         let (spec, result, logical) = staged?;
@@ -172,7 +207,12 @@ impl<'a> AlsTraining<'a> {
         let by_item = Staged::from_result(&spec, &result, 1, &logical).map_err(&err)?;
         let id_type = |column: &str| -> Result<IdType> {
             let field = input.schema.field_with_name(column).map_err(|e| err(e.into()))?;
-            IdType::of(field.data_type()).ok_or_else(|| err(DataFusionError::Plan(format!("{column} has type {}", field.data_type()))))
+            IdType::of(field.data_type()).ok_or_else(|| {
+                err(DataFusionError::Plan(format!(
+                    "{column} has type {}",
+                    field.data_type()
+                )))
+            })
         };
         Ok(Blocks {
             user_blocks: group_by_block(&by_user, "ub", self.params.blocks),
@@ -186,7 +226,11 @@ impl<'a> AlsTraining<'a> {
         })
     }
 
-    async fn stage_registered(&self, name: &str, input: &Staged) -> Result<(WriteSpec, crate::delta::WriteResult, SchemaRef)> {
+    async fn stage_registered(
+        &self,
+        name: &str,
+        input: &Staged,
+    ) -> Result<(WriteSpec, crate::delta::WriteResult, SchemaRef)> {
         let err = self.err("stage ratings");
         let test = self.held_out(name, input).await?;
         let nb = self.params.blocks;
@@ -202,7 +246,12 @@ impl<'a> AlsTraining<'a> {
         );
         let frame = self.ctx.sql(&sql).await.map_err(&err)?;
         let target = |folder: &str, columns: Vec<usize>, block: &str| WriteTarget {
-            url: self.outputs.work.join(folder).expect("work folder is a URL directory").to_string(),
+            url: self
+                .outputs
+                .work
+                .join(folder)
+                .expect("work folder is a URL directory")
+                .to_string(),
             partition_by: vec![block.to_string()],
             columns,
             keep_when: None,
@@ -236,7 +285,14 @@ impl<'a> AlsTraining<'a> {
                     "SELECT CAST(rated_at AS BIGINT) AS t FROM {name} ORDER BY t LIMIT 1 OFFSET {offset}"
                 );
                 let err = self.err("find the hold-out time");
-                let batches = self.ctx.sql(&sql).await.map_err(&err)?.collect().await.map_err(&err)?;
+                let batches = self
+                    .ctx
+                    .sql(&sql)
+                    .await
+                    .map_err(&err)?
+                    .collect()
+                    .await
+                    .map_err(&err)?;
                 let cutoff = batches
                     .iter()
                     .find(|b| b.num_rows() > 0)
@@ -254,8 +310,20 @@ impl<'a> AlsTraining<'a> {
     /// One half-iteration: every block of `side` solved against `fixed`, written under `out`.
     async fn solve(&self, side: Side, blocks: &Blocks, fixed: Fixed, out: Url) -> Result<Staged> {
         let (ratings, files, src_id, dst_id, others) = match side {
-            Side::User => (&blocks.by_user, &blocks.user_blocks, blocks.user_id, blocks.item_id, blocks.items),
-            Side::Item => (&blocks.by_item, &blocks.item_blocks, blocks.item_id, blocks.user_id, blocks.users),
+            Side::User => (
+                &blocks.by_user,
+                &blocks.user_blocks,
+                blocks.user_id,
+                blocks.item_id,
+                blocks.items,
+            ),
+            Side::Item => (
+                &blocks.by_item,
+                &blocks.item_blocks,
+                blocks.item_id,
+                blocks.user_id,
+                blocks.users,
+            ),
         };
         let other = match side {
             Side::User => Side::Item,
@@ -351,7 +419,12 @@ impl<'a> AlsTraining<'a> {
                 keep_when: Some((super::task::IS_RECOMMENDATION, true)),
             },
             WriteTarget {
-                url: self.outputs.work.join("eval/").expect("work folder is a URL directory").to_string(),
+                url: self
+                    .outputs
+                    .work
+                    .join("eval/")
+                    .expect("work folder is a URL directory")
+                    .to_string(),
                 partition_by: vec![],
                 columns: vec![super::task::EVAL_SUMMARY],
                 keep_when: Some((super::task::IS_RECOMMENDATION, false)),
@@ -364,9 +437,11 @@ impl<'a> AlsTraining<'a> {
         let eval = Staged::from_result(&spec, &result, 1, &schema).map_err(&err)?;
         let mut sums = EvalSums::default();
         for batch in read_files(&file_set(&eval)).await.map_err(&err)? {
-            let column = datafusion::arrow::compute::cast(batch.column(0), &DataType::Utf8).map_err(|e| err(e.into()))?;
+            let column = datafusion::arrow::compute::cast(batch.column(0), &DataType::Utf8)
+                .map_err(|e| err(e.into()))?;
             for text in column.as_string::<i32>().iter().flatten() {
-                let task: EvalSums = serde_json::from_str(text).map_err(|e| err(DataFusionError::External(Box::new(e))))?;
+                let task: EvalSums =
+                    serde_json::from_str(text).map_err(|e| err(DataFusionError::External(Box::new(e))))?;
                 sums.merge(task);
             }
         }
