@@ -324,3 +324,90 @@ async fn no_valid_rating_and_bad_columns_fail_with_a_clear_message() {
         text(&out)
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn implicit_nonnegative_text_ids_and_a_time_split() {
+    let spec = SPEC
+        .replace(", schema = { user_id = \"bigint\", item_id = \"bigint\" }", "")
+        .replace(
+            "SELECT user_id, item_id, rating FROM",
+            "SELECT user_id, item_id, rating, rated_at FROM",
+        )
+        .replace(
+            "seed = 7",
+            "seed = 7\nimplicit = true\nnonnegative = true\nalpha = 2.0",
+        )
+        .replace(
+            "eval = { test_fraction = 0.2, k = 4 }",
+            "eval = { split = \"time\", time_column = \"rated_at\", test_fraction = 0.25, k = 4 }",
+        );
+    let ws = Workspace::new(&spec);
+    let dir = ws.path("landing/ratings");
+    std::fs::create_dir_all(&dir).unwrap();
+    // Text ids; a day per rating, so the latest quarter is a clean cut.
+    let mut csv = String::from("user_id,item_id,rating,rated_at\n");
+    let mut n = 0;
+    for u in 0..20 {
+        for i in 0..12 {
+            if (u + i) % 3 == 0 {
+                let day = 1 + n % 28;
+                csv += &format!(
+                    "u{u},item-{i},{},2024-{:02}-{day:02} 12:00:00\n",
+                    1 + (u * i) % 4,
+                    1 + n / 28
+                );
+                n += 1;
+            }
+        }
+    }
+    csv += "u1,item-1,2,not a time\n";
+    std::fs::write(dir.join("ratings_1.csv"), csv).unwrap();
+    let out = ws.run("lake", &[]);
+    assert!(out.status.success(), "{}", text(&out));
+    let lake = ws.path("lake");
+
+    let features = batches(&lake.join("ml/recs__item_factors"), "SELECT id, features FROM t").await;
+    let mut items = 0;
+    for b in &features {
+        assert!(
+            b.column(0)
+                .as_string::<i32>()
+                .iter()
+                .all(|id| id.unwrap().starts_with("item-"))
+        );
+        let lists = b.column(1).as_list::<i32>();
+        for r in 0..b.num_rows() {
+            let v = lists.value(r);
+            assert!(
+                v.as_primitive::<Float64Type>()
+                    .values()
+                    .iter()
+                    .all(|x| *x >= 0.0 && x.is_finite())
+            );
+            items += 1;
+        }
+    }
+    assert!(items > 0);
+    let metrics = table_rows(&lake.join("ml/recs__metrics"), "metric, value").await;
+    // Ratings are in time order: the latest quarter (from the (1 − 0.25) quantile on) is held out.
+    let held_out = n - (n as f64 * 0.75).floor() as usize;
+    let test = batches(
+        &lake.join("ml/recs__metrics"),
+        "SELECT value FROM t WHERE metric = 'test_ratings'",
+    )
+    .await;
+    assert_eq!(
+        test[0].column(0).as_primitive::<Float64Type>().value(0),
+        held_out as f64,
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("ndcg_at_k") && !metrics.contains("rmse"),
+        "{metrics}"
+    );
+    let q = table_rows(&lake.join("ml/recs__quarantine"), "_rule, _reason").await;
+    assert!(
+        q.contains("rated_at_present | field `rated_at` is null or not a timestamp"),
+        "{q}"
+    );
+}

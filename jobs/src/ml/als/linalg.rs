@@ -157,13 +157,13 @@ pub(crate) mod tests {
                 .max_by(|&x, &y| m[x][c].abs().total_cmp(&m[y][c].abs()))
                 .unwrap();
             m.swap(c, pivot);
-            for r in 0..k {
-                if r != c {
-                    let f = m[r][c] / m[c][c];
-                    for j in c..=k {
-                        m[r][j] -= f * m[c][j];
-                    }
-                }
+            let pivot_row = m[c].clone();
+            for (_, row) in m.iter_mut().enumerate().filter(|(r, _)| *r != c) {
+                let f = row[c] / pivot_row[c];
+                row.iter_mut()
+                    .zip(&pivot_row)
+                    .skip(c)
+                    .for_each(|(x, p)| *x -= f * p);
             }
         }
         (0..k).map(|i| m[i][k] / m[i][i]).collect()
