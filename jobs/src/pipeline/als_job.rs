@@ -15,7 +15,7 @@ use tracing::info;
 use url::Url;
 
 use super::outcome::{TableOutcome, TableStatus};
-use super::table_job::{TableJob, check_accounting, discard};
+use super::table_job::{TableJob, discard};
 use crate::delta::{CommitOutcome, Staged, WriteSpec, WriteTarget, write_here};
 use crate::error::{Error, Result};
 use crate::layers::ident;
@@ -128,18 +128,7 @@ impl TableJob<'_> {
             count_columns: checked.failed_columns.clone(),
         };
         let result = self.write(&checked.frame, &spec).await?;
-        if let Err(e) = check_accounting(&self.table.name, &result) {
-            for (target, adds) in spec.targets.iter().zip(&result.adds) {
-                discard(target, adds).await;
-            }
-            return Err(e);
-        }
-        outcome.rows_read = result.counts.read;
-        outcome.rule_failures = rules
-            .iter()
-            .zip(&result.counts.counted)
-            .map(|(r, n)| (r.name.clone(), r.action, *n))
-            .collect();
+        self.account(outcome, &rules, &spec, &result).await?;
         self.commit_quarantine(outcome, &checked, &spec, &result).await?;
         let logical = Arc::new(checked.frame.schema().as_arrow().clone());
         Staged::from_result(&spec, &result, 0, &logical).map_err(|e| self.query_err("write", e))

@@ -106,7 +106,20 @@ impl TableJob<'_> {
             // Nothing to add (e.g. only empty landing files): no empty commit.
             return Ok(TableStatus::NoNewData);
         }
-        if let Err(e) = check_accounting(&self.table.name, &result) {
+        self.account(outcome, &rules, &spec, &result).await?;
+        self.commit_written(outcome, &checked, &spec, &result, mode).await
+    }
+
+    /// Checks that every row read was written or quarantined (deleting the files if not) and
+    /// records the counts in the outcome.
+    pub(super) async fn account(
+        &self,
+        outcome: &mut TableOutcome,
+        rules: &[Rule],
+        spec: &WriteSpec,
+        result: &WriteResult,
+    ) -> Result<()> {
+        if let Err(e) = check_accounting(&self.table.name, result) {
             for (target, adds) in spec.targets.iter().zip(&result.adds) {
                 discard(target, adds).await;
             }
@@ -118,7 +131,7 @@ impl TableJob<'_> {
             .zip(&result.counts.counted)
             .map(|(r, n)| (r.name.clone(), r.action, *n))
             .collect();
-        self.commit_written(outcome, &checked, &spec, &result, mode).await
+        Ok(())
     }
 
     /// The query's rows with the rule columns; sources also keep the raw line for quarantine.
@@ -373,7 +386,7 @@ impl TableJob<'_> {
 }
 
 /// Every row the query produced is in the table's or the quarantine's new files, exactly once.
-pub(super) fn check_accounting(table: &str, result: &WriteResult) -> Result<()> {
+fn check_accounting(table: &str, result: &WriteResult) -> Result<()> {
     let written = result.rows.first().copied().unwrap_or(0);
     let quarantined = result.rows.get(1).copied().unwrap_or(0);
     if written + quarantined == result.counts.read {
