@@ -127,6 +127,7 @@ def spark_rmse(train, test):
     from pyspark.ml.evaluation import RegressionEvaluator
     started = time.monotonic()
     spark = (SparkSession.builder.master("local[2]").config("spark.ui.enabled", "false")
+             .config("spark.ui.showConsoleProgress", "false")
              .config("spark.driver.memory", "2g").getOrCreate())
     spark.sparkContext.setLogLevel("ERROR")
     spark.sparkContext.setCheckpointDir("/tmp/spark-als-checkpoints")
