@@ -411,3 +411,79 @@ async fn implicit_nonnegative_text_ids_and_a_time_split() {
         "{q}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_training_killed_half_way_resumes_without_duplicates() {
+    let ws = Workspace::new(&SPEC.replace("iterations = 8", "iterations = 60"));
+    write_ratings(&ws.path("landing"));
+    let run_id = "run-1700000000000001";
+    let args = |lake: &str| {
+        vec![
+            "run".to_string(),
+            "--spec".into(),
+            ws.path("pipeline.toml").display().to_string(),
+            "--landing".into(),
+            ws.path("landing").display().to_string(),
+            "--lakehouse".into(),
+            ws.path(lake).display().to_string(),
+            "--run-id".into(),
+            run_id.into(),
+        ]
+    };
+    let mut child = std::process::Command::new(BIN)
+        .args(args("lake"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Kill the process once the third iteration's item factors are being written.
+    let marker = ws.path(&format!("lake/_medallion/work/recs/{run_id}/item_factors_3"));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while !marker.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "training never reached iteration 3"
+        );
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "training finished before it was killed"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let lake = ws.path("lake");
+    assert_eq!(
+        version(&lake.join("ml/recs")).await,
+        -1,
+        "nothing of the model committed yet"
+    );
+    assert_eq!(
+        python_row_count(&lake.join("ml/recs__quarantine")),
+        4,
+        "quarantine committed first"
+    );
+
+    let out = std::process::Command::new(BIN)
+        .args(args("lake"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "resume failed:\n{}", text(&out));
+    // The quarantine commit is not repeated; everything else is committed once.
+    assert_eq!(python_row_count(&lake.join("ml/recs__quarantine")), 4);
+    assert_eq!(python_row_count(&lake.join("ml/recs__model")), 1);
+    assert_eq!(python_row_count(&lake.join("ml/recs__user_factors")), 40);
+    let metrics = python_row_count(&lake.join("ml/recs__metrics"));
+    // The same training in a fresh lakehouse writes the same numbers of rows.
+    let fresh = std::process::Command::new(BIN)
+        .args(args("fresh"))
+        .output()
+        .unwrap();
+    assert!(fresh.status.success(), "{}", text(&fresh));
+    assert_eq!(metrics, python_row_count(&ws.path("fresh/ml/recs__metrics")));
+    assert_eq!(
+        table_rows(&lake.join("ml/recs"), "user, item, rank").await,
+        table_rows(&ws.path("fresh/ml/recs"), "user, item, rank").await,
+        "resumed and uninterrupted trainings recommend the same"
+    );
+}

@@ -212,3 +212,57 @@ fn concurrent_writers_to_one_s3_table_both_commit_in_order() {
     assert_eq!(rows, s3.python_rows("s3://race/lake/bronze/orders_raw"));
     assert!(rows > 0);
 }
+
+#[test]
+fn als_trains_on_s3_on_a_two_executor_cluster() {
+    let s3 = start_s3("recs");
+    let generated = s3.medallion(&[
+        "generate",
+        "--dataset",
+        "ratings",
+        "--ratings",
+        "5000",
+        "--out",
+        "s3://recs/landing",
+    ]);
+    assert!(generated.status.success(), "{}", text(&generated));
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = start_cluster_with_env(dir.path(), 2, &s3.env());
+    let spec = concat!(env!("CARGO_MANIFEST_DIR"), "/../pipelines/ratings/pipeline.toml");
+    let out = s3.medallion(&[
+        "run",
+        "--spec",
+        spec,
+        "--landing",
+        "s3://recs/landing",
+        "--lakehouse",
+        "s3://recs/lake",
+        "--scheduler",
+        &cluster.scheduler_url,
+    ]);
+    assert!(out.status.success(), "ALS on S3 failed:\n{}", text(&out));
+    assert_eq!(
+        s3.python_rows("s3://recs/lake/ml/recommendations__user_factors"),
+        50
+    );
+    let recs = s3.python_rows("s3://recs/lake/ml/recommendations");
+    assert!(
+        (1..=500).contains(&recs),
+        "{recs} recommendations for 50 users, top 10"
+    );
+    // The training's scratch files are gone.
+    let script = "import sys, boto3\n\
+                  s3 = boto3.client('s3', endpoint_url=sys.argv[1], aws_access_key_id='test', \
+                  aws_secret_access_key='test', region_name='us-east-1')\n\
+                  print(s3.list_objects_v2(Bucket='recs', Prefix='lake/_medallion/work/').get('KeyCount', 0))";
+    let listed = Command::new("python3")
+        .args(["-c", script, &s3.endpoint])
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&listed.stdout).trim(),
+        "0",
+        "{}",
+        text(&listed)
+    );
+}
