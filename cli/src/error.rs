@@ -33,6 +33,21 @@ pub enum Error {
         /// How long we waited.
         seconds: u64,
     },
+    /// The job service could not be reached.
+    #[error("cannot reach the job service at {url}")]
+    Connect {
+        /// The URL given.
+        url: String,
+        /// tonic's error.
+        #[source]
+        source: medallion_proto::tonic::transport::Error,
+    },
+    /// The job service refused or failed a call.
+    #[error("{:?}: {}", .status.code(), .status.message())]
+    Api {
+        /// The status it returned.
+        status: medallion_proto::tonic::Status,
+    },
     /// Writing generated data or reading benchmark files failed.
     #[error("{path}: {source}")]
     Io {

@@ -41,6 +41,16 @@ pub enum Command {
     Generate(commands::generate::GenerateArgs),
     /// Generate example data at a given size, run the example pipeline, print throughput.
     Bench(commands::bench::BenchArgs),
+    /// Submit a run to a scheduler's job service (with --wait: follow it; exit 1 if it fails).
+    Submit(commands::client::SubmitArgs),
+    /// Show a run of the job service.
+    Status(commands::client::RunArgs),
+    /// Follow a run until it ends; exit 1 unless it succeeded.
+    Watch(commands::client::RunArgs),
+    /// Cancel a queued or running run.
+    Cancel(commands::client::RunArgs),
+    /// List the job service's runs, newest first.
+    Runs(commands::client::ListArgs),
 }
 
 /// Runs a parsed command line; the exit code says whether it succeeded.
@@ -62,6 +72,11 @@ pub fn main(cli: Cli) -> ExitCode {
             Command::Executor(args) => commands::executor::run(args).await,
             Command::Generate(args) => commands::generate::run(args).await,
             Command::Bench(args) => commands::bench::run(args).await,
+            Command::Submit(args) => commands::client::submit(args).await,
+            Command::Status(args) => commands::client::status(args).await,
+            Command::Watch(args) => commands::client::watch(args).await,
+            Command::Cancel(args) => commands::client::cancel(args).await,
+            Command::Runs(args) => commands::client::list(args).await,
         }
     });
     match result {

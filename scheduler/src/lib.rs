@@ -4,8 +4,14 @@
 //! decodes landing and Delta scans and Delta writes, the planner that turns a Delta write into
 //! per-partition writer tasks, and the physical codec that ships those tasks to executors.
 //! `medallion scheduler` is a thin wrapper over [`start`].
+//!
+//! Beside Ballista's own gRPC port it can serve [`api`], Medallion's job service
+//! (`medallion.v1.JobService`, gRPC health and reflection) on a second port.
+
+pub mod api;
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use ballista_scheduler::cluster::BallistaCluster;
@@ -39,6 +45,56 @@ pub enum Error {
         #[source]
         source: ballista_core::error::BallistaError,
     },
+    /// Serving the job service failed (e.g. the port is taken).
+    #[error("job service on {addr} stopped")]
+    ServeApi {
+        /// Bound address.
+        addr: SocketAddr,
+        /// tonic's error.
+        #[source]
+        source: tonic::transport::Error,
+    },
+    /// A submitted spec, selection or parameter is invalid: the message `medallion run` prints.
+    #[error("{}", medallion_jobs::error_chain(source))]
+    InvalidSpec {
+        /// What the pipeline library rejected.
+        #[source]
+        source: medallion_jobs::Error,
+    },
+    /// A pipeline name that is not in the scheduler's pipeline directory.
+    #[error("no pipeline `{name}` (looked for {path})")]
+    PipelineNotFound {
+        /// The name asked for.
+        name: String,
+        /// Where it was looked for.
+        path: String,
+    },
+    /// A request is missing something it needs.
+    #[error("{message}")]
+    BadRequest {
+        /// What is wrong.
+        message: String,
+    },
+    /// No run with this id.
+    #[error("no run `{run_id}`")]
+    RunNotFound {
+        /// The id asked for.
+        run_id: String,
+    },
+    /// The run already ended, so it cannot be cancelled.
+    #[error("run `{run_id}` already ended ({status})")]
+    RunEnded {
+        /// The run.
+        run_id: String,
+        /// How it ended.
+        status: String,
+    },
+    /// A call without a valid bearer token.
+    #[error("{reason}")]
+    Unauthenticated {
+        /// What was wrong with the credentials.
+        reason: &'static str,
+    },
 }
 
 /// Result with the scheduler's [`Error`].
@@ -53,6 +109,23 @@ pub struct SchedulerOptions {
     pub external_host: String,
     /// Seconds without a heartbeat before an executor is considered lost.
     pub executor_timeout_seconds: u64,
+    /// The job service, when it is served.
+    pub api: Option<ApiOptions>,
+}
+
+/// How to serve the job service.
+#[derive(Debug, Clone)]
+pub struct ApiOptions {
+    /// Address of the job service (a port of its own).
+    pub bind: SocketAddr,
+    /// Accepted bearer tokens (none: the API is open).
+    pub tokens: api::Tokens,
+    /// Runs executed at once; the others queue.
+    pub concurrent_runs: usize,
+    /// Scan tasks per landing source.
+    pub partitions: usize,
+    /// Directory of named pipelines (`<dir>/<name>/pipeline.toml`).
+    pub pipelines: Option<PathBuf>,
 }
 
 /// Serves the Ballista scheduler until the process stops.
@@ -75,9 +148,57 @@ pub async fn start(options: SchedulerOptions) -> Result<()> {
         .await
         .map_err(|source| Error::ClusterState { source })?;
     tracing::info!(addr = %options.bind, "medallion scheduler listening");
-    start_server(cluster, options.bind, Arc::new(config))
+    let ballista = async {
+        start_server(cluster, options.bind, Arc::new(config))
+            .await
+            .map_err(|source| Error::Serve {
+                addr: options.bind,
+                source,
+            })
+    };
+    let Some(api) = options.api else {
+        return ballista.await;
+    };
+    // Runs reach Ballista through this process's own port, like any client.
+    let host = match options.bind.ip() {
+        ip if ip.is_unspecified() => "127.0.0.1".to_string(),
+        ip => ip.to_string(),
+    };
+    let cluster_url = format!("df://{host}:{}", options.bind.port());
+    tokio::select! {
+        r = ballista => r,
+        r = serve_api(api, cluster_url) => r,
+    }
+}
+
+/// Serves the job service, gRPC health and reflection until the process stops.
+async fn serve_api(options: ApiOptions, cluster_url: String) -> Result<()> {
+    use medallion_proto::v1::job_service_server::JobServiceServer;
+    let api = api::JobApi::new(
+        cluster_url,
+        options.concurrent_runs,
+        options.partitions,
+        options.pipelines,
+    );
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health.set_serving::<JobServiceServer<api::JobApi>>().await;
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(medallion_proto::FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .expect("the compiled descriptor set is valid");
+    if options.tokens.is_empty() {
+        tracing::warn!("the job service has no tokens configured: every call is accepted");
+    }
+    let tokens = options.tokens.clone();
+    let jobs = JobServiceServer::with_interceptor(api, move |r| tokens.check(r));
+    tracing::info!(addr = %options.bind, "medallion job service listening");
+    tonic::transport::Server::builder()
+        .add_service(health_service)
+        .add_service(reflection)
+        .add_service(jobs)
+        .serve(options.bind)
         .await
-        .map_err(|source| Error::Serve {
+        .map_err(|source| Error::ServeApi {
             addr: options.bind,
             source,
         })

@@ -4,6 +4,7 @@ mod als;
 mod azure;
 mod bad_input;
 mod ecommerce;
+mod jobs_api;
 mod pipeline_e2e;
 mod s3;
 mod support;

@@ -189,7 +189,7 @@ impl Drop for Cluster {
     }
 }
 
-fn wait_for_port(port: u16, what: &str) {
+pub(crate) fn wait_for_port(port: u16, what: &str) {
     let deadline = Instant::now() + Duration::from_secs(60);
     while TcpStream::connect(("127.0.0.1", port)).is_err() {
         assert!(Instant::now() < deadline, "{what} did not listen on {port}");
@@ -204,6 +204,16 @@ pub(crate) fn start_cluster(work: &Path, executors: usize) -> Cluster {
 
 /// [`start_cluster`] with extra environment variables (e.g. object store credentials).
 pub(crate) fn start_cluster_with_env(work: &Path, executors: usize, env: &[(&str, String)]) -> Cluster {
+    start_cluster_with_args(work, executors, env, &[])
+}
+
+/// [`start_cluster_with_env`] with extra `medallion scheduler` flags (e.g. the job service).
+pub(crate) fn start_cluster_with_args(
+    work: &Path,
+    executors: usize,
+    env: &[(&str, String)],
+    scheduler_args: &[String],
+) -> Cluster {
     let port = free_port();
     let log = |name: &str| Stdio::from(std::fs::File::create(work.join(format!("{name}.log"))).unwrap());
     let scheduler = Command::new(BIN)
@@ -215,6 +225,7 @@ pub(crate) fn start_cluster_with_env(work: &Path, executors: usize, env: &[(&str
             "--external-host",
             "127.0.0.1",
         ])
+        .args(scheduler_args)
         .stdout(log("scheduler"))
         .stderr(log("scheduler.err"))
         .spawn()

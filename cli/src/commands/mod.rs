@@ -1,6 +1,7 @@
 //! One file per subcommand.
 
 pub(crate) mod bench;
+pub(crate) mod client;
 pub(crate) mod executor;
 pub(crate) mod generate;
 pub(crate) mod run;

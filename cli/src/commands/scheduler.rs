@@ -1,12 +1,14 @@
 //! `medallion scheduler`: a Ballista scheduler with Medallion's codecs and planner.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Args;
-use medallion_scheduler::{SchedulerOptions, start};
+use medallion_scheduler::api::Tokens;
+use medallion_scheduler::{ApiOptions, SchedulerOptions, start};
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 /// Flags of `medallion scheduler`.
 #[derive(Debug, Args)]
@@ -20,13 +22,54 @@ pub struct SchedulerArgs {
     /// Seconds without a heartbeat before an executor counts as lost.
     #[arg(long, env = "MEDALLION_EXECUTOR_TIMEOUT_SECONDS", default_value_t = 30)]
     pub executor_timeout_seconds: u64,
+    /// Address of the job service (submit, watch, cancel, list runs); not served when absent.
+    #[arg(long, env = "MEDALLION_API_BIND")]
+    pub api_bind: Option<SocketAddr>,
+    /// Accepted bearer tokens, comma-separated (prefer --api-tokens-file).
+    #[arg(long, env = "MEDALLION_API_TOKENS", hide_env_values = true)]
+    pub api_tokens: Option<String>,
+    /// File with one accepted bearer token per line.
+    #[arg(long, env = "MEDALLION_API_TOKENS_FILE")]
+    pub api_tokens_file: Option<PathBuf>,
+    /// Runs executed at once by the job service; the others queue.
+    #[arg(long, env = "MEDALLION_CONCURRENT_RUNS", default_value_t = 2)]
+    pub concurrent_runs: usize,
+    /// Directory of named pipelines: `<dir>/<name>/pipeline.toml`.
+    #[arg(long, env = "MEDALLION_PIPELINES")]
+    pub pipelines: Option<PathBuf>,
+    /// Scan tasks per landing source in job-service runs.
+    #[arg(long, env = "MEDALLION_PARTITIONS", default_value_t = 2)]
+    pub partitions: usize,
+}
+
+fn tokens(args: &SchedulerArgs) -> Result<Tokens> {
+    let mut text = args.api_tokens.clone().unwrap_or_default();
+    if let Some(path) = &args.api_tokens_file {
+        let file = std::fs::read_to_string(path).map_err(|source| Error::Io {
+            path: path.display().to_string(),
+            source,
+        })?;
+        text = format!("{text}\n{file}");
+    }
+    Ok(Tokens::parse(&text))
 }
 
 pub(crate) async fn run(args: SchedulerArgs) -> Result<ExitCode> {
+    let api = match args.api_bind {
+        Some(bind) => Some(ApiOptions {
+            bind,
+            tokens: tokens(&args)?,
+            concurrent_runs: args.concurrent_runs,
+            partitions: args.partitions,
+            pipelines: args.pipelines.clone(),
+        }),
+        None => None,
+    };
     start(SchedulerOptions {
         bind: args.bind,
         external_host: args.external_host,
         executor_timeout_seconds: args.executor_timeout_seconds,
+        api,
     })
     .await?;
     Ok(ExitCode::SUCCESS)

@@ -1,0 +1,241 @@
+//! The runs the job service knows: queued behind a limit on concurrent runs, executed on the
+//! Ballista cluster this scheduler serves, their events kept so a late watcher sees them all.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+
+use medallion_jobs::pipeline::{PipelineRun, RunEvent as TableEvent, RunSummary, TableOutcome};
+use medallion_proto::v1::{Run, RunEvent, RunStatus, TableResult, run_event::Event};
+use tokio::sync::{Semaphore, broadcast};
+use tokio::task::AbortHandle;
+use tracing::{info, warn};
+
+use crate::{Error, Result};
+
+/// One run's state, history and task.
+#[derive(Debug)]
+pub(crate) struct RunEntry {
+    run: Mutex<Run>,
+    history: Mutex<Vec<RunEvent>>,
+    events: broadcast::Sender<RunEvent>,
+    task: Mutex<Option<AbortHandle>>,
+}
+
+fn now_micros() -> i64 {
+    chrono::Utc::now().timestamp_micros()
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl RunEntry {
+    fn new(run: Run) -> Self {
+        Self {
+            run: Mutex::new(run),
+            history: Mutex::new(Vec::new()),
+            events: broadcast::channel(1024).0,
+            task: Mutex::new(None),
+        }
+    }
+
+    /// The run as it is now.
+    pub(crate) fn snapshot(&self) -> Run {
+        lock(&self.run).clone()
+    }
+
+    /// Past events and a receiver for the ones to come, with nothing lost in between.
+    pub(crate) fn subscribe(&self) -> (Vec<RunEvent>, broadcast::Receiver<RunEvent>) {
+        let history = lock(&self.history);
+        (history.clone(), self.events.subscribe())
+    }
+
+    fn emit(&self, event: Event) {
+        let event = RunEvent {
+            run_id: lock(&self.run).run_id.clone(),
+            event: Some(event),
+        };
+        let mut history = lock(&self.history);
+        history.push(event.clone());
+        // No receiver is fine: nobody is watching.
+        let _ = self.events.send(event);
+    }
+
+    fn set_status(&self, status: RunStatus) {
+        lock(&self.run).status = status as i32;
+        self.emit(Event::StatusChanged(status as i32));
+    }
+
+    fn on_table(&self, event: &TableEvent) {
+        match event {
+            TableEvent::TableStarted { table, .. } => self.emit(Event::TableStarted(table.clone())),
+            TableEvent::TableFinished(outcome) => {
+                let result = table_result(outcome);
+                lock(&self.run).tables.push(result.clone());
+                self.emit(Event::TableFinished(result));
+            }
+        }
+    }
+
+    /// Ends the run once: a run already ended (say, cancelled) keeps its first ending.
+    fn finish(&self, status: RunStatus, error: String, tables: Option<Vec<TableResult>>) {
+        let run = {
+            let mut run = lock(&self.run);
+            if is_final(run.status) {
+                return;
+            }
+            run.status = status as i32;
+            run.error = error;
+            run.finished_at_micros = now_micros();
+            if let Some(tables) = tables {
+                run.tables = tables;
+            }
+            run.clone()
+        };
+        info!(run_id = %run.run_id, status = status.as_str_name(), "run ended");
+        self.emit(Event::RunFinished(run));
+    }
+}
+
+/// Whether a status is an ending.
+pub(crate) fn is_final(status: i32) -> bool {
+    matches!(
+        RunStatus::try_from(status),
+        Ok(RunStatus::Succeeded | RunStatus::Failed | RunStatus::Cancelled | RunStatus::Interrupted)
+    )
+}
+
+fn table_result(t: &TableOutcome) -> TableResult {
+    TableResult {
+        table: t.table.clone(),
+        layer: t.layer.as_str().into(),
+        status: t.status.as_str().into(),
+        rows_read: t.rows_read,
+        rows_written: t.rows_written,
+        rows_quarantined: t.rows_quarantined,
+        version: t.version,
+        seconds: t.duration.as_secs_f64(),
+        error: t.error.clone().unwrap_or_default(),
+    }
+}
+
+/// Every run of this scheduler process.
+#[derive(Debug)]
+pub(crate) struct Registry {
+    runs: Mutex<BTreeMap<String, Arc<RunEntry>>>,
+    keys: Mutex<HashMap<String, String>>,
+    slots: Arc<Semaphore>,
+    cluster_url: String,
+    partitions: usize,
+}
+
+impl Registry {
+    pub(crate) fn new(cluster_url: String, concurrent_runs: usize, partitions: usize) -> Self {
+        Self {
+            runs: Mutex::new(BTreeMap::new()),
+            keys: Mutex::new(HashMap::new()),
+            slots: Arc::new(Semaphore::new(concurrent_runs.max(1))),
+            cluster_url,
+            partitions: partitions.max(1),
+        }
+    }
+
+    /// The run an idempotency key was first submitted with.
+    pub(crate) fn by_key(&self, key: &str) -> Option<String> {
+        (!key.is_empty())
+            .then(|| lock(&self.keys).get(key).cloned())
+            .flatten()
+    }
+
+    pub(crate) fn get(&self, run_id: &str) -> Result<Arc<RunEntry>> {
+        lock(&self.runs)
+            .get(run_id)
+            .cloned()
+            .ok_or_else(|| Error::RunNotFound {
+                run_id: run_id.into(),
+            })
+    }
+
+    /// Runs, newest first.
+    pub(crate) fn all(&self) -> Vec<Run> {
+        let mut runs: Vec<Run> = lock(&self.runs).values().map(|e| e.snapshot()).collect();
+        runs.sort_by(|a, b| {
+            b.submitted_at_micros
+                .cmp(&a.submitted_at_micros)
+                .then(b.run_id.cmp(&a.run_id))
+        });
+        runs
+    }
+
+    /// Queues `run`; it starts when a slot is free and goes on whether or not anyone watches.
+    pub(crate) fn submit(self: &Arc<Self>, run: PipelineRun, pipeline: &str, key: &str) -> String {
+        let run_id = run.run_id().id.clone();
+        let entry = Arc::new(RunEntry::new(Run {
+            run_id: run_id.clone(),
+            pipeline: pipeline.into(),
+            status: RunStatus::Queued as i32,
+            submitted_at_micros: now_micros(),
+            idempotency_key: key.into(),
+            ..Default::default()
+        }));
+        lock(&self.runs).insert(run_id.clone(), Arc::clone(&entry));
+        if !key.is_empty() {
+            lock(&self.keys).insert(key.into(), run_id.clone());
+        }
+        entry.emit(Event::StatusChanged(RunStatus::Queued as i32));
+        let task = tokio::spawn(Arc::clone(self).execute(run, Arc::clone(&entry)));
+        *lock(&entry.task) = Some(task.abort_handle());
+        info!(%run_id, pipeline, "run queued");
+        run_id
+    }
+
+    async fn execute(self: Arc<Self>, run: PipelineRun, entry: Arc<RunEntry>) {
+        let Ok(_slot) = Arc::clone(&self.slots).acquire_owned().await else {
+            return;
+        };
+        entry.set_status(RunStatus::Running);
+        let observer = Arc::clone(&entry);
+        let run = run.with_observer(move |e| observer.on_table(e));
+        let result: std::result::Result<RunSummary, medallion_jobs::Error> = async {
+            let ctx = medallion_jobs::cluster::connect(&self.cluster_url, self.partitions).await?;
+            run.execute(&ctx).await
+        }
+        .await;
+        match result {
+            Ok(summary) => {
+                let status = if summary.succeeded() {
+                    RunStatus::Succeeded
+                } else {
+                    RunStatus::Failed
+                };
+                let tables = summary.tables.iter().map(table_result).collect();
+                entry.finish(status, String::new(), Some(tables));
+            }
+            Err(e) => {
+                let message = medallion_jobs::error_chain(&e);
+                warn!(error = %message, "run failed");
+                entry.finish(RunStatus::Failed, message, None);
+            }
+        }
+    }
+
+    /// Stops a queued or running run. Tables it committed stay; the table in flight commits
+    /// nothing (its files are never added to the log).
+    pub(crate) fn cancel(&self, run_id: &str) -> Result<Run> {
+        let entry = self.get(run_id)?;
+        let run = entry.snapshot();
+        if is_final(run.status) {
+            return Err(Error::RunEnded {
+                run_id: run_id.into(),
+                status: RunStatus::try_from(run.status)
+                    .map_or("unknown", |s| s.as_str_name())
+                    .into(),
+            });
+        }
+        if let Some(task) = lock(&entry.task).take() {
+            task.abort();
+        }
+        entry.finish(RunStatus::Cancelled, "cancelled".into(), None);
+        Ok(entry.snapshot())
+    }
+}

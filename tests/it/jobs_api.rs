@@ -1,0 +1,191 @@
+//! The job service on a real `medallion scheduler` with two `medallion executor` processes:
+//! submit and follow a run, list and show it, cancel a long run, refuse bad specs and tokens.
+
+use std::process::{Command, Output};
+
+use crate::support::*;
+
+const TOKEN: &str = "s3cret";
+
+struct Api {
+    _cluster: Cluster,
+    url: String,
+}
+
+fn start_api(work: &std::path::Path) -> Api {
+    let port = free_port();
+    let args = vec![
+        "--api-bind".to_string(),
+        format!("127.0.0.1:{port}"),
+        "--api-tokens".into(),
+        format!("other,{TOKEN}"),
+        "--concurrent-runs".into(),
+        "2".into(),
+    ];
+    let cluster = start_cluster_with_args(work, 2, &[], &args);
+    wait_for_port(port, "job service");
+    Api {
+        _cluster: cluster,
+        url: format!("http://127.0.0.1:{port}"),
+    }
+}
+
+impl Api {
+    fn call(&self, token: Option<&str>, args: &[&str]) -> Output {
+        let mut cmd = Command::new(BIN);
+        cmd.args(&args[..1]).args(["--api", &self.url]).args(&args[1..]);
+        if let Some(t) = token {
+            cmd.args(["--token", t]);
+        }
+        cmd.output().unwrap()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn submit_watch_list_cancel_and_refuse() {
+    let ws = Workspace::new(SPEC);
+    let api = start_api(ws.dir.path());
+    let spec = ws.path("pipeline.toml").display().to_string();
+    let landing = ws.path("landing").display().to_string();
+    let lake = ws.path("lake").display().to_string();
+    let submit = |extra: &[&str]| {
+        let mut args = vec![
+            "submit",
+            "--spec",
+            &spec,
+            "--landing",
+            &landing,
+            "--lakehouse",
+            &lake,
+        ];
+        args.extend_from_slice(extra);
+        api.call(Some(TOKEN), &args)
+    };
+
+    // Submit and follow to the end: the exit code is the run's outcome.
+    let done = submit(&["--wait", "--idempotency-key", "nightly-1"]);
+    assert!(done.status.success(), "{}", text(&done));
+    let run_id = run_id(&done);
+    assert!(
+        text(&done).contains(&format!("run {run_id} of shop: succeeded")),
+        "{}",
+        text(&done)
+    );
+    assert!(version(&ws.path("lake/gold/revenue_by_country")).await >= 0);
+    // The same idempotency key returns the same run and runs nothing.
+    let again = submit(&["--idempotency-key", "nightly-1"]);
+    assert!(
+        text(&again).contains(&format!("{run_id} (existing run")),
+        "{}",
+        text(&again)
+    );
+
+    let status = api.call(Some(TOKEN), &["status", &run_id]);
+    assert!(text(&status).contains("silver.orders"), "{}", text(&status));
+    let runs = api.call(Some(TOKEN), &["runs", "--status", "succeeded"]);
+    assert!(text(&runs).contains(&run_id), "{}", text(&runs));
+
+    // A bad spec: INVALID_ARGUMENT with the message `medallion run` prints for the file.
+    std::fs::write(ws.path("bad.toml"), "[pipeline]\nname = \"x\"\nfoo = 1\n").unwrap();
+    let bad_path = ws.path("bad.toml").display().to_string();
+    let bad = api.call(Some(TOKEN), &["submit", "--spec", &bad_path]);
+    let local = Command::new(BIN)
+        .args(["run", "--spec", &bad_path])
+        .output()
+        .unwrap();
+    let message = text(&local).trim().trim_start_matches("error: ").to_string();
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(
+        text(&bad).contains(&format!("InvalidArgument: {message}")),
+        "{}\nvs {message}",
+        text(&bad)
+    );
+
+    // No token, a wrong token: UNAUTHENTICATED, nothing listed.
+    for token in [None, Some("wrong")] {
+        let refused = api.call(token, &["runs"]);
+        assert_eq!(refused.status.code(), Some(2), "{}", text(&refused));
+        assert!(text(&refused).contains("Unauthenticated"), "{}", text(&refused));
+    }
+    let missing = api.call(Some(TOKEN), &["status", "run-42"]);
+    assert!(
+        text(&missing).contains("NotFound: no run `run-42`"),
+        "{}",
+        text(&missing)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cancelled_run_leaves_its_table_unwritten() {
+    let ws = Workspace::new(SPEC);
+    let api = start_api(ws.dir.path());
+    // A long ALS table after the bronze one.
+    let dir = ws.path("landing/ratings");
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut csv = String::from("user_id,item_id,rating\n");
+    for u in 0..200 {
+        for i in 0..50 {
+            if (u + i) % 3 == 0 {
+                csv += &format!("{u},{i},{}\n", 1 + (u * i) % 5);
+            }
+        }
+    }
+    std::fs::write(dir.join("r.csv"), csv).unwrap();
+    std::fs::write(
+        ws.path("long.toml"),
+        "[pipeline]\nname = \"long\"\n[[table]]\nname = \"ratings_raw\"\nlayer = \"bronze\"\n\
+         source = { path = \"ratings/*.csv\", format = \"csv\" }\n[[table]]\nname = \"recs\"\nlayer = \"ml\"\n\
+         sql = \"SELECT user_id, item_id, rating FROM ratings_raw\"\n[table.als]\nuser = \"user_id\"\n\
+         item = \"item_id\"\niterations = 1000\n",
+    )
+    .unwrap();
+    let (spec, landing, lake) = (
+        ws.path("long.toml").display().to_string(),
+        ws.path("landing").display().to_string(),
+        ws.path("lake").display().to_string(),
+    );
+    let submitted = api.call(
+        Some(TOKEN),
+        &[
+            "submit",
+            "--spec",
+            &spec,
+            "--landing",
+            &landing,
+            "--lakehouse",
+            &lake,
+        ],
+    );
+    assert!(submitted.status.success(), "{}", text(&submitted));
+    let run_id = run_id(&submitted);
+    // Wait until the ALS table is training, then cancel.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !ws.path(&format!("lake/_medallion/work/recs/{run_id}")).exists() {
+        assert!(std::time::Instant::now() < deadline, "ALS never started");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let cancelled = api.call(Some(TOKEN), &["cancel", &run_id]);
+    assert!(
+        text(&cancelled).contains(&format!("run {run_id} of long: cancelled")),
+        "{}",
+        text(&cancelled)
+    );
+    let watch = api.call(Some(TOKEN), &["watch", &run_id]);
+    assert_eq!(
+        watch.status.code(),
+        Some(1),
+        "a cancelled run is not a success: {}",
+        text(&watch)
+    );
+    assert!(
+        version(&ws.path("lake/bronze/ratings_raw")).await >= 0,
+        "the bronze table committed before"
+    );
+    assert_eq!(
+        version(&ws.path("lake/ml/recs")).await,
+        -1,
+        "the cancelled table stays unwritten"
+    );
+    let twice = api.call(Some(TOKEN), &["cancel", &run_id]);
+    assert!(text(&twice).contains("FailedPrecondition"), "{}", text(&twice));
+}
