@@ -4,7 +4,7 @@ BIN := $(CARGO_TARGET_DIR)/debug/medallion
 PYTHON ?= python3
 TOOLS := $(HOME)/.cache/medallion-tools
 
-.PHONY: help setup build demo test fmt lint bench bench-als cluster-demo
+.PHONY: help setup build demo test fmt lint bench bench-als bench-api cluster-demo
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -41,3 +41,6 @@ bench-als: setup build ## ALS: MovieLens-100K against Spark MLlib and `implicit`
 	$(PYTHON) tests/bench/als_compare.py --bin $(BIN)
 	$(BIN) bench --dataset ratings --ratings 1000000
 	$(BIN) bench --dataset ratings --ratings 10000000
+
+bench-api: build ## job service: 50 concurrent submissions to a scheduler with 2 executors; latency, completion, scheduler RSS
+	$(PYTHON) tests/bench/api_load.py --bin $(BIN)
