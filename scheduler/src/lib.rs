@@ -89,6 +89,15 @@ pub enum Error {
         /// How it ended.
         status: String,
     },
+    /// Reading or writing the job service's run history failed.
+    #[error("run history at {url}")]
+    History {
+        /// The history table.
+        url: String,
+        /// What failed.
+        #[source]
+        source: medallion_jobs::Error,
+    },
     /// A call without a valid bearer token.
     #[error("{reason}")]
     Unauthenticated {
@@ -126,6 +135,8 @@ pub struct ApiOptions {
     pub partitions: usize,
     /// Directory of named pipelines (`<dir>/<name>/pipeline.toml`).
     pub pipelines: Option<PathBuf>,
+    /// Root URL of the run history (`<state>/_medallion/job_runs`); in memory only when absent.
+    pub state: Option<url::Url>,
 }
 
 /// Serves the Ballista scheduler until the process stops.
@@ -179,7 +190,9 @@ async fn serve_api(options: ApiOptions, cluster_url: String) -> Result<()> {
         options.concurrent_runs,
         options.partitions,
         options.pipelines,
-    );
+    )
+    .with_history(options.state.as_ref())
+    .await?;
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_serving::<JobServiceServer<api::JobApi>>().await;
     // Both reflection versions: grpcurl before 1.8.8 only speaks v1alpha.

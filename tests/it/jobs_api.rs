@@ -8,13 +8,17 @@ use crate::support::*;
 const TOKEN: &str = "s3cret";
 
 struct Api {
-    _cluster: Cluster,
+    cluster: Cluster,
     url: String,
 }
 
 fn start_api(work: &std::path::Path) -> Api {
+    start_api_with(work, &[])
+}
+
+fn start_api_with(work: &std::path::Path, extra: &[String]) -> Api {
     let port = free_port();
-    let args = vec![
+    let mut args = vec![
         "--api-bind".to_string(),
         format!("127.0.0.1:{port}"),
         "--api-tokens".into(),
@@ -22,10 +26,11 @@ fn start_api(work: &std::path::Path) -> Api {
         "--concurrent-runs".into(),
         "2".into(),
     ];
+    args.extend_from_slice(extra);
     let cluster = start_cluster_with_args(work, 2, &[], &args);
     wait_for_port(port, "job service");
     Api {
-        _cluster: cluster,
+        cluster,
         url: format!("http://127.0.0.1:{port}"),
     }
 }
@@ -115,11 +120,8 @@ async fn submit_watch_list_cancel_and_refuse() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_cancelled_run_leaves_its_table_unwritten() {
-    let ws = Workspace::new(SPEC);
-    let api = start_api(ws.dir.path());
-    // A long ALS table after the bronze one.
+/// A bronze table and an ALS table that trains for a while (`iterations`).
+fn write_long_pipeline(ws: &Workspace, iterations: usize) {
     let dir = ws.path("landing/ratings");
     std::fs::create_dir_all(&dir).unwrap();
     let mut csv = String::from("user_id,item_id,rating\n");
@@ -136,9 +138,17 @@ async fn a_cancelled_run_leaves_its_table_unwritten() {
         "[pipeline]\nname = \"long\"\n[[table]]\nname = \"ratings_raw\"\nlayer = \"bronze\"\n\
          source = { path = \"ratings/*.csv\", format = \"csv\" }\n[[table]]\nname = \"recs\"\nlayer = \"ml\"\n\
          sql = \"SELECT user_id, item_id, rating FROM ratings_raw\"\n[table.als]\nuser = \"user_id\"\n\
-         item = \"item_id\"\niterations = 1000\n",
+         item = \"item_id\"\niterations = ITERATIONS\n"
+            .replace("ITERATIONS", &iterations.to_string()),
     )
     .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cancelled_run_leaves_its_table_unwritten() {
+    let ws = Workspace::new(SPEC);
+    let api = start_api(ws.dir.path());
+    write_long_pipeline(&ws, 1000);
     let (spec, landing, lake) = (
         ws.path("long.toml").display().to_string(),
         ws.path("landing").display().to_string(),
@@ -188,4 +198,88 @@ async fn a_cancelled_run_leaves_its_table_unwritten() {
     );
     let twice = api.call(Some(TOKEN), &["cancel", &run_id]);
     assert!(text(&twice).contains("FailedPrecondition"), "{}", text(&twice));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_run_cut_off_by_a_restart_is_interrupted_and_resumes_without_duplicates() {
+    let ws = Workspace::new(SPEC);
+    let state = ws.path("state").display().to_string();
+    let mut api = start_api_with(ws.dir.path(), &["--state".into(), state]);
+    write_long_pipeline(&ws, 40);
+    let (spec, landing, lake) = (
+        ws.path("long.toml").display().to_string(),
+        ws.path("landing").display().to_string(),
+        ws.path("lake").display().to_string(),
+    );
+    let submit = |api: &Api| {
+        let args = [
+            "submit",
+            "--spec",
+            &spec,
+            "--landing",
+            &landing,
+            "--lakehouse",
+            &lake,
+            "--idempotency-key",
+            "k1",
+        ];
+        api.call(Some(TOKEN), &args)
+    };
+    let first = submit(&api);
+    assert!(first.status.success(), "{}", text(&first));
+    let run_id = run_id(&first);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !ws.path(&format!("lake/_medallion/work/recs/{run_id}")).exists() {
+        assert!(std::time::Instant::now() < deadline, "ALS never started");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    api.cluster.restart_scheduler();
+    wait_for_port(
+        api.url.rsplit(':').next().unwrap().parse().unwrap(),
+        "job service",
+    );
+
+    // The history survived the restart; the cut-off run shows as interrupted.
+    let runs = api.call(Some(TOKEN), &["runs"]);
+    assert!(
+        text(&runs).contains(&run_id) && text(&runs).contains("interrupted"),
+        "{}",
+        text(&runs)
+    );
+    assert_eq!(version(&ws.path("lake/bronze/ratings_raw")).await, 0);
+    assert_eq!(version(&ws.path("lake/ml/recs")).await, -1);
+
+    // Executors re-register with their next heartbeat (5 s); then the same key resumes the run.
+    std::thread::sleep(std::time::Duration::from_secs(6));
+    let again = submit(&api);
+    assert!(
+        text(&again).contains(&format!("{run_id} (existing run")),
+        "{}",
+        text(&again)
+    );
+    let watched = api.call(Some(TOKEN), &["watch", &run_id]);
+    assert!(watched.status.success(), "{}", text(&watched));
+    assert!(
+        text(&watched).contains("bronze.ratings_raw"),
+        "{}",
+        text(&watched)
+    );
+    assert!(
+        text(&watched).contains("already_committed"),
+        "bronze is not ingested twice: {}",
+        text(&watched)
+    );
+    assert_eq!(
+        version(&ws.path("lake/bronze/ratings_raw")).await,
+        0,
+        "no second bronze commit"
+    );
+    assert_eq!(version(&ws.path("lake/ml/recs")).await, 0);
+    let rows = python_row_count(&ws.path("lake/bronze/ratings_raw"));
+    let csv_rows = std::fs::read_to_string(ws.path("landing/ratings/r.csv"))
+        .unwrap()
+        .lines()
+        .count()
+        - 1;
+    assert_eq!(rows, csv_rows, "no duplicate rows");
 }

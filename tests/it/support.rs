@@ -178,6 +178,20 @@ pub(crate) fn free_port() -> u16 {
 pub(crate) struct Cluster {
     children: Vec<Child>,
     pub(crate) scheduler_url: String,
+    /// How the scheduler (children[0]) was started, to start it again.
+    restart: Box<dyn Fn() -> Child + Send>,
+}
+
+impl Cluster {
+    /// Kills the scheduler with SIGKILL and starts it again with the same flags; the executors
+    /// re-register with their next heartbeat.
+    pub(crate) fn restart_scheduler(&mut self) {
+        let _ = self.children[0].kill();
+        let _ = self.children[0].wait();
+        self.children[0] = (self.restart)();
+        let port: u16 = self.scheduler_url.rsplit(':').next().unwrap().parse().unwrap();
+        wait_for_port(port, "restarted scheduler");
+    }
 }
 
 impl Drop for Cluster {
@@ -216,23 +230,42 @@ pub(crate) fn start_cluster_with_args(
 ) -> Cluster {
     let port = free_port();
     let log = |name: &str| Stdio::from(std::fs::File::create(work.join(format!("{name}.log"))).unwrap());
-    let scheduler = Command::new(BIN)
-        .envs(env.iter().cloned())
-        .args([
-            "scheduler",
-            "--bind",
-            &format!("127.0.0.1:{port}"),
-            "--external-host",
-            "127.0.0.1",
-        ])
-        .args(scheduler_args)
-        .stdout(log("scheduler"))
-        .stderr(log("scheduler.err"))
-        .spawn()
-        .unwrap();
+    let (dir, vars) = (
+        work.to_path_buf(),
+        env.iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect::<Vec<_>>(),
+    );
+    let flags = scheduler_args.to_vec();
+    let spawn_scheduler = move || {
+        let log = |name: &str| {
+            Stdio::from(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(dir.join(name))
+                    .unwrap(),
+            )
+        };
+        Command::new(BIN)
+            .envs(vars.iter().cloned())
+            .args([
+                "scheduler",
+                "--bind",
+                &format!("127.0.0.1:{port}"),
+                "--external-host",
+                "127.0.0.1",
+            ])
+            .args(&flags)
+            .stdout(log("scheduler.log"))
+            .stderr(log("scheduler.err.log"))
+            .spawn()
+            .unwrap()
+    };
     let mut cluster = Cluster {
-        children: vec![scheduler],
+        children: vec![spawn_scheduler()],
         scheduler_url: format!("df://127.0.0.1:{port}"),
+        restart: Box::new(spawn_scheduler),
     };
     wait_for_port(port, "scheduler");
     for i in 0..executors {

@@ -37,6 +37,10 @@ pub struct SchedulerArgs {
     /// Directory of named pipelines: `<dir>/<name>/pipeline.toml`.
     #[arg(long, env = "MEDALLION_PIPELINES")]
     pub pipelines: Option<PathBuf>,
+    /// Where the job service keeps its run history (URL or path; `<state>/_medallion/job_runs`),
+    /// so runs are listed after a restart and interrupted ones can be resumed. In memory when absent.
+    #[arg(long, env = "MEDALLION_STATE")]
+    pub state: Option<String>,
     /// Scan tasks per landing source in job-service runs.
     #[arg(long, env = "MEDALLION_PARTITIONS", default_value_t = 2)]
     pub partitions: usize,
@@ -62,6 +66,11 @@ pub(crate) async fn run(args: SchedulerArgs) -> Result<ExitCode> {
             concurrent_runs: args.concurrent_runs,
             partitions: args.partitions,
             pipelines: args.pipelines.clone(),
+            state: args
+                .state
+                .as_deref()
+                .map(|s| medallion_jobs::pipeline::resolve_url(None, s))
+                .transpose()?,
         }),
         None => None,
     };

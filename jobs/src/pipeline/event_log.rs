@@ -36,6 +36,31 @@ static SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
     ]))
 });
 
+/// Appends `batch` to the Delta table at `url` in this process (creating the table the first
+/// time): for small logs written by the driver or the scheduler, one commit per call.
+pub async fn append_rows(url: &Url, batch: RecordBatch) -> Result<()> {
+    let err = |step, source| Error::Delta {
+        url: url.to_string(),
+        step,
+        source: Box::new(source),
+    };
+    let table = match TableSnapshot::load(url).await? {
+        Some(snapshot) => snapshot.table().clone(),
+        None => {
+            deltalake::ensure_table_uri(url.as_str()).map_err(|e| err("create", e))?;
+            crate::storage::delta_builder(url)
+                .and_then(|b| b.build())
+                .map_err(|e| err("open", e))?
+        }
+    };
+    table
+        .write(vec![batch])
+        .with_save_mode(SaveMode::Append)
+        .await
+        .map_err(|e| err("append", e))?;
+    Ok(())
+}
+
 /// Appends outcome rows to the event log, one commit at a time.
 #[derive(Debug)]
 pub struct EventLog {
@@ -66,26 +91,7 @@ impl EventLog {
             source: Box::new(e.into()),
         })?;
         let _guard = self.lock.lock().await;
-        let err = |step, source| Error::Delta {
-            url: self.url.to_string(),
-            step,
-            source: Box::new(source),
-        };
-        let table = match TableSnapshot::load(&self.url).await? {
-            Some(snapshot) => snapshot.table().clone(),
-            None => {
-                deltalake::ensure_table_uri(self.url.as_str()).map_err(|e| err("create", e))?;
-                crate::storage::delta_builder(&self.url)
-                    .and_then(|b| b.build())
-                    .map_err(|e| err("open", e))?
-            }
-        };
-        table
-            .write(vec![batch])
-            .with_save_mode(SaveMode::Append)
-            .await
-            .map_err(|e| err("append", e))?;
-        Ok(())
+        append_rows(&self.url, batch).await
     }
 
     fn batch(

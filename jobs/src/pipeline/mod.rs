@@ -8,7 +8,7 @@ mod paths;
 mod run;
 mod table_job;
 
-pub use event_log::{EVENT_LOG_PATH, EventLog};
+pub use event_log::{EVENT_LOG_PATH, EventLog, append_rows};
 pub use outcome::{RunEvent, RunSummary, TableOutcome, TableStatus};
 pub use paths::{Lakehouse, resolve_url};
 pub use run::{PipelineRun, RunId};

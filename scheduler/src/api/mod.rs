@@ -5,6 +5,7 @@
 //! every error to its gRPC code in one place.
 
 mod auth;
+mod history;
 mod registry;
 mod service;
 mod status;

@@ -5,16 +5,18 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
 use medallion_jobs::pipeline::{PipelineRun, RunEvent as TableEvent, RunSummary, TableOutcome};
-use medallion_proto::v1::{Run, RunEvent, RunStatus, TableResult, run_event::Event};
+use medallion_proto::v1::{Run, RunEvent, RunStatus, SubmitRunRequest, TableResult, run_event::Event};
 use tokio::sync::{Semaphore, broadcast};
 use tokio::task::AbortHandle;
 use tracing::{info, warn};
 
+use super::history::RunHistory;
 use crate::{Error, Result};
 
 /// One run's state, history and task.
 #[derive(Debug)]
 pub(crate) struct RunEntry {
+    request: SubmitRunRequest,
     run: Mutex<Run>,
     history: Mutex<Vec<RunEvent>>,
     events: broadcast::Sender<RunEvent>,
@@ -30,8 +32,9 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl RunEntry {
-    fn new(run: Run) -> Self {
+    fn new(run: Run, request: SubmitRunRequest) -> Self {
         Self {
+            request,
             run: Mutex::new(run),
             history: Mutex::new(Vec::new()),
             events: broadcast::channel(1024).0,
@@ -78,11 +81,11 @@ impl RunEntry {
     }
 
     /// Ends the run once: a run already ended (say, cancelled) keeps its first ending.
-    fn finish(&self, status: RunStatus, error: String, tables: Option<Vec<TableResult>>) {
+    fn finish(&self, status: RunStatus, error: String, tables: Option<Vec<TableResult>>) -> Option<Run> {
         let run = {
             let mut run = lock(&self.run);
             if is_final(run.status) {
-                return;
+                return None;
             }
             run.status = status as i32;
             run.error = error;
@@ -93,7 +96,26 @@ impl RunEntry {
             run.clone()
         };
         info!(run_id = %run.run_id, status = status.as_str_name(), "run ended");
-        self.emit(Event::RunFinished(run));
+        self.emit(Event::RunFinished(run.clone()));
+        Some(run)
+    }
+
+    /// The run's current state, for the request that started it.
+    pub(crate) fn status(&self) -> i32 {
+        lock(&self.run).status
+    }
+
+    /// Starts an interrupted run over: queued again, its old events forgotten.
+    fn requeue(&self) {
+        {
+            let mut run = lock(&self.run);
+            run.status = RunStatus::Queued as i32;
+            run.error.clear();
+            run.finished_at_micros = 0;
+            run.tables.clear();
+        }
+        lock(&self.history).clear();
+        self.emit(Event::StatusChanged(RunStatus::Queued as i32));
     }
 }
 
@@ -127,6 +149,7 @@ pub(crate) struct Registry {
     slots: Arc<Semaphore>,
     cluster_url: String,
     partitions: usize,
+    history: Option<RunHistory>,
 }
 
 impl Registry {
@@ -137,6 +160,36 @@ impl Registry {
             slots: Arc::new(Semaphore::new(concurrent_runs.max(1))),
             cluster_url,
             partitions: partitions.max(1),
+            history: None,
+        }
+    }
+
+    /// Keeps runs in `history` and loads the earlier ones; runs a restart cut off are marked
+    /// interrupted.
+    pub(crate) async fn with_history(mut self, history: RunHistory) -> Result<Self> {
+        for (mut run, request) in history.load().await? {
+            if !is_final(run.status) {
+                run.status = RunStatus::Interrupted as i32;
+                run.error = "interrupted: the scheduler stopped during the run".into();
+                run.finished_at_micros = now_micros();
+                history.record(&run, &request).await?;
+            }
+            let entry = RunEntry::new(run.clone(), request);
+            entry.emit(Event::RunFinished(run.clone()));
+            if !run.idempotency_key.is_empty() {
+                lock(&self.keys).insert(run.idempotency_key.clone(), run.run_id.clone());
+            }
+            lock(&self.runs).insert(run.run_id.clone(), Arc::new(entry));
+        }
+        self.history = Some(history);
+        Ok(self)
+    }
+
+    async fn record(&self, run: &Run, request: &SubmitRunRequest) {
+        if let Some(history) = &self.history
+            && let Err(e) = history.record(run, request).await
+        {
+            warn!(run_id = %run.run_id, error = %medallion_jobs::error_chain(&e), "could not record the run");
         }
     }
 
@@ -168,25 +221,46 @@ impl Registry {
     }
 
     /// Queues `run`; it starts when a slot is free and goes on whether or not anyone watches.
-    pub(crate) fn submit(self: &Arc<Self>, run: PipelineRun, pipeline: &str, key: &str) -> String {
+    pub(crate) async fn submit(
+        self: &Arc<Self>,
+        run: PipelineRun,
+        pipeline: &str,
+        request: SubmitRunRequest,
+    ) -> String {
         let run_id = run.run_id().id.clone();
-        let entry = Arc::new(RunEntry::new(Run {
+        let key = request.idempotency_key.clone();
+        let snapshot = Run {
             run_id: run_id.clone(),
             pipeline: pipeline.into(),
             status: RunStatus::Queued as i32,
             submitted_at_micros: now_micros(),
-            idempotency_key: key.into(),
+            idempotency_key: key.clone(),
             ..Default::default()
-        }));
+        };
+        self.record(&snapshot, &request).await;
+        let entry = Arc::new(RunEntry::new(snapshot, request));
         lock(&self.runs).insert(run_id.clone(), Arc::clone(&entry));
         if !key.is_empty() {
-            lock(&self.keys).insert(key.into(), run_id.clone());
+            lock(&self.keys).insert(key, run_id.clone());
         }
         entry.emit(Event::StatusChanged(RunStatus::Queued as i32));
-        let task = tokio::spawn(Arc::clone(self).execute(run, Arc::clone(&entry)));
-        *lock(&entry.task) = Some(task.abort_handle());
+        self.spawn(run, entry);
         info!(%run_id, pipeline, "run queued");
         run_id
+    }
+
+    /// Runs an interrupted run again under its own id: tables it committed report
+    /// `already_committed`, the others are built — nothing is written twice.
+    pub(crate) async fn resume(self: &Arc<Self>, entry: Arc<RunEntry>, run: PipelineRun) {
+        entry.requeue();
+        self.record(&entry.snapshot(), &entry.request).await;
+        info!(run_id = %run.run_id().id, "interrupted run resumed");
+        self.spawn(run, entry);
+    }
+
+    fn spawn(self: &Arc<Self>, run: PipelineRun, entry: Arc<RunEntry>) {
+        let task = tokio::spawn(Arc::clone(self).execute(run, Arc::clone(&entry)));
+        *lock(&entry.task) = Some(task.abort_handle());
     }
 
     async fn execute(self: Arc<Self>, run: PipelineRun, entry: Arc<RunEntry>) {
@@ -194,6 +268,7 @@ impl Registry {
             return;
         };
         entry.set_status(RunStatus::Running);
+        self.record(&entry.snapshot(), &entry.request).await;
         let observer = Arc::clone(&entry);
         let run = run.with_observer(move |e| observer.on_table(e));
         let result: std::result::Result<RunSummary, medallion_jobs::Error> = async {
@@ -221,7 +296,7 @@ impl Registry {
 
     /// Stops a queued or running run. Tables it committed stay; the table in flight commits
     /// nothing (its files are never added to the log).
-    pub(crate) fn cancel(&self, run_id: &str) -> Result<Run> {
+    pub(crate) async fn cancel(&self, run_id: &str) -> Result<Run> {
         let entry = self.get(run_id)?;
         let run = entry.snapshot();
         if is_final(run.status) {
@@ -235,7 +310,9 @@ impl Registry {
         if let Some(task) = lock(&entry.task).take() {
             task.abort();
         }
-        entry.finish(RunStatus::Cancelled, "cancelled".into(), None);
+        if let Some(run) = entry.finish(RunStatus::Cancelled, "cancelled".into(), None) {
+            self.record(&run, &entry.request).await;
+        }
         Ok(entry.snapshot())
     }
 }

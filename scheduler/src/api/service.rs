@@ -6,18 +6,19 @@ use std::sync::Arc;
 
 use futures::{Stream, StreamExt};
 use medallion_jobs::dag::{Dag, Selection};
-use medallion_jobs::pipeline::PipelineRun;
+use medallion_jobs::pipeline::{PipelineRun, RunId};
 use medallion_jobs::spec::{Pipeline, parse_spec, read_spec};
 use medallion_proto::v1::job_service_server::JobService;
 use medallion_proto::v1::run_event::Event;
 use medallion_proto::v1::submit_run_request::Pipeline as Source;
 use medallion_proto::v1::{
     CancelRunRequest, CancelRunResponse, GetRunRequest, GetRunResponse, ListRunsRequest, ListRunsResponse,
-    RunEvent, SubmitRunRequest, SubmitRunResponse, WatchRunRequest,
+    RunEvent, RunStatus, SubmitRunRequest, SubmitRunResponse, WatchRunRequest,
 };
 use tonic::{Request, Response, Status};
 use tracing::instrument;
 
+use super::history::RunHistory;
 use super::registry::{Registry, is_final};
 use crate::{Error, Result};
 
@@ -25,6 +26,8 @@ use crate::{Error, Result};
 #[derive(Debug, Clone)]
 pub struct JobApi {
     registry: Arc<Registry>,
+    registry_url: String,
+    concurrent_runs: usize,
     pipelines: Option<PathBuf>,
     partitions: usize,
 }
@@ -39,7 +42,9 @@ impl JobApi {
         pipelines: Option<PathBuf>,
     ) -> Self {
         Self {
-            registry: Arc::new(Registry::new(cluster_url, concurrent_runs, partitions)),
+            registry: Arc::new(Registry::new(cluster_url.clone(), concurrent_runs, partitions)),
+            registry_url: cluster_url,
+            concurrent_runs,
             pipelines,
             partitions,
         }
@@ -81,6 +86,15 @@ impl JobApi {
                 message: "give spec_toml or pipeline_name".into(),
             }),
         }
+    }
+
+    /// Keeps runs in `<state>/_medallion/job_runs` and loads the earlier ones.
+    pub async fn with_history(mut self, state: Option<&url::Url>) -> Result<Self> {
+        if let Some(state) = state {
+            let registry = Registry::new(self.registry_url.clone(), self.concurrent_runs, self.partitions);
+            self.registry = Arc::new(registry.with_history(RunHistory::new(state)).await?);
+        }
+        Ok(self)
     }
 
     /// Everything `medallion run` checks before it starts, so a bad request fails here.
@@ -126,14 +140,19 @@ impl JobService for JobApi {
     ) -> std::result::Result<Response<SubmitRunResponse>, Status> {
         let req = request.into_inner();
         if let Some(run_id) = self.registry.by_key(&req.idempotency_key) {
+            let entry = self.registry.get(&run_id)?;
+            if entry.status() == RunStatus::Interrupted as i32 {
+                let id = RunId::parse(&run_id).map_err(|source| Error::InvalidSpec { source })?;
+                let (run, _) = self.plan(req)?;
+                self.registry.resume(entry, run.with_run_id(id)).await;
+            }
             return Ok(Response::new(SubmitRunResponse {
                 run_id,
                 existing: true,
             }));
         }
-        let key = req.idempotency_key.clone();
-        let (run, pipeline) = self.plan(req)?;
-        let run_id = self.registry.submit(run, &pipeline, &key);
+        let (run, pipeline) = self.plan(req.clone())?;
+        let run_id = self.registry.submit(run, &pipeline, req).await;
         Ok(Response::new(SubmitRunResponse {
             run_id,
             existing: false,
@@ -182,7 +201,7 @@ impl JobService for JobApi {
         &self,
         request: Request<CancelRunRequest>,
     ) -> std::result::Result<Response<CancelRunResponse>, Status> {
-        let run = self.registry.cancel(&request.into_inner().run_id)?;
+        let run = self.registry.cancel(&request.into_inner().run_id).await?;
         Ok(Response::new(CancelRunResponse { run: Some(run) }))
     }
 

@@ -15,7 +15,8 @@ impl From<Error> for Status {
             Error::ClusterState { .. }
             | Error::Runtime { .. }
             | Error::Serve { .. }
-            | Error::ServeApi { .. } => Status::internal(message),
+            | Error::ServeApi { .. }
+            | Error::History { .. } => Status::internal(message),
         }
     }
 }
