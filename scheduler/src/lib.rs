@@ -137,6 +137,8 @@ pub struct ApiOptions {
     pub pipelines: Option<PathBuf>,
     /// Root URL of the run history (`<state>/_medallion/job_runs`); in memory only when absent.
     pub state: Option<url::Url>,
+    /// PEM certificate chain and private key: serve over TLS.
+    pub tls: Option<(Vec<u8>, Vec<u8>)>,
 }
 
 /// Serves the Ballista scheduler until the process stops.
@@ -212,8 +214,18 @@ async fn serve_api(options: ApiOptions, cluster_url: String) -> Result<()> {
     }
     let tokens = options.tokens.clone();
     let jobs = JobServiceServer::with_interceptor(api, move |r| tokens.check(r));
-    tracing::info!(addr = %options.bind, "medallion job service listening");
-    tonic::transport::Server::builder()
+    tracing::info!(addr = %options.bind, tls = options.tls.is_some(), "medallion job service listening");
+    let mut server = tonic::transport::Server::builder();
+    if let Some((cert, key)) = &options.tls {
+        let identity = tonic::transport::Identity::from_pem(cert, key);
+        server = server
+            .tls_config(tonic::transport::ServerTlsConfig::new().identity(identity))
+            .map_err(|source| Error::ServeApi {
+                addr: options.bind,
+                source,
+            })?;
+    }
+    server
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)

@@ -283,3 +283,79 @@ async fn a_run_cut_off_by_a_restart_is_interrupted_and_resumes_without_duplicate
         - 1;
     assert_eq!(rows, csv_rows, "no duplicate rows");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_job_service_speaks_tls() {
+    let ws = Workspace::new(SPEC);
+    // A private CA and a server certificate it signed (webpki refuses a self-signed CA as a
+    // server certificate).
+    let (cert, key, ca) = (ws.path("cert.pem"), ws.path("key.pem"), ws.path("ca.pem"));
+    std::fs::write(
+        ws.path("ext.cnf"),
+        "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n",
+    )
+    .unwrap();
+    let path = |p: &str| ws.path(p).display().to_string();
+    for args in [
+        vec![
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=medallion-test-ca",
+        ]
+        .into_iter()
+        .map(String::from)
+        .chain(["-keyout".into(), path("ca.key"), "-out".into(), path("ca.pem")])
+        .collect::<Vec<_>>(),
+        vec!["req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=localhost"]
+            .into_iter()
+            .map(String::from)
+            .chain([
+                "-keyout".into(),
+                path("key.pem"),
+                "-out".into(),
+                path("server.csr"),
+            ])
+            .collect(),
+        vec!["x509", "-req", "-days", "1", "-CAcreateserial"]
+            .into_iter()
+            .map(String::from)
+            .chain([
+                "-in".into(),
+                path("server.csr"),
+                "-CA".into(),
+                path("ca.pem"),
+                "-CAkey".into(),
+                path("ca.key"),
+            ])
+            .chain([
+                "-extfile".into(),
+                path("ext.cnf"),
+                "-out".into(),
+                path("cert.pem"),
+            ])
+            .collect(),
+    ] {
+        let made = Command::new("openssl").args(&args).output().unwrap();
+        assert!(made.status.success(), "openssl {args:?}: {}", text(&made));
+    }
+    let flags = [
+        "--api-tls-cert".to_string(),
+        cert.display().to_string(),
+        "--api-tls-key".into(),
+        key.display().to_string(),
+    ];
+    let mut api = start_api_with(ws.dir.path(), &flags);
+    api.url = api.url.replace("http://", "https://");
+    let ca = ca.display().to_string();
+    let trusted = api.call(Some(TOKEN), &["runs", "--ca-cert", &ca]);
+    assert!(trusted.status.success(), "{}", text(&trusted));
+    // Without trusting the certificate, the client refuses the connection.
+    let untrusted = api.call(Some(TOKEN), &["runs"]);
+    assert_eq!(untrusted.status.code(), Some(2), "{}", text(&untrusted));
+}

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::Args;
 use futures::StreamExt;
-use medallion_proto::tonic::transport::Channel;
+use medallion_proto::tonic::transport::{Certificate, Channel, ClientTlsConfig};
 use medallion_proto::tonic::{Request, Status};
 use medallion_proto::v1::job_service_client::JobServiceClient;
 use medallion_proto::v1::run_event::Event;
@@ -26,6 +26,9 @@ pub(crate) struct ApiArgs {
     /// Bearer token.
     #[arg(long, env = "MEDALLION_API_TOKEN", hide_env_values = true)]
     token: Option<String>,
+    /// PEM certificate to trust for an `https://` job service (e.g. a private CA's).
+    #[arg(long, env = "MEDALLION_API_CA_CERT")]
+    ca_cert: Option<String>,
 }
 
 /// Flags of `medallion submit`.
@@ -102,14 +105,25 @@ struct Client {
 
 impl Client {
     async fn connect(api: &ApiArgs) -> Result<Self> {
-        let inner = JobServiceClient::connect(api.url.clone())
-            .await
-            .map_err(|source| Error::Connect {
-                url: api.url.clone(),
+        let connect_err = |source| Error::Connect {
+            url: api.url.clone(),
+            source,
+        };
+        let mut endpoint = Channel::from_shared(api.url.clone()).map_err(|e| Error::BadFlag {
+            flag: "api",
+            message: e.to_string(),
+        })?;
+        if let Some(path) = &api.ca_cert {
+            let pem = std::fs::read(path).map_err(|source| Error::Io {
+                path: path.clone(),
                 source,
             })?;
+            let tls = ClientTlsConfig::new().ca_certificate(Certificate::from_pem(pem));
+            endpoint = endpoint.tls_config(tls).map_err(connect_err)?;
+        }
+        let channel = endpoint.connect().await.map_err(connect_err)?;
         Ok(Self {
-            inner,
+            inner: JobServiceClient::new(channel),
             token: api.token.clone(),
         })
     }

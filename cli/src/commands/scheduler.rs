@@ -41,9 +41,22 @@ pub struct SchedulerArgs {
     /// so runs are listed after a restart and interrupted ones can be resumed. In memory when absent.
     #[arg(long, env = "MEDALLION_STATE")]
     pub state: Option<String>,
+    /// PEM certificate (chain) for serving the job service over TLS; needs --api-tls-key.
+    #[arg(long, env = "MEDALLION_API_TLS_CERT", requires = "api_tls_key")]
+    pub api_tls_cert: Option<PathBuf>,
+    /// PEM private key of --api-tls-cert.
+    #[arg(long, env = "MEDALLION_API_TLS_KEY", requires = "api_tls_cert")]
+    pub api_tls_key: Option<PathBuf>,
     /// Scan tasks per landing source in job-service runs.
     #[arg(long, env = "MEDALLION_PARTITIONS", default_value_t = 2)]
     pub partitions: usize,
+}
+
+fn read(path: &PathBuf) -> Result<Vec<u8>> {
+    std::fs::read(path).map_err(|source| Error::Io {
+        path: path.display().to_string(),
+        source,
+    })
 }
 
 fn tokens(args: &SchedulerArgs) -> Result<Tokens> {
@@ -71,6 +84,10 @@ pub(crate) async fn run(args: SchedulerArgs) -> Result<ExitCode> {
                 .as_deref()
                 .map(|s| medallion_jobs::pipeline::resolve_url(None, s))
                 .transpose()?,
+            tls: match (&args.api_tls_cert, &args.api_tls_key) {
+                (Some(cert), Some(key)) => Some((read(cert)?, read(key)?)),
+                _ => None,
+            },
         }),
         None => None,
     };
