@@ -21,7 +21,12 @@ use crate::error::{Error, Result};
 #[derive(Debug, Args)]
 pub(crate) struct ApiArgs {
     /// Job service URL (the scheduler's --api-bind).
-    #[arg(long = "api", env = "MEDALLION_API", default_value = "http://127.0.0.1:50051")]
+    #[arg(
+        long = "api",
+        visible_alias = "scheduler",
+        env = "MEDALLION_API",
+        default_value = "http://127.0.0.1:50051"
+    )]
     url: String,
     /// Bearer token.
     #[arg(long, env = "MEDALLION_API_TOKEN", hide_env_values = true)]
@@ -215,6 +220,7 @@ async fn follow(client: &mut Client, run_id: &str) -> Result<ExitCode> {
     while let Some(event) = events.next().await {
         match event.map_err(api_err)?.event {
             Some(Event::StatusChanged(s)) => eprintln!("  {run_id} {}", status_name(s)),
+            Some(Event::TableQueued(table)) => eprintln!("  queued   {table}"),
             Some(Event::TableStarted(table)) => eprintln!("  started  {table}"),
             Some(Event::TableFinished(t)) => eprintln!("  {}", table_line(&t)),
             Some(Event::RunFinished(run)) => {

@@ -225,6 +225,7 @@ impl Registry {
         self: &Arc<Self>,
         run: PipelineRun,
         pipeline: &str,
+        tables: Vec<String>,
         request: SubmitRunRequest,
     ) -> String {
         let run_id = run.run_id().id.clone();
@@ -244,30 +245,38 @@ impl Registry {
             lock(&self.keys).insert(key, run_id.clone());
         }
         entry.emit(Event::StatusChanged(RunStatus::Queued as i32));
-        self.spawn(run, entry);
+        self.spawn(run, entry, tables);
         info!(%run_id, pipeline, "run queued");
         run_id
     }
 
     /// Runs an interrupted run again under its own id: tables it committed report
     /// `already_committed`, the others are built — nothing is written twice.
-    pub(crate) async fn resume(self: &Arc<Self>, entry: Arc<RunEntry>, run: PipelineRun) {
+    pub(crate) async fn resume(
+        self: &Arc<Self>,
+        entry: Arc<RunEntry>,
+        run: PipelineRun,
+        tables: Vec<String>,
+    ) {
         entry.requeue();
         self.record(&entry.snapshot(), &entry.request).await;
         info!(run_id = %run.run_id().id, "interrupted run resumed");
-        self.spawn(run, entry);
+        self.spawn(run, entry, tables);
     }
 
-    fn spawn(self: &Arc<Self>, run: PipelineRun, entry: Arc<RunEntry>) {
-        let task = tokio::spawn(Arc::clone(self).execute(run, Arc::clone(&entry)));
+    fn spawn(self: &Arc<Self>, run: PipelineRun, entry: Arc<RunEntry>, tables: Vec<String>) {
+        let task = tokio::spawn(Arc::clone(self).execute(run, Arc::clone(&entry), tables));
         *lock(&entry.task) = Some(task.abort_handle());
     }
 
-    async fn execute(self: Arc<Self>, run: PipelineRun, entry: Arc<RunEntry>) {
+    async fn execute(self: Arc<Self>, run: PipelineRun, entry: Arc<RunEntry>, tables: Vec<String>) {
         let Ok(_slot) = Arc::clone(&self.slots).acquire_owned().await else {
             return;
         };
         entry.set_status(RunStatus::Running);
+        for table in tables {
+            entry.emit(Event::TableQueued(table));
+        }
         self.record(&entry.snapshot(), &entry.request).await;
         let observer = Arc::clone(&entry);
         let run = run.with_observer(move |e| observer.on_table(e));

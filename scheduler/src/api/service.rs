@@ -98,7 +98,7 @@ impl JobApi {
     }
 
     /// Everything `medallion run` checks before it starts, so a bad request fails here.
-    fn plan(&self, req: SubmitRunRequest) -> Result<(PipelineRun, String)> {
+    fn plan(&self, req: SubmitRunRequest) -> Result<Planned> {
         let pipeline = self.spec(req.pipeline, &req.spec_name)?;
         let invalid = |source| Error::InvalidSpec { source };
         let mut selection = Selection::all();
@@ -108,7 +108,7 @@ impl JobApi {
         for l in &req.layers {
             selection = selection.with_layer(l);
         }
-        selection
+        let tables = selection
             .resolve(&pipeline, &Dag::build(&pipeline).map_err(invalid)?)
             .map_err(invalid)?;
         let name = pipeline.name.clone();
@@ -121,8 +121,19 @@ impl JobApi {
             .with_full_refresh(req.full_refresh)
             .with_partitions(self.partitions)
             .with_cluster_label("job service");
-        Ok((run, name))
+        Ok(Planned {
+            run,
+            pipeline: name,
+            tables,
+        })
     }
+}
+
+/// A validated run with its pipeline's name and the tables it will build.
+struct Planned {
+    run: PipelineRun,
+    pipeline: String,
+    tables: Vec<String>,
 }
 
 type EventStream = Pin<Box<dyn Stream<Item = std::result::Result<RunEvent, Status>> + Send + 'static>>;
@@ -143,16 +154,20 @@ impl JobService for JobApi {
             let entry = self.registry.get(&run_id)?;
             if entry.status() == RunStatus::Interrupted as i32 {
                 let id = RunId::parse(&run_id).map_err(|source| Error::InvalidSpec { source })?;
-                let (run, _) = self.plan(req)?;
-                self.registry.resume(entry, run.with_run_id(id)).await;
+                let planned = self.plan(req)?;
+                let run = planned.run.with_run_id(id);
+                self.registry.resume(entry, run, planned.tables).await;
             }
             return Ok(Response::new(SubmitRunResponse {
                 run_id,
                 existing: true,
             }));
         }
-        let (run, pipeline) = self.plan(req.clone())?;
-        let run_id = self.registry.submit(run, &pipeline, req).await;
+        let planned = self.plan(req.clone())?;
+        let run_id = self
+            .registry
+            .submit(planned.run, &planned.pipeline, planned.tables, req)
+            .await;
         Ok(Response::new(SubmitRunResponse {
             run_id,
             existing: false,
