@@ -192,8 +192,8 @@ async fn serve_api(options: ApiOptions, cluster_url: String) -> Result<()> {
         options.concurrent_runs,
         options.partitions,
         options.pipelines,
+        options.state.as_ref(),
     )
-    .with_history(options.state.as_ref())
     .await?;
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_serving::<JobServiceServer<api::JobApi>>().await;

@@ -238,30 +238,19 @@ async fn follow(client: &mut Client, run_id: &str) -> Result<ExitCode> {
 pub(crate) async fn status(args: RunArgs) -> Result<ExitCode> {
     let mut client = Client::connect(&args.api).await?;
     let request = client.request(GetRunRequest { run_id: args.run_id })?;
-    let run = client
-        .inner
-        .get_run(request)
-        .await
-        .map_err(api_err)?
-        .into_inner()
-        .run
-        .unwrap_or_default();
-    print!("{}", render(&run));
-    Ok(ExitCode::SUCCESS)
+    let reply = client.inner.get_run(request).await.map_err(api_err)?;
+    show(reply.into_inner().run)
 }
 
 pub(crate) async fn cancel(args: RunArgs) -> Result<ExitCode> {
     let mut client = Client::connect(&args.api).await?;
     let request = client.request(CancelRunRequest { run_id: args.run_id })?;
-    let run = client
-        .inner
-        .cancel_run(request)
-        .await
-        .map_err(api_err)?
-        .into_inner()
-        .run
-        .unwrap_or_default();
-    print!("{}", render(&run));
+    let reply = client.inner.cancel_run(request).await.map_err(api_err)?;
+    show(reply.into_inner().run)
+}
+
+fn show(run: Option<Run>) -> Result<ExitCode> {
+    print!("{}", render(&run.unwrap_or_default()));
     Ok(ExitCode::SUCCESS)
 }
 

@@ -11,4 +11,4 @@ mod service;
 mod status;
 
 pub use auth::Tokens;
-pub use service::{JobApi, succeeded};
+pub use service::JobApi;

@@ -19,35 +19,38 @@ use tonic::{Request, Response, Status};
 use tracing::instrument;
 
 use super::history::RunHistory;
-use super::registry::{Registry, is_final};
+use super::registry::Registry;
 use crate::{Error, Result};
 
 /// The job service of one scheduler.
 #[derive(Debug, Clone)]
 pub struct JobApi {
     registry: Arc<Registry>,
-    registry_url: String,
-    concurrent_runs: usize,
     pipelines: Option<PathBuf>,
     partitions: usize,
 }
 
 impl JobApi {
     /// Runs go to the Ballista scheduler at `cluster_url`, at most `concurrent_runs` at once;
-    /// `pipelines` is where named pipelines live (`<dir>/<name>/pipeline.toml`).
-    pub fn new(
+    /// `pipelines` is where named pipelines live (`<dir>/<name>/pipeline.toml`); with `state`,
+    /// runs are kept in `<state>/_medallion/job_runs` and the earlier ones are loaded.
+    pub async fn new(
         cluster_url: String,
         concurrent_runs: usize,
         partitions: usize,
         pipelines: Option<PathBuf>,
-    ) -> Self {
-        Self {
-            registry: Arc::new(Registry::new(cluster_url.clone(), concurrent_runs, partitions)),
-            registry_url: cluster_url,
-            concurrent_runs,
+        state: Option<&url::Url>,
+    ) -> Result<Self> {
+        let registry = Registry::new(cluster_url, concurrent_runs, partitions);
+        let registry = match state {
+            Some(state) => registry.with_history(RunHistory::new(state)).await?,
+            None => registry,
+        };
+        Ok(Self {
+            registry: Arc::new(registry),
             pipelines,
             partitions,
-        }
+        })
     }
 
     fn spec(&self, source: Option<Source>, spec_name: &str) -> Result<Pipeline> {
@@ -86,15 +89,6 @@ impl JobApi {
                 message: "give spec_toml or pipeline_name".into(),
             }),
         }
-    }
-
-    /// Keeps runs in `<state>/_medallion/job_runs` and loads the earlier ones.
-    pub async fn with_history(mut self, state: Option<&url::Url>) -> Result<Self> {
-        if let Some(state) = state {
-            let registry = Registry::new(self.registry_url.clone(), self.concurrent_runs, self.partitions);
-            self.registry = Arc::new(registry.with_history(RunHistory::new(state)).await?);
-        }
-        Ok(self)
     }
 
     /// Everything `medallion run` checks before it starts, so a bad request fails here.
@@ -252,9 +246,4 @@ impl JobService for JobApi {
             },
         }))
     }
-}
-
-/// Whether a run ended well (for exit codes).
-pub fn succeeded(status: i32) -> bool {
-    is_final(status) && status == medallion_proto::v1::RunStatus::Succeeded as i32
 }
