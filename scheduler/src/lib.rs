@@ -6,9 +6,14 @@
 //! `medallion scheduler` is a thin wrapper over [`start`].
 //!
 //! Beside Ballista's own gRPC port it can serve [`api`], Medallion's job service
-//! (`medallion.v1.JobService`, gRPC health and reflection) on a second port.
+//! (`medallion.v1.JobService`, gRPC health and reflection) on a second port, and with the
+//! `kube` feature, [`autoscale`] the executor Deployment from that service's queue.
 
 pub mod api;
+pub mod autoscale;
+pub mod metrics;
+
+pub(crate) use medallion_jobs::error_chain;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -54,6 +59,15 @@ pub enum Error {
         #[source]
         source: tonic::transport::Error,
     },
+    /// Serving the metrics failed (e.g. the port is taken).
+    #[error("metrics on {addr} stopped")]
+    ServeMetrics {
+        /// Bound address.
+        addr: SocketAddr,
+        /// The socket's error.
+        #[source]
+        source: std::io::Error,
+    },
     /// A submitted spec, selection or parameter is invalid: the message `medallion run` prints.
     #[error("{}", medallion_jobs::error_chain(source))]
     InvalidSpec {
@@ -98,6 +112,42 @@ pub enum Error {
         #[source]
         source: medallion_jobs::Error,
     },
+    /// No Kubernetes client could be built (not in a pod, no kubeconfig).
+    #[cfg(feature = "kube")]
+    #[error("cannot reach the Kubernetes API server")]
+    KubeClient {
+        /// kube's error.
+        #[source]
+        source: kube::Error,
+    },
+    /// Reading the executor Deployment failed (missing, or RBAC does not allow `get`).
+    #[cfg(feature = "kube")]
+    #[error("cannot read Deployment `{name}`")]
+    ReadDeployment {
+        /// The Deployment.
+        name: String,
+        /// kube's error.
+        #[source]
+        source: kube::Error,
+    },
+    /// Applying a new size failed (RBAC does not allow `patch`, or the server refused).
+    #[cfg(feature = "kube")]
+    #[error("cannot scale Deployment `{name}` to {replicas} replicas")]
+    ScaleDeployment {
+        /// The Deployment.
+        name: String,
+        /// The size it should have had.
+        replicas: i32,
+        /// kube's error.
+        #[source]
+        source: kube::Error,
+    },
+    /// Autoscaling was asked of a build without the `kube` feature.
+    #[error("cannot autoscale Deployment `{deployment}`: this medallion was built without the `kube` feature")]
+    AutoscaleUnavailable {
+        /// The Deployment named on the command line.
+        deployment: String,
+    },
     /// A call without a valid bearer token.
     #[error("{reason}")]
     Unauthenticated {
@@ -139,6 +189,10 @@ pub struct ApiOptions {
     pub state: Option<url::Url>,
     /// PEM certificate chain and private key: serve over TLS.
     pub tls: Option<(Vec<u8>, Vec<u8>)>,
+    /// Scale the executor Deployment from this service's queue (Kubernetes, `kube` feature).
+    pub autoscale: Option<autoscale::AutoscaleOptions>,
+    /// Address of the Prometheus metrics (`GET /metrics`); not served when absent.
+    pub metrics: Option<SocketAddr>,
 }
 
 /// Serves the Ballista scheduler until the process stops.
@@ -212,6 +266,17 @@ async fn serve_api(options: ApiOptions, cluster_url: String) -> Result<()> {
     if options.tokens.is_empty() {
         tracing::warn!("the job service has no tokens configured: every call is accepted");
     }
+    let autoscaler = match options.autoscale.clone() {
+        Some(autoscale) => {
+            let source = api.clone();
+            futures::future::Either::Left(autoscale::run(autoscale, std::sync::Arc::new(move || source.demand())))
+        }
+        None => futures::future::Either::Right(futures::future::pending()),
+    };
+    let metrics = match options.metrics {
+        Some(bind) => futures::future::Either::Left(metrics::serve(bind, api.clone())),
+        None => futures::future::Either::Right(futures::future::pending()),
+    };
     let tokens = options.tokens.clone();
     let jobs = JobServiceServer::with_interceptor(api, move |r| tokens.check(r));
     tracing::info!(addr = %options.bind, tls = options.tls.is_some(), "medallion job service listening");
@@ -225,15 +290,15 @@ async fn serve_api(options: ApiOptions, cluster_url: String) -> Result<()> {
                 source,
             })?;
     }
-    server
+    let serve = server
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
         .add_service(jobs)
-        .serve(options.bind)
-        .await
-        .map_err(|source| Error::ServeApi {
-            addr: options.bind,
-            source,
-        })
+        .serve(options.bind);
+    tokio::select! {
+        r = serve => r.map_err(|source| Error::ServeApi { addr: options.bind, source }),
+        r = autoscaler => r,
+        r = metrics => r,
+    }
 }

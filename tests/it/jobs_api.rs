@@ -35,6 +35,16 @@ fn start_api_with(work: &std::path::Path, extra: &[String]) -> Api {
     }
 }
 
+/// A plain HTTP GET, as a Prometheus scrape does it.
+fn http_get(port: u16, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: localhost\r\nAccept: text/plain\r\n\r\n").unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    response
+}
+
 impl Api {
     fn call(&self, token: Option<&str>, args: &[&str]) -> Output {
         let mut cmd = Command::new(BIN);
@@ -49,7 +59,11 @@ impl Api {
 #[tokio::test(flavor = "multi_thread")]
 async fn submit_watch_list_cancel_and_refuse() {
     let ws = Workspace::new(SPEC);
-    let api = start_api(ws.dir.path());
+    let metrics_port = free_port();
+    let api = start_api_with(
+        ws.dir.path(),
+        &["--metrics-bind".into(), format!("127.0.0.1:{metrics_port}")],
+    );
     let spec = ws.path("pipeline.toml").display().to_string();
     let landing = ws.path("landing").display().to_string();
     let lake = ws.path("lake").display().to_string();
@@ -89,6 +103,12 @@ async fn submit_watch_list_cancel_and_refuse() {
     assert!(text(&status).contains("silver.orders"), "{}", text(&status));
     let runs = api.call(Some(TOKEN), &["runs", "--status", "succeeded"]);
     assert!(text(&runs).contains(&run_id), "{}", text(&runs));
+    // Prometheus metrics: the run counted as succeeded, its rows summed.
+    let scraped = http_get(metrics_port, "/metrics");
+    assert!(scraped.starts_with("HTTP/1.1 200 OK"), "{scraped}");
+    assert!(scraped.contains("medallion_runs{status=\"succeeded\"} 1\n"), "{scraped}");
+    assert!(!scraped.contains("medallion_table_rows_written 0\n"), "{scraped}");
+    assert!(http_get(metrics_port, "/").starts_with("HTTP/1.1 404"));
 
     // A bad spec: INVALID_ARGUMENT with the message `medallion run` prints for the file.
     std::fs::write(ws.path("bad.toml"), "[pipeline]\nname = \"x\"\nfoo = 1\n").unwrap();
@@ -112,6 +132,11 @@ async fn submit_watch_list_cancel_and_refuse() {
         assert_eq!(refused.status.code(), Some(2), "{}", text(&refused));
         assert!(text(&refused).contains("Unauthenticated"), "{}", text(&refused));
     }
+    // The token from a file, as the chart's CronJobs mount it from a Secret (trailing newline).
+    std::fs::write(ws.path("token"), format!("{TOKEN}\n")).unwrap();
+    let token_file = ws.path("token").display().to_string();
+    let listed = api.call(None, &["runs", "--token-file", &token_file]);
+    assert_eq!(listed.status.code(), Some(0), "{}", text(&listed));
     let missing = api.call(Some(TOKEN), &["status", "run-42"]);
     assert!(
         text(&missing).contains("NotFound: no run `run-42`"),

@@ -31,6 +31,9 @@ pub(crate) struct ApiArgs {
     /// Bearer token.
     #[arg(long, env = "MEDALLION_API_TOKEN", hide_env_values = true)]
     token: Option<String>,
+    /// File holding the bearer token (a mounted Secret), read at start.
+    #[arg(long, env = "MEDALLION_API_TOKEN_FILE", conflicts_with = "token")]
+    token_file: Option<String>,
     /// PEM certificate to trust for an `https://` job service (e.g. a private CA's).
     #[arg(long, env = "MEDALLION_API_CA_CERT")]
     ca_cert: Option<String>,
@@ -126,10 +129,22 @@ impl Client {
             let tls = ClientTlsConfig::new().ca_certificate(Certificate::from_pem(pem));
             endpoint = endpoint.tls_config(tls).map_err(connect_err)?;
         }
+        let token = match &api.token_file {
+            Some(path) => Some(
+                std::fs::read_to_string(path)
+                    .map_err(|source| Error::Io {
+                        path: path.clone(),
+                        source,
+                    })?
+                    .trim()
+                    .to_string(),
+            ),
+            None => api.token.clone(),
+        };
         let channel = endpoint.connect().await.map_err(connect_err)?;
         Ok(Self {
             inner: JobServiceClient::new(channel),
-            token: api.token.clone(),
+            token,
         })
     }
 

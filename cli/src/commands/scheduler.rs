@@ -3,9 +3,11 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::Args;
 use medallion_scheduler::api::Tokens;
+use medallion_scheduler::autoscale::{AutoscaleOptions, ScalePolicy};
 use medallion_scheduler::{ApiOptions, SchedulerOptions, start};
 
 use crate::error::{Error, Result};
@@ -50,6 +52,28 @@ pub struct SchedulerArgs {
     /// Scan tasks per landing source in job-service runs.
     #[arg(long, env = "MEDALLION_PARTITIONS", default_value_t = 2)]
     pub partitions: usize,
+    /// Address of the Prometheus metrics (`GET /metrics`: runs by status, table rows).
+    #[arg(long, env = "MEDALLION_METRICS_BIND", requires = "api_bind")]
+    pub metrics_bind: Option<SocketAddr>,
+    /// Scale this executor Deployment (same namespace) from the job service's queue; needs a
+    /// build with the `kube` feature and RBAC to get and patch it.
+    #[arg(long, env = "MEDALLION_AUTOSCALE_DEPLOYMENT", requires = "api_bind")]
+    pub autoscale_deployment: Option<String>,
+    /// Executors kept when no run is queued or running.
+    #[arg(long, env = "MEDALLION_MIN_EXECUTORS", default_value_t = 1)]
+    pub min_executors: i32,
+    /// Executors never exceeded.
+    #[arg(long, env = "MEDALLION_MAX_EXECUTORS", default_value_t = 4)]
+    pub max_executors: i32,
+    /// Executors wanted per queued or running run.
+    #[arg(long, env = "MEDALLION_EXECUTORS_PER_RUN", default_value_t = 2)]
+    pub executors_per_run: i32,
+    /// Seconds a smaller size must be wanted before executors are removed.
+    #[arg(long, env = "MEDALLION_SCALE_DOWN_DELAY_SECONDS", default_value_t = 300)]
+    pub scale_down_delay_seconds: u64,
+    /// Seconds between two looks at the queue and the Deployment.
+    #[arg(long, env = "MEDALLION_AUTOSCALE_INTERVAL_SECONDS", default_value_t = 15)]
+    pub autoscale_interval_seconds: u64,
 }
 
 fn read(path: &PathBuf) -> Result<Vec<u8>> {
@@ -71,6 +95,38 @@ fn tokens(args: &SchedulerArgs) -> Result<Tokens> {
     Ok(Tokens::parse(&text))
 }
 
+fn autoscale(args: &SchedulerArgs) -> Result<Option<AutoscaleOptions>> {
+    let Some(deployment) = args.autoscale_deployment.clone() else {
+        return Ok(None);
+    };
+    let bad = |flag, message: &str| Error::BadFlag {
+        flag,
+        message: message.into(),
+    };
+    if args.min_executors < 0 {
+        return Err(bad("min-executors", "must be 0 or more"));
+    }
+    if args.max_executors < args.min_executors.max(1) {
+        return Err(bad("max-executors", "must be at least 1 and at least --min-executors"));
+    }
+    if args.executors_per_run < 1 {
+        return Err(bad("executors-per-run", "must be at least 1"));
+    }
+    if args.autoscale_interval_seconds == 0 {
+        return Err(bad("autoscale-interval-seconds", "must be at least 1"));
+    }
+    Ok(Some(AutoscaleOptions {
+        deployment,
+        policy: ScalePolicy {
+            min_replicas: args.min_executors,
+            max_replicas: args.max_executors,
+            executors_per_run: args.executors_per_run,
+            scale_down_delay: Duration::from_secs(args.scale_down_delay_seconds),
+        },
+        interval: Duration::from_secs(args.autoscale_interval_seconds),
+    }))
+}
+
 pub(crate) async fn run(args: SchedulerArgs) -> Result<ExitCode> {
     let api = match args.api_bind {
         Some(bind) => Some(ApiOptions {
@@ -88,6 +144,8 @@ pub(crate) async fn run(args: SchedulerArgs) -> Result<ExitCode> {
                 (Some(cert), Some(key)) => Some((read(cert)?, read(key)?)),
                 _ => None,
             },
+            autoscale: autoscale(&args)?,
+            metrics: args.metrics_bind,
         }),
         None => None,
     };

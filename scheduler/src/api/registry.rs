@@ -209,6 +209,19 @@ impl Registry {
             })
     }
 
+    /// How many runs wait for a slot and how many execute.
+    pub(crate) fn demand(&self) -> crate::autoscale::Demand {
+        let mut demand = crate::autoscale::Demand::default();
+        for entry in lock(&self.runs).values() {
+            match RunStatus::try_from(entry.status()) {
+                Ok(RunStatus::Queued) => demand.queued_runs += 1,
+                Ok(RunStatus::Running) => demand.running_runs += 1,
+                _ => {}
+            }
+        }
+        demand
+    }
+
     /// Runs, newest first.
     pub(crate) fn all(&self) -> Vec<Run> {
         let mut runs: Vec<Run> = lock(&self.runs).values().map(|e| e.snapshot()).collect();

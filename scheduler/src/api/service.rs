@@ -53,6 +53,16 @@ impl JobApi {
         })
     }
 
+    /// Every run known, newest first.
+    pub fn runs(&self) -> Vec<medallion_proto::v1::Run> {
+        self.registry.all()
+    }
+
+    /// Runs queued and running now: what the executor autoscaler sizes the cluster for.
+    pub fn demand(&self) -> crate::autoscale::Demand {
+        self.registry.demand()
+    }
+
     fn spec(&self, source: Option<Source>, spec_name: &str) -> Result<Pipeline> {
         let name = if spec_name.is_empty() {
             "submitted spec"

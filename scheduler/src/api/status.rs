@@ -16,7 +16,13 @@ impl From<Error> for Status {
             | Error::Runtime { .. }
             | Error::Serve { .. }
             | Error::ServeApi { .. }
-            | Error::History { .. } => Status::internal(message),
+            | Error::ServeMetrics { .. }
+            | Error::History { .. }
+            | Error::AutoscaleUnavailable { .. } => Status::internal(message),
+            #[cfg(feature = "kube")]
+            Error::KubeClient { .. } | Error::ReadDeployment { .. } | Error::ScaleDeployment { .. } => {
+                Status::internal(message)
+            }
         }
     }
 }
