@@ -1,6 +1,9 @@
 //! End-to-end tests: real `medallion` processes, real Delta tables, an independent reader.
 
 mod als;
+// Needs the scheduler built with the autoscaler (`make test` builds with `--features medallion-cli/kube`).
+#[cfg(feature = "kube")]
+mod autoscale;
 mod azure;
 mod bad_input;
 mod ecommerce;

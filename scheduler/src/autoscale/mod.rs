@@ -29,9 +29,6 @@ pub struct AutoscaleOptions {
     pub interval: Duration,
 }
 
-/// Whether this build can scale executors (it was compiled with the `kube` feature).
-pub const AVAILABLE: bool = cfg!(feature = "kube");
-
 /// Reconciles the executor Deployment with `demand` until the process stops.
 #[cfg(feature = "kube")]
 pub async fn run(options: AutoscaleOptions, demand: Arc<dyn Fn() -> Demand + Send + Sync>) -> Result<()> {

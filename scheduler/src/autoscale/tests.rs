@@ -7,7 +7,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use http::{Method, Request, Response, StatusCode};
-use k8s_openapi::api::apps::v1::Deployment;
 use kube::client::Body;
 use kube::{Api, Client};
 use serde_json::{Value, json};
