@@ -143,7 +143,9 @@ pub enum Error {
         source: kube::Error,
     },
     /// Autoscaling was asked of a build without the `kube` feature.
-    #[error("cannot autoscale Deployment `{deployment}`: this medallion was built without the `kube` feature")]
+    #[error(
+        "cannot autoscale Deployment `{deployment}`: this medallion was built without the `kube` feature"
+    )]
     AutoscaleUnavailable {
         /// The Deployment named on the command line.
         deployment: String,
@@ -269,7 +271,10 @@ async fn serve_api(options: ApiOptions, cluster_url: String) -> Result<()> {
     let autoscaler = match options.autoscale.clone() {
         Some(autoscale) => {
             let source = api.clone();
-            futures::future::Either::Left(autoscale::run(autoscale, std::sync::Arc::new(move || source.demand())))
+            futures::future::Either::Left(autoscale::run(
+                autoscale,
+                std::sync::Arc::new(move || source.demand()),
+            ))
         }
         None => futures::future::Either::Right(futures::future::pending()),
     };

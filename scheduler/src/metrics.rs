@@ -64,10 +64,15 @@ pub fn render(runs: &[Run]) -> String {
         RunStatus::Interrupted,
     ];
     let mut out = String::new();
-    out.push_str("# HELP medallion_runs Runs the job service knows, by status.\n# TYPE medallion_runs gauge\n");
+    out.push_str(
+        "# HELP medallion_runs Runs the job service knows, by status.\n# TYPE medallion_runs gauge\n",
+    );
     for status in statuses {
         let n = runs.iter().filter(|r| r.status == status as i32).count();
-        let name = status.as_str_name().trim_start_matches("RUN_STATUS_").to_lowercase();
+        let name = status
+            .as_str_name()
+            .trim_start_matches("RUN_STATUS_")
+            .to_lowercase();
         let _ = writeln!(out, "medallion_runs{{status=\"{name}\"}} {n}");
     }
     let tables = runs.iter().flat_map(|r| r.tables.iter());
@@ -78,9 +83,21 @@ pub fn render(runs: &[Run]) -> String {
         quarantined += t.rows_quarantined;
     }
     for (name, help, value) in [
-        ("medallion_table_rows_read", "Rows read by the tables of the known runs.", read),
-        ("medallion_table_rows_written", "Rows written by the tables of the known runs.", written),
-        ("medallion_table_rows_quarantined", "Rows quarantined by the tables of the known runs.", quarantined),
+        (
+            "medallion_table_rows_read",
+            "Rows read by the tables of the known runs.",
+            read,
+        ),
+        (
+            "medallion_table_rows_written",
+            "Rows written by the tables of the known runs.",
+            written,
+        ),
+        (
+            "medallion_table_rows_quarantined",
+            "Rows quarantined by the tables of the known runs.",
+            quarantined,
+        ),
     ] {
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}");
     }
@@ -113,7 +130,10 @@ mod tests {
             },
         ];
         let text = render(&runs);
-        assert!(text.contains("medallion_runs{status=\"succeeded\"} 1\n"), "{text}");
+        assert!(
+            text.contains("medallion_runs{status=\"succeeded\"} 1\n"),
+            "{text}"
+        );
         assert!(text.contains("medallion_runs{status=\"queued\"} 1\n"), "{text}");
         assert!(text.contains("medallion_runs{status=\"failed\"} 0\n"), "{text}");
         assert!(text.contains("medallion_table_rows_written 17\n"), "{text}");

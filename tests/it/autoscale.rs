@@ -104,7 +104,11 @@ async fn queued_runs_grow_the_executors_and_an_idle_queue_shrinks_them() {
 
     // Idle: read, never resized.
     std::thread::sleep(Duration::from_secs(2));
-    assert!(requests(&log).iter().any(|r| r["method"] == "GET"), "{:?}", requests(&log));
+    assert!(
+        requests(&log).iter().any(|r| r["method"] == "GET"),
+        "{:?}",
+        requests(&log)
+    );
     assert_eq!(patched_sizes(&log), Vec::<i64>::new());
 
     // Two long runs: 2 runs × 2 executors = 4, held at the maximum of 3.
@@ -143,8 +147,14 @@ async fn queued_runs_grow_the_executors_and_an_idle_queue_shrinks_them() {
     assert!(grown.iter().all(|n| (2..=3).contains(n)), "{grown:?}");
 
     // The exact request: server-side apply of spec.replicas under the scheduler's field manager.
-    let patch = requests(&log).into_iter().find(|r| r["method"] == "PATCH").unwrap();
-    assert_eq!(patch["path"], "/apis/apps/v1/namespaces/medallion/deployments/medallion-executor");
+    let patch = requests(&log)
+        .into_iter()
+        .find(|r| r["method"] == "PATCH")
+        .unwrap();
+    assert_eq!(
+        patch["path"],
+        "/apis/apps/v1/namespaces/medallion/deployments/medallion-executor"
+    );
     assert_eq!(patch["query"]["fieldManager"], "medallion-scheduler");
     assert_eq!(patch["query"]["force"], "true");
     assert_eq!(patch["content_type"], "application/apply-patch+yaml");
@@ -161,6 +171,10 @@ async fn queued_runs_grow_the_executors_and_an_idle_queue_shrinks_them() {
         assert!(cancelled.status.success(), "{}", text(&cancelled));
     }
     let shrunk = wait_for_sizes(&log, "shrinking to the minimum", |s| s.last() == Some(&1));
-    assert!(ended.elapsed() >= Duration::from_secs(2), "shrank {:?} after the runs ended", ended.elapsed());
+    assert!(
+        ended.elapsed() >= Duration::from_secs(2),
+        "shrank {:?} after the runs ended",
+        ended.elapsed()
+    );
     assert_eq!(shrunk[grown.len()..], [1], "{shrunk:?}");
 }

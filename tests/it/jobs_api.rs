@@ -39,7 +39,11 @@ fn start_api_with(work: &std::path::Path, extra: &[String]) -> Api {
 fn http_get(port: u16, path: &str) -> String {
     use std::io::{Read, Write};
     let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    write!(stream, "GET {path} HTTP/1.1\r\nHost: localhost\r\nAccept: text/plain\r\n\r\n").unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nAccept: text/plain\r\n\r\n"
+    )
+    .unwrap();
     let mut response = String::new();
     stream.read_to_string(&mut response).unwrap();
     response
@@ -106,7 +110,10 @@ async fn submit_watch_list_cancel_and_refuse() {
     // Prometheus metrics: the run counted as succeeded, its rows summed.
     let scraped = http_get(metrics_port, "/metrics");
     assert!(scraped.starts_with("HTTP/1.1 200 OK"), "{scraped}");
-    assert!(scraped.contains("medallion_runs{status=\"succeeded\"} 1\n"), "{scraped}");
+    assert!(
+        scraped.contains("medallion_runs{status=\"succeeded\"} 1\n"),
+        "{scraped}"
+    );
     assert!(!scraped.contains("medallion_table_rows_written 0\n"), "{scraped}");
     assert!(http_get(metrics_port, "/").starts_with("HTTP/1.1 404"));
 

@@ -107,7 +107,10 @@ fn autoscale(args: &SchedulerArgs) -> Result<Option<AutoscaleOptions>> {
         return Err(bad("min-executors", "must be 0 or more"));
     }
     if args.max_executors < args.min_executors.max(1) {
-        return Err(bad("max-executors", "must be at least 1 and at least --min-executors"));
+        return Err(bad(
+            "max-executors",
+            "must be at least 1 and at least --min-executors",
+        ));
     }
     if args.executors_per_run < 1 {
         return Err(bad("executors-per-run", "must be at least 1"));

@@ -75,7 +75,8 @@ impl Recommendations {
             self.window.push_back((now, bounded));
         }
         let delay = self.policy.scale_down_delay;
-        self.window.retain(|(at, _)| now.saturating_duration_since(*at) < delay);
+        self.window
+            .retain(|(at, _)| now.saturating_duration_since(*at) < delay);
         self.window.push_back((now, wanted));
         let stable = self.window.iter().map(|(_, n)| *n).max().unwrap_or(wanted);
         if wanted >= bounded {

@@ -33,7 +33,9 @@ pub struct Context {
 
 impl std::fmt::Debug for Context {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Context").field("name", &self.name).finish_non_exhaustive()
+        f.debug_struct("Context")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
     }
 }
 
@@ -46,10 +48,14 @@ pub struct Action {
 
 /// Reads the Deployment's size, decides, and applies the new size when it differs.
 pub async fn reconcile(ctx: &Context) -> Result<Action> {
-    let deployment = ctx.deployments.get(&ctx.name).await.map_err(|source| Error::ReadDeployment {
-        name: ctx.name.clone(),
-        source,
-    })?;
+    let deployment = ctx
+        .deployments
+        .get(&ctx.name)
+        .await
+        .map_err(|source| Error::ReadDeployment {
+            name: ctx.name.clone(),
+            source,
+        })?;
     let current = deployment.spec.and_then(|s| s.replicas).unwrap_or(1);
     let demand = (ctx.demand)();
     let desired = ctx

@@ -74,7 +74,10 @@ async fn expect_get(handle: &mut std::pin::Pin<&mut Handle>, replicas: i32) {
 }
 
 /// Takes the apply request and returns its query parameters, content type and body.
-async fn expect_apply(handle: &mut std::pin::Pin<&mut Handle>, answer: Response<Body>) -> (HashMap<String, String>, String, Value) {
+async fn expect_apply(
+    handle: &mut std::pin::Pin<&mut Handle>,
+    answer: Response<Body>,
+) -> (HashMap<String, String>, String, Value) {
     let (request, send) = handle.next_request().await.expect("the size is applied");
     assert_eq!(request.method(), Method::PATCH);
     assert_eq!(request.uri().path(), PATH);
@@ -104,7 +107,12 @@ async fn queued_runs_grow_the_deployment_by_one_server_side_apply() {
     });
     let ctx = context(service, busy(2, 1), Duration::from_secs(60));
     let action = reconcile(&ctx).await.unwrap();
-    assert_eq!(action, Action { requeue_after: Duration::from_secs(10) });
+    assert_eq!(
+        action,
+        Action {
+            requeue_after: Duration::from_secs(10)
+        }
+    );
     let (query, content_type, body) = server.await.unwrap();
     assert_eq!(query.get("fieldManager").map(String::as_str), Some(FIELD_MANAGER));
     assert_eq!(query.get("force").map(String::as_str), Some("true"));
@@ -178,10 +186,22 @@ async fn a_missing_deployment_is_an_error_and_retried_later_and_later() {
     let ctx = context(service, busy(1, 0), Duration::from_secs(60));
     let error = reconcile(&ctx).await.unwrap_err();
     server.await.unwrap();
-    assert!(matches!(&error, Error::ReadDeployment { name, .. } if name == "medallion-executor"), "{error:?}");
-    assert_eq!(error_policy(&error, &ctx, 1).requeue_after, Duration::from_secs(20));
-    assert_eq!(error_policy(&error, &ctx, 3).requeue_after, Duration::from_secs(80));
-    assert_eq!(error_policy(&error, &ctx, 30).requeue_after, Duration::from_secs(300));
+    assert!(
+        matches!(&error, Error::ReadDeployment { name, .. } if name == "medallion-executor"),
+        "{error:?}"
+    );
+    assert_eq!(
+        error_policy(&error, &ctx, 1).requeue_after,
+        Duration::from_secs(20)
+    );
+    assert_eq!(
+        error_policy(&error, &ctx, 3).requeue_after,
+        Duration::from_secs(80)
+    );
+    assert_eq!(
+        error_policy(&error, &ctx, 30).requeue_after,
+        Duration::from_secs(300)
+    );
 }
 
 #[tokio::test]
@@ -195,6 +215,13 @@ async fn a_refused_apply_names_the_size_it_wanted() {
     let ctx = context(service, busy(1, 1), Duration::from_secs(60));
     let error = reconcile(&ctx).await.unwrap_err();
     server.await.unwrap();
-    assert!(matches!(error, Error::ScaleDeployment { replicas: 2, .. }), "{error:?}");
-    assert!(crate::error_chain(&error).contains("Forbidden"), "{}", crate::error_chain(&error));
+    assert!(
+        matches!(error, Error::ScaleDeployment { replicas: 2, .. }),
+        "{error:?}"
+    );
+    assert!(
+        crate::error_chain(&error).contains("Forbidden"),
+        "{}",
+        crate::error_chain(&error)
+    );
 }
