@@ -20,7 +20,7 @@ import hcl2
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 TERRAFORM = ROOT / "terraform"
-DIRS = ["modules/aws", "modules/azure", "examples/aws", "examples/azure"]
+DIRS = ["modules/release", "modules/aws", "modules/azure", "examples/aws", "examples/azure"]
 
 failures = []
 

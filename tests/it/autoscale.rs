@@ -112,22 +112,7 @@ async fn queued_runs_grow_the_executors_and_an_idle_queue_shrinks_them() {
     assert_eq!(patched_sizes(&log), Vec::<i64>::new());
 
     // Two long runs: 2 runs × 2 executors = 4, held at the maximum of 3.
-    std::fs::create_dir_all(ws.path("landing/ratings")).unwrap();
-    let mut csv = String::from("user_id,item_id,rating\n");
-    for u in 0..200 {
-        for i in (u % 3..50).step_by(3) {
-            csv += &format!("{u},{i},{}\n", 1 + (u * i) % 5);
-        }
-    }
-    std::fs::write(ws.path("landing/ratings/r.csv"), csv).unwrap();
-    std::fs::write(
-        ws.path("long.toml"),
-        "[pipeline]\nname = \"long\"\n[[table]]\nname = \"ratings_raw\"\nlayer = \"bronze\"\n\
-         source = { path = \"ratings/*.csv\", format = \"csv\" }\n[[table]]\nname = \"recs\"\nlayer = \"ml\"\n\
-         sql = \"SELECT user_id, item_id, rating FROM ratings_raw\"\n[table.als]\nuser = \"user_id\"\n\
-         item = \"item_id\"\niterations = 1000\n",
-    )
-    .unwrap();
+    write_long_pipeline(&ws, 1000);
     let api = format!("http://127.0.0.1:{api_port}");
     let mut run_ids = Vec::new();
     for lake in ["lake-a", "lake-b"] {

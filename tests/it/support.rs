@@ -307,6 +307,30 @@ pub(crate) fn start_cluster_with_args(
     cluster
 }
 
+/// A bronze table and an ALS table that trains for a while (`iterations`).
+pub(crate) fn write_long_pipeline(ws: &Workspace, iterations: usize) {
+    let dir = ws.path("landing/ratings");
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut csv = String::from("user_id,item_id,rating\n");
+    for u in 0..200 {
+        for i in 0..50 {
+            if (u + i) % 3 == 0 {
+                csv += &format!("{u},{i},{}\n", 1 + (u * i) % 5);
+            }
+        }
+    }
+    std::fs::write(dir.join("r.csv"), csv).unwrap();
+    std::fs::write(
+        ws.path("long.toml"),
+        "[pipeline]\nname = \"long\"\n[[table]]\nname = \"ratings_raw\"\nlayer = \"bronze\"\n\
+         source = { path = \"ratings/*.csv\", format = \"csv\" }\n[[table]]\nname = \"recs\"\nlayer = \"ml\"\n\
+         sql = \"SELECT user_id, item_id, rating FROM ratings_raw\"\n[table.als]\nuser = \"user_id\"\n\
+         item = \"item_id\"\niterations = ITERATIONS\n"
+            .replace("ITERATIONS", &iterations.to_string()),
+    )
+    .unwrap();
+}
+
 /// Row count of a Delta table read by the `deltalake` Python package (an independent reader).
 pub(crate) fn python_row_count(table: &Path) -> usize {
     // os._exit: deltalake's runtime threads can abort the interpreter at normal exit.

@@ -6,7 +6,6 @@ data "aws_caller_identity" "current" {}
 locals {
   partition  = data.aws_partition.current.partition
   account_id = data.aws_caller_identity.current.account_id
-  chart_path = coalesce(var.chart_path, "${path.module}/../../../helm/medallion")
   # The service account the chart creates for the scheduler and executors.
   service_account = "medallion"
 }

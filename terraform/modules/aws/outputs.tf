@@ -35,7 +35,7 @@ output "pods_role_arn" {
 
 output "namespace" {
   description = "Namespace of the release."
-  value       = helm_release.medallion.namespace
+  value       = module.release.namespace
 }
 
 output "api_token" {

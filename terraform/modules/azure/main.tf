@@ -4,7 +4,6 @@
 data "azurerm_client_config" "current" {}
 
 locals {
-  chart_path = coalesce(var.chart_path, "${path.module}/../../../helm/medallion")
   # The service account the chart creates for the scheduler and executors.
   service_account = "medallion"
 }

@@ -40,7 +40,7 @@ output "key_vault_name" {
 
 output "namespace" {
   description = "Namespace of the release."
-  value       = helm_release.medallion.namespace
+  value       = module.release.namespace
 }
 
 output "kube_host" {
