@@ -39,7 +39,12 @@ def pipelines():
 
 def value_sets():
     base = {"pipelines": pipelines()}
-    sets = {"default": {}, "default-with-pipelines": base}
+    sets = {
+        "default": {},
+        "default-with-pipelines": base,
+        "tls": {**base, "scheduler": {"tlsSecret": "medallion-tls"},
+                "cronJobs": [{"name": "hourly", "schedule": "0 * * * *", "pipeline": "example"}]},
+    }
     for name in ("aws", "azure"):
         values = yaml.safe_load((EXAMPLES / f"values-{name}.yaml").read_text())
         values.update(base)
@@ -104,8 +109,17 @@ def promises(docs, label):
               f"{name}: non-root, read-only root fs, no capabilities ({label})")
         check("limits" in c["resources"] and "requests" in c["resources"], f"{name}: requests and limits ({label})")
     _, sc = container(scheduler)
-    check(sc["readinessProbe"]["grpc"]["port"] == 50051 and sc["livenessProbe"]["grpc"]["port"] == 50051,
-          f"scheduler probes use the gRPC health service on the job port ({label})")
+    tls = any(a.startswith("--api-tls-cert=") for a in sc["args"])
+    if tls:
+        check(all(sc[p]["tcpSocket"]["port"] == "api" for p in ("startupProbe", "readinessProbe", "livenessProbe")),
+              f"with TLS the scheduler probes the job port by TCP (the kubelet's gRPC probe has no TLS) ({label})")
+        for cj in kinds(docs, "CronJob"):
+            args = container(cj)[1]["args"]
+            check("--api=https://medallion-scheduler.medallion.svc:50051" in args and "--ca-cert=/etc/medallion/tls/ca.crt" in args,
+                  f"CronJob {cj['metadata']['name']} calls the job service over https with the CA ({label})")
+    else:
+        check(all(sc[p]["grpc"]["port"] == 50051 for p in ("startupProbe", "readinessProbe", "livenessProbe")),
+              f"scheduler probes use the gRPC health service on the job port ({label})")
     check(scheduler["spec"]["replicas"] == 1 and scheduler["spec"]["strategy"]["type"] == "Recreate",
           f"one scheduler, replaced not doubled ({label})")
     epod, ec = container(executor)
