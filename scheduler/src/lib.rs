@@ -240,6 +240,17 @@ pub async fn start(options: SchedulerOptions) -> Result<()> {
     }
 }
 
+/// `task` when there is one; otherwise a future that never ends, so it never wins a `select!`.
+fn optional<F>(task: Option<F>) -> impl std::future::Future<Output = Result<()>>
+where
+    F: std::future::Future<Output = Result<()>>,
+{
+    match task {
+        Some(task) => futures::future::Either::Left(task),
+        None => futures::future::Either::Right(futures::future::pending()),
+    }
+}
+
 /// Serves the job service, gRPC health and reflection until the process stops.
 async fn serve_api(options: ApiOptions, cluster_url: String) -> Result<()> {
     use medallion_proto::v1::job_service_server::JobServiceServer;
@@ -268,20 +279,12 @@ async fn serve_api(options: ApiOptions, cluster_url: String) -> Result<()> {
     if options.tokens.is_empty() {
         tracing::warn!("the job service has no tokens configured: every call is accepted");
     }
-    let autoscaler = match options.autoscale.clone() {
-        Some(autoscale) => {
-            let source = api.clone();
-            futures::future::Either::Left(autoscale::run(
-                autoscale,
-                std::sync::Arc::new(move || source.demand()),
-            ))
-        }
-        None => futures::future::Either::Right(futures::future::pending()),
-    };
-    let metrics = match options.metrics {
-        Some(bind) => futures::future::Either::Left(metrics::serve(bind, api.clone())),
-        None => futures::future::Either::Right(futures::future::pending()),
-    };
+    // Beside the service: the autoscaler and the metrics, each when configured.
+    let autoscaler = optional(options.autoscale.clone().map(|autoscale| {
+        let source = api.clone();
+        autoscale::run(autoscale, std::sync::Arc::new(move || source.demand()))
+    }));
+    let metrics = optional(options.metrics.map(|bind| metrics::serve(bind, api.clone())));
     let tokens = options.tokens.clone();
     let jobs = JobServiceServer::with_interceptor(api, move |r| tokens.check(r));
     tracing::info!(addr = %options.bind, tls = options.tls.is_some(), "medallion job service listening");
