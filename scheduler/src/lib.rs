@@ -13,8 +13,6 @@ pub mod api;
 pub mod autoscale;
 pub mod metrics;
 
-pub(crate) use medallion_jobs::error_chain;
-
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -60,11 +60,6 @@ impl Recommendations {
         }
     }
 
-    /// The policy deciding.
-    pub fn policy(&self) -> &ScalePolicy {
-        &self.policy
-    }
-
     /// The replica count to set now, given the demand and the Deployment's current size.
     pub fn decide(&mut self, demand: Demand, current: i32, now: Instant) -> i32 {
         let wanted = self.policy.wanted(demand);

@@ -104,7 +104,7 @@ pub async fn apply_replicas(deployments: &Api<Deployment>, name: &str, replicas:
 /// (doubling from the interval, at most five minutes), so a missing RBAC rule or Deployment
 /// does not flood the API server.
 pub fn error_policy(error: &Error, ctx: &Context, failures: u32) -> Action {
-    warn!(deployment = %ctx.name, failures, error = %crate::error_chain(error), "autoscaler reconcile failed");
+    warn!(deployment = %ctx.name, failures, error = %medallion_jobs::error_chain(error), "autoscaler reconcile failed");
     let backoff = ctx.interval.saturating_mul(1 << failures.min(8));
     Action {
         requeue_after: backoff.min(Duration::from_secs(300)),

@@ -220,8 +220,8 @@ async fn a_refused_apply_names_the_size_it_wanted() {
         "{error:?}"
     );
     assert!(
-        crate::error_chain(&error).contains("Forbidden"),
+        medallion_jobs::error_chain(&error).contains("Forbidden"),
         "{}",
-        crate::error_chain(&error)
+        medallion_jobs::error_chain(&error)
     );
 }
