@@ -278,7 +278,7 @@ async fn serve_api(options: ApiOptions, cluster_url: String) -> Result<()> {
         tracing::warn!("the job service has no tokens configured: every call is accepted");
     }
     // Beside the service: the autoscaler and the metrics, each when configured.
-    let autoscaler = optional(options.autoscale.clone().map(|autoscale| {
+    let autoscaler = optional(options.autoscale.map(|autoscale| {
         let source = api.clone();
         autoscale::run(autoscale, std::sync::Arc::new(move || source.demand()))
     }));
