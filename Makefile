@@ -10,7 +10,7 @@ FEATURES := --features medallion-cli/kube
 DEPLOY_VENV := $(TOOLS)/deploy-venv
 DEPLOY_PY := $(DEPLOY_VENV)/bin/python
 
-.PHONY: help setup build demo test deploy-check fmt lint bench bench-als bench-api cluster-demo
+.PHONY: help setup build demo test deploy-check fmt lint bench bench-als bench-api chaos cluster-demo
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -58,6 +58,9 @@ bench-als: setup build ## ALS: MovieLens-100K against Spark MLlib and `implicit`
 	$(PYTHON) tests/bench/als_compare.py --bin $(BIN)
 	$(BIN) bench --dataset ratings --ratings 1000000
 	$(BIN) bench --dataset ratings --ratings 10000000
+
+chaos: setup ## randomized kill -9 trials on a scheduler and two executors (MEDALLION_CHAOS_TRIALS, default 20)
+	cargo test $(FEATURES) -p medallion-cli --test it -- --ignored randomized_chaos_trials --nocapture
 
 bench-api: build ## job service: 50 concurrent submissions to a scheduler with 2 executors; latency, completion, scheduler RSS
 	$(PYTHON) tests/bench/api_load.py --bin $(BIN)

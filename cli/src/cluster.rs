@@ -79,6 +79,7 @@ async fn start_embedded(parallelism: usize, partitions: usize) -> Result<Connect
             bind: ([127, 0, 0, 1], scheduler_port).into(),
             external_host: "127.0.0.1".into(),
             executor_timeout_seconds: 30,
+            no_executors_grace_seconds: 30,
             api: None,
         };
         if let Err(e) = medallion_scheduler::start(options).await {

@@ -149,6 +149,29 @@ pub enum Error {
         /// The failed upstream table.
         upstream: String,
     },
+    /// An attempt at a table was given up by the run's watch.
+    #[error("table `{table}`: attempt {attempt} {cause}")]
+    AttemptAbandoned {
+        /// The table.
+        table: String,
+        /// 1-based attempt.
+        attempt: u32,
+        /// Why it was given up.
+        cause: Abandoned,
+    },
+    /// The run was cancelled before the table started.
+    #[error("not run: the run was cancelled")]
+    RunCancelled,
+    /// Every attempt at a table failed.
+    #[error("table `{table}` failed after {attempts} attempt(s); last: {last}")]
+    AttemptsExhausted {
+        /// The table.
+        table: String,
+        /// Attempts made.
+        attempts: u32,
+        /// What went wrong in the last one.
+        last: String,
+    },
     /// Starting or connecting to the Ballista cluster failed.
     #[error("failed to connect to cluster {target}")]
     Cluster {
@@ -158,6 +181,63 @@ pub enum Error {
         #[source]
         source: Box<DataFusionError>,
     },
+}
+
+/// Why the run's watch gave an attempt up.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Abandoned {
+    /// No Ballista stage finished for too long: an executor was lost and the job is stuck, or
+    /// no executor is left to take its tasks.
+    #[error(
+        "made no progress for {seconds}s ({jobs} Ballista job(s), {stages_done} stage(s) of the running job(s) done{}); cancelled on the cluster",
+        if *queued { ", the last job still queued: no executor took its tasks" } else { "" }
+    )]
+    Stalled {
+        /// Seconds without progress.
+        seconds: u64,
+        /// Jobs the attempt submitted.
+        jobs: usize,
+        /// Stages finished in its running jobs.
+        stages_done: usize,
+        /// The last job never left the queue.
+        queued: bool,
+    },
+    /// The attempt ran longer than the table's `timeout_seconds`.
+    #[error("ran longer than its {seconds}s timeout; cancelled on the cluster")]
+    TimedOut {
+        /// The limit.
+        seconds: u64,
+    },
+    /// The run was cancelled (Ctrl-C, `medallion cancel`).
+    #[error("was cancelled with the run; its Ballista jobs were cancelled")]
+    Cancelled,
+}
+
+impl Error {
+    /// Whether another attempt could succeed: failures of the cluster, the store or a job, as
+    /// opposed to the spec, the data or the expectations, which fail the same way again.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Error::ObjectStore { .. }
+            | Error::Query { .. }
+            | Error::Delta { .. }
+            | Error::RowsUnaccounted { .. }
+            | Error::Cluster { .. } => true,
+            Error::AttemptAbandoned { cause, .. } => *cause != Abandoned::Cancelled,
+            Error::ReadSpec { .. }
+            | Error::ParseSpec { .. }
+            | Error::InvalidSpec { .. }
+            | Error::Select { .. }
+            | Error::Url { .. }
+            | Error::NoSourceFiles { .. }
+            | Error::SchemaMismatch { .. }
+            | Error::ExpectationFailed { .. }
+            | Error::NoTrainingData { .. }
+            | Error::UpstreamFailed { .. }
+            | Error::RunCancelled
+            | Error::AttemptsExhausted { .. } => false,
+        }
+    }
 }
 
 /// The error and its causes on one line, each cause once.

@@ -110,6 +110,16 @@ pub enum Error {
         #[source]
         source: medallion_jobs::Error,
     },
+    /// A row of the run history could not be read (ordered by the time it was recorded).
+    #[error("run history at {url}: row {row} cannot be read: {reason}")]
+    HistoryRow {
+        /// The history table.
+        url: String,
+        /// 1-based row in recording order.
+        row: usize,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// No Kubernetes client could be built (not in a pod, no kubeconfig).
     #[cfg(feature = "kube")]
     #[error("cannot reach the Kubernetes API server")]
@@ -168,6 +178,8 @@ pub struct SchedulerOptions {
     pub external_host: String,
     /// Seconds without a heartbeat before an executor is considered lost.
     pub executor_timeout_seconds: u64,
+    /// Seconds to wait for an executor after the last one is lost before the running jobs fail.
+    pub no_executors_grace_seconds: u64,
     /// The job service, when it is served.
     pub api: Option<ApiOptions>,
 }
@@ -193,6 +205,8 @@ pub struct ApiOptions {
     pub autoscale: Option<autoscale::AutoscaleOptions>,
     /// Address of the Prometheus metrics (`GET /metrics`); not served when absent.
     pub metrics: Option<SocketAddr>,
+    /// Start the runs a restart cut off again, under their own run ids (needs `state`).
+    pub resume_interrupted: bool,
 }
 
 /// Serves the Ballista scheduler until the process stops.
@@ -204,6 +218,7 @@ pub async fn start(options: SchedulerOptions) -> Result<()> {
         external_host: options.external_host.clone(),
         executor_timeout_seconds: options.executor_timeout_seconds,
         expire_dead_executor_interval_seconds: (options.executor_timeout_seconds / 4).max(1),
+        no_executors_grace_period_seconds: options.no_executors_grace_seconds,
         override_session_builder: Some(Arc::new(move |config| {
             Ok(medallion_state(config, Arc::clone(&runtime)))
         })),
@@ -258,6 +273,7 @@ async fn serve_api(options: ApiOptions, cluster_url: String) -> Result<()> {
         options.partitions,
         options.pipelines,
         options.state.as_ref(),
+        options.resume_interrupted,
     )
     .await?;
     let (health, health_service) = tonic_health::server::health_reporter();

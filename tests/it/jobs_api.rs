@@ -367,3 +367,56 @@ async fn the_job_service_speaks_tls() {
     let untrusted = api.call(Some(TOKEN), &["runs"]);
     assert_eq!(untrusted.status.code(), Some(2), "{}", text(&untrusted));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn after_a_restart_finished_runs_keep_their_results_and_cut_off_runs_resume_by_themselves() {
+    let ws = Workspace::new(SPEC);
+    let state = ws.path("state").display().to_string();
+    let mut api = start_api_with(
+        ws.dir.path(),
+        &["--state".into(), state, "--resume-interrupted".into()],
+    );
+    write_long_pipeline(&ws, 40);
+    let (landing, lake) = (
+        ws.path("landing").display().to_string(),
+        ws.path("lake").display().to_string(),
+    );
+    let submit = |api: &Api, spec: &str| {
+        let spec = ws.path(spec).display().to_string();
+        let args = ["submit", "--spec", &spec, "--landing", &landing, "--lakehouse", &lake];
+        let out = api.call(Some(TOKEN), &args);
+        assert!(out.status.success(), "{}", text(&out));
+        run_id(&out)
+    };
+    let finished = submit(&api, "pipeline.toml");
+    let watched = api.call(Some(TOKEN), &["watch", &finished]);
+    assert!(watched.status.success(), "{}", text(&watched));
+
+    let cut_off = submit(&api, "long.toml");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !ws.path(&format!("lake/_medallion/work/recs/{cut_off}")).exists() {
+        assert!(std::time::Instant::now() < deadline, "ALS never started");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    api.cluster.restart_scheduler();
+    wait_for_port(
+        api.url.rsplit(':').next().unwrap().parse().unwrap(),
+        "job service",
+    );
+
+    // The run that had succeeded is still succeeded, with every table's result.
+    let status = api.call(Some(TOKEN), &["status", &finished]);
+    let shown = text(&status);
+    assert!(status.status.success(), "{shown}");
+    assert!(shown.contains("succeeded") && !shown.contains("interrupted"), "{shown}");
+    for table in ["orders_raw", "customers_raw", "orders", "revenue_by_country"] {
+        assert!(shown.contains(table), "{table} is listed: {shown}");
+    }
+
+    // The cut-off run resumed under its own id, without anyone resubmitting it.
+    let resumed = api.call(Some(TOKEN), &["watch", &cut_off]);
+    assert!(resumed.status.success(), "{}", text(&resumed));
+    assert!(text(&resumed).contains("already_committed"), "{}", text(&resumed));
+    assert_eq!(version(&ws.path("lake/bronze/ratings_raw")).await, 0, "no second bronze commit");
+    assert_eq!(version(&ws.path("lake/ml/recs")).await, 0);
+}

@@ -5,6 +5,7 @@ mod als;
 #[cfg(feature = "kube")]
 mod autoscale;
 mod azure;
+mod chaos;
 mod bad_input;
 mod ecommerce;
 mod jobs_api;

@@ -180,6 +180,10 @@ pub(crate) struct Cluster {
     pub(crate) scheduler_url: String,
     /// How the scheduler (children[0]) was started, to start it again.
     restart: Box<dyn Fn() -> Child + Send>,
+    /// How executor `i` (children[i + 1]) is started on its ports with a given work dir.
+    spawn_executor: Box<dyn Fn(usize, &Path) -> Child + Send>,
+    executor_ports: Vec<u16>,
+    work: PathBuf,
 }
 
 impl Cluster {
@@ -191,6 +195,20 @@ impl Cluster {
         self.children[0] = (self.restart)();
         let port: u16 = self.scheduler_url.rsplit(':').next().unwrap().parse().unwrap();
         wait_for_port(port, "restarted scheduler");
+    }
+
+    /// SIGKILL to executor `i`: its running tasks and shuffle files are gone.
+    pub(crate) fn kill_executor(&mut self, i: usize) {
+        let _ = self.children[i + 1].kill();
+        let _ = self.children[i + 1].wait();
+    }
+
+    /// Starts executor `i` again on the same ports with an empty work dir (a pod's `emptyDir`).
+    pub(crate) fn restart_executor(&mut self, i: usize, generation: usize) {
+        let dir = self.work.join(format!("executor{i}-{generation}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        self.children[i + 1] = (self.spawn_executor)(i, &dir);
+        wait_for_port(self.executor_ports[i], "restarted executor");
     }
 }
 
@@ -228,8 +246,18 @@ pub(crate) fn start_cluster_with_args(
     env: &[(&str, String)],
     scheduler_args: &[String],
 ) -> Cluster {
+    start_cluster_with_flags(work, executors, env, scheduler_args, &[])
+}
+
+/// [`start_cluster_with_args`] with extra `medallion executor` flags too.
+pub(crate) fn start_cluster_with_flags(
+    work: &Path,
+    executors: usize,
+    env: &[(&str, String)],
+    scheduler_args: &[String],
+    executor_args: &[String],
+) -> Cluster {
     let port = free_port();
-    let log = |name: &str| Stdio::from(std::fs::File::create(work.join(format!("{name}.log"))).unwrap());
     let (dir, vars) = (
         work.to_path_buf(),
         env.iter()
@@ -262,18 +290,28 @@ pub(crate) fn start_cluster_with_args(
             .spawn()
             .unwrap()
     };
-    let mut cluster = Cluster {
-        children: vec![spawn_scheduler()],
-        scheduler_url: format!("df://127.0.0.1:{port}"),
-        restart: Box::new(spawn_scheduler),
-    };
-    wait_for_port(port, "scheduler");
-    for i in 0..executors {
-        let (flight, grpc) = (free_port(), free_port());
-        let dir = work.join(format!("executor{i}"));
-        std::fs::create_dir_all(&dir).unwrap();
-        let child = Command::new(BIN)
-            .envs(env.iter().cloned())
+    let (work_dir, vars) = (
+        work.to_path_buf(),
+        env.iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect::<Vec<_>>(),
+    );
+    let ports: Vec<(u16, u16)> = (0..executors).map(|_| (free_port(), free_port())).collect();
+    let executor_flags = executor_args.to_vec();
+    let executor_ports = ports.clone();
+    let spawn_executor = move |i: usize, dir: &Path| {
+        let (flight, grpc) = executor_ports[i];
+        let log = |name: &str| {
+            Stdio::from(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(work_dir.join(name))
+                    .unwrap(),
+            )
+        };
+        Command::new(BIN)
+            .envs(vars.iter().cloned())
             .args([
                 "executor",
                 "--scheduler",
@@ -295,12 +333,27 @@ pub(crate) fn start_cluster_with_args(
                 "--work-dir",
                 &dir.display().to_string(),
             ])
-            .stdout(log(&format!("executor{i}")))
-            .stderr(log(&format!("executor{i}.err")))
+            .args(&executor_flags)
+            .stdout(log(&format!("executor{i}.log")))
+            .stderr(log(&format!("executor{i}.err.log")))
             .spawn()
-            .unwrap();
+            .unwrap()
+    };
+    let mut cluster = Cluster {
+        children: vec![spawn_scheduler()],
+        scheduler_url: format!("df://127.0.0.1:{port}"),
+        restart: Box::new(spawn_scheduler),
+        spawn_executor: Box::new(spawn_executor),
+        executor_ports: ports.iter().map(|p| p.0).collect(),
+        work: work.to_path_buf(),
+    };
+    wait_for_port(port, "scheduler");
+    for i in 0..executors {
+        let dir = work.join(format!("executor{i}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let child = (cluster.spawn_executor)(i, &dir);
         cluster.children.push(child);
-        wait_for_port(flight, "executor");
+        wait_for_port(ports[i].0, "executor");
     }
     // Executors register with the scheduler on their first heartbeat.
     std::thread::sleep(Duration::from_secs(2));

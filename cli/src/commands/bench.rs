@@ -68,8 +68,11 @@ pub(crate) async fn run(args: BenchArgs) -> Result<ExitCode> {
         partitions: args.parallelism,
         concurrency: 4,
         quiet: true,
+        retries: None,
+        timeout_seconds: None,
+        stall_seconds: None,
     };
-    let summary = execute(&run_args).await?;
+    let summary = execute(&run_args, None).await?;
     println!("generated {lines} landing lines in {generate_secs:.2}s");
     print_tables(&summary);
     print_layers(&summary);

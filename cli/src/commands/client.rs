@@ -238,6 +238,7 @@ async fn follow(client: &mut Client, run_id: &str) -> Result<ExitCode> {
             Some(Event::TableQueued(table)) => eprintln!("  queued   {table}"),
             Some(Event::TableStarted(table)) => eprintln!("  started  {table}"),
             Some(Event::TableFinished(t)) => eprintln!("  {}", table_line(&t)),
+            Some(Event::TableRetrying(t)) => eprintln!("  retrying {}", table_line(&t)),
             Some(Event::RunFinished(run)) => {
                 print!("{}", render(&run));
                 return Ok(outcome(&run));

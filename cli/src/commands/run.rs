@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use clap::Args;
 use medallion_jobs::dag::{Dag, Selection};
 use medallion_jobs::pipeline::{PipelineRun, RunEvent, RunId, RunSummary, TableStatus};
-use medallion_jobs::spec::read_spec;
+use medallion_jobs::spec::{RetrySettings, read_spec};
 
 use crate::cluster::{ClusterTarget, connect};
 use crate::error::{Error, Result};
@@ -53,13 +53,37 @@ pub struct RunArgs {
     /// No per-table progress lines.
     #[arg(long, env = "MEDALLION_QUIET")]
     pub quiet: bool,
+    /// Attempts after the first for a table that fails for a transient reason (overrides the
+    /// spec's `retries`).
+    #[arg(long, env = "MEDALLION_RETRIES")]
+    pub retries: Option<u32>,
+    /// Seconds one attempt at a table may take, 0 for no limit (overrides `timeout_seconds`).
+    #[arg(long, env = "MEDALLION_TIMEOUT_SECONDS")]
+    pub timeout_seconds: Option<u64>,
+    /// Seconds without a finished Ballista stage before an attempt is cancelled and retried
+    /// (overrides `stall_seconds`).
+    #[arg(long, env = "MEDALLION_STALL_SECONDS")]
+    pub stall_seconds: Option<u64>,
 }
 
-/// Runs the pipeline and prints the summary; exit 1 when a table failed.
+/// Runs the pipeline and prints the summary; exit 1 when a table failed, 130 when Ctrl-C
+/// cancelled the run.
 pub(crate) async fn run(args: RunArgs) -> Result<ExitCode> {
-    let summary = execute(&args).await?;
+    let (cancel, cancelled) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            eprintln!("cancelling: the Ballista jobs in flight are being cancelled (Ctrl-C again to quit at once)");
+            let _ = cancel.send(true);
+            if tokio::signal::ctrl_c().await.is_ok() {
+                std::process::exit(130);
+            }
+        }
+    });
+    let summary = execute(&args, Some(cancelled.clone())).await?;
     println!("{}", summary.render());
-    Ok(if summary.succeeded() {
+    Ok(if *cancelled.borrow() {
+        ExitCode::from(130)
+    } else if summary.succeeded() {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
@@ -67,7 +91,10 @@ pub(crate) async fn run(args: RunArgs) -> Result<ExitCode> {
 }
 
 /// Builds the run from flags and executes it.
-pub(crate) async fn execute(args: &RunArgs) -> Result<RunSummary> {
+pub(crate) async fn execute(
+    args: &RunArgs,
+    cancel: Option<tokio::sync::watch::Receiver<bool>>,
+) -> Result<RunSummary> {
     let spec = read_spec(&args.spec)?;
     let mut selection = Selection::all();
     for s in &args.select {
@@ -110,7 +137,15 @@ pub(crate) async fn execute(args: &RunArgs) -> Result<RunSummary> {
         .with_run_id(run_id)
         .with_concurrency(args.concurrency)
         .with_partitions(args.partitions)
+        .with_retry_overrides(RetrySettings {
+            retries: args.retries,
+            timeout_seconds: args.timeout_seconds,
+            stall_seconds: args.stall_seconds,
+        })
         .with_cluster_label(target.to_string());
+    if let Some(cancel) = cancel {
+        run = run.with_cancel(cancel);
+    }
     if !args.quiet {
         eprintln!("{} on {target}", run.run_id().id);
         run = run.with_observer(print_progress);
@@ -122,14 +157,28 @@ pub(crate) async fn execute(args: &RunArgs) -> Result<RunSummary> {
 fn print_progress(event: &RunEvent) {
     let line = match event {
         RunEvent::TableStarted { table, layer } => format!("  started  {}.{table}", layer.as_str()),
+        RunEvent::TableRetrying { attempt, backoff } => format!(
+            "  retry    {}.{} (attempt {} failed after {:.2}s: {}; next in {}s)",
+            attempt.layer.as_str(),
+            attempt.table,
+            attempt.attempts,
+            attempt.duration.as_secs_f64(),
+            attempt.error.as_deref().unwrap_or("unknown error"),
+            backoff.as_secs()
+        ),
         RunEvent::TableFinished(t) => {
             let mark = match t.status {
                 TableStatus::Succeeded | TableStatus::AlreadyCommitted | TableStatus::NoNewData => "done",
-                TableStatus::Failed => "FAILED",
+                TableStatus::Failed | TableStatus::Retried => "FAILED",
                 TableStatus::Skipped => "skipped",
             };
+            let attempts = if t.attempts > 1 {
+                format!(", {} attempts", t.attempts)
+            } else {
+                String::new()
+            };
             format!(
-                "  {mark:<8} {}.{} ({}, {} written, {} quarantined, {:.2}s)",
+                "  {mark:<8} {}.{} ({}, {} written, {} quarantined, {:.2}s{attempts})",
                 t.layer.as_str(),
                 t.table,
                 t.status.as_str(),

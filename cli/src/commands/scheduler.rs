@@ -24,6 +24,14 @@ pub struct SchedulerArgs {
     /// Seconds without a heartbeat before an executor counts as lost.
     #[arg(long, env = "MEDALLION_EXECUTOR_TIMEOUT_SECONDS", default_value_t = 30)]
     pub executor_timeout_seconds: u64,
+    /// Seconds to wait for an executor after the last one is lost before running jobs fail
+    /// (default: --executor-timeout-seconds).
+    #[arg(long, env = "MEDALLION_NO_EXECUTORS_GRACE_SECONDS")]
+    pub no_executors_grace_seconds: Option<u64>,
+    /// On start, run again the job-service runs that a stop cut off, under their own run ids
+    /// (needs --state).
+    #[arg(long, env = "MEDALLION_RESUME_INTERRUPTED", requires = "state")]
+    pub resume_interrupted: bool,
     /// Address of the job service (submit, watch, cancel, list runs); not served when absent.
     #[arg(long, env = "MEDALLION_API_BIND")]
     pub api_bind: Option<SocketAddr>,
@@ -149,6 +157,7 @@ pub(crate) async fn run(args: SchedulerArgs) -> Result<ExitCode> {
             },
             autoscale: autoscale(&args)?,
             metrics: args.metrics_bind,
+            resume_interrupted: args.resume_interrupted,
         }),
         None => None,
     };
@@ -156,6 +165,9 @@ pub(crate) async fn run(args: SchedulerArgs) -> Result<ExitCode> {
         bind: args.bind,
         external_host: args.external_host,
         executor_timeout_seconds: args.executor_timeout_seconds,
+        no_executors_grace_seconds: args
+            .no_executors_grace_seconds
+            .unwrap_or(args.executor_timeout_seconds),
         api,
     })
     .await?;

@@ -7,7 +7,10 @@
 use ballista::prelude::SessionContextExt;
 use datafusion::prelude::SessionContext;
 
+use std::sync::Arc;
+
 use super::session::{medallion_session_config, medallion_state};
+use super::watch::SchedulerAddress;
 use crate::error::{Error, Result};
 
 /// A Ballista client session on the scheduler at `url` (e.g. `df://localhost:50050`).
@@ -16,9 +19,12 @@ pub async fn connect(url: &str, target_partitions: usize) -> Result<SessionConte
         target: url.to_string(),
         source: Box::new(source),
     })?;
+    // Watches of table attempts ask the same scheduler about their jobs.
+    let address = SchedulerAddress(url.replacen("df://", "http://", 1));
     let config = medallion_session_config()
         .with_target_partitions(target_partitions.max(1))
-        .with_information_schema(true);
+        .with_information_schema(true)
+        .with_extension(Arc::new(address));
     let ctx = SessionContext::remote_with_state(url, medallion_state(config, runtime))
         .await
         .map_err(|source| Error::Cluster {

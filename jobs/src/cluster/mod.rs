@@ -5,8 +5,10 @@ mod codec;
 mod connect;
 mod planner;
 mod session;
+mod watch;
 
 pub use codec::{MedallionLogicalCodec, MedallionPhysicalCodec, logical_codec, physical_codec};
 pub use connect::connect;
 pub use planner::MedallionQueryPlanner;
 pub use session::{medallion_session_config, medallion_state};
+pub use watch::{JobWatch, Progress, SchedulerAddress};

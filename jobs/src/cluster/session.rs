@@ -11,9 +11,14 @@ use datafusion::prelude::SessionConfig;
 use super::codec::{logical_codec, physical_codec};
 use super::planner::MedallionQueryPlanner;
 
-/// A Ballista session config carrying Medallion's codecs.
+/// A Ballista session config carrying Medallion's codecs, planned by the static planner.
+///
+/// Ballista 55's adaptive planner (on by default) keeps side state per stage that is not
+/// rolled back when an executor is lost after a stage finished: the stage's re-run then fails
+/// every status update (`Can't find active stage to update stage outputs`) and the job stays
+/// running forever. The static planner rolls such stages back; the README has the numbers.
 pub fn medallion_session_config() -> SessionConfig {
-    with_codecs(SessionConfig::new_with_ballista())
+    with_codecs(SessionConfig::new_with_ballista().with_ballista_adaptive_query_planner(false))
 }
 
 /// Adds Medallion's codecs to a config (e.g. one a client sent to the scheduler).

@@ -82,17 +82,38 @@ impl Staged {
     }
 }
 
+/// The attempt a session writes for, set on the session config: its data files are named
+/// after it (see [`tag_path`](super::tag_path)).
+#[derive(Debug, Clone)]
+pub struct FileTag(pub String);
+
+impl FileTag {
+    /// A session like `ctx` (same catalog, functions, cluster) whose writes carry this tag.
+    pub fn session(self, ctx: &SessionContext) -> SessionContext {
+        let state = ctx.state();
+        let config = state.config().clone().with_extension(Arc::new(self));
+        let state = datafusion::execution::SessionStateBuilder::new_from_existing(state)
+            .with_config(config)
+            .build();
+        SessionContext::new_with_state(state)
+    }
+}
+
 /// Runs `frame` through a Delta write on the session's cluster: the executors write the files
-/// of every target in `spec`; nothing is committed.
+/// of every target in `spec` (tagged with the session's [`FileTag`]); nothing is committed.
 pub async fn write_on_cluster(
     ctx: &SessionContext,
     frame: &DataFrame,
     spec: &WriteSpec,
 ) -> Result<WriteResult> {
+    let mut spec = spec.clone();
+    if let Some(tag) = ctx.state().config().get_extension::<FileTag>() {
+        spec.file_tag = tag.0.clone();
+    }
     let node = DeltaWriteNode::try_new(frame.logical_plan().clone(), spec.clone())?;
     let plan = LogicalPlan::Extension(Extension { node: Arc::new(node) });
     let batches = ctx.execute_logical_plan(plan).await?.collect().await?;
-    WriteResult::from_batches(spec, &batches)
+    WriteResult::from_batches(&spec, &batches)
 }
 
 /// Writes a few driver-side rows (metrics, model metadata) as data files of the table at `url`.

@@ -23,6 +23,7 @@ use futures::StreamExt;
 use url::Url;
 
 use super::normalize::{normalize_batch, normalize_schema};
+use super::tagged::{TaggedStore, tag_path};
 use super::write_spec::{COUNTS_ROW, TaskCounts, WriteSpec, WriteTarget, schema_to_hex};
 
 static WRITTEN_FILES: LazyLock<SchemaRef> = LazyLock::new(|| {
@@ -127,10 +128,13 @@ struct TargetWriter<'a> {
 }
 
 impl<'a> TargetWriter<'a> {
-    fn open(target: &'a WriteTarget, input: &SchemaRef) -> Result<Self> {
+    fn open(target: &'a WriteTarget, input: &SchemaRef, tag: &str) -> Result<Self> {
         // The process's shared client for the bucket, not a new one per task.
         let url = Url::parse(&target.url).map_err(external)?;
-        let store = crate::storage::table_store(&url).map_err(external)?;
+        let mut store = crate::storage::table_store(&url).map_err(external)?;
+        if !tag.is_empty() {
+            store = Arc::new(TaggedStore::new(store, tag));
+        }
         let schema = normalize_schema(&Arc::new(input.project(&target.columns)?));
         let config = WriterConfig::new(
             Arc::clone(&schema),
@@ -166,7 +170,7 @@ async fn write_partition(mut input: SendableRecordBatchStream, spec: Arc<WriteSp
     let mut writers = spec
         .targets
         .iter()
-        .map(|t| TargetWriter::open(t, &schema))
+        .map(|t| TargetWriter::open(t, &schema, &spec.file_tag))
         .collect::<Result<Vec<_>>>()?;
     let schemas = writers
         .iter()
@@ -189,7 +193,10 @@ async fn write_partition(mut input: SendableRecordBatchStream, spec: Arc<WriteSp
     }
     let mut out = ResultRows::default();
     for (t, writer) in writers.into_iter().enumerate() {
-        for add in writer.writer.close().await.map_err(external)? {
+        for mut add in writer.writer.close().await.map_err(external)? {
+            if !spec.file_tag.is_empty() {
+                add.path = tag_path(&add.path, &spec.file_tag);
+            }
             let rows = num_records(add.stats.as_deref());
             out.push(
                 t as i32,

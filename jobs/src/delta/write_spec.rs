@@ -30,6 +30,9 @@ pub struct WriteSpec {
     pub targets: Vec<WriteTarget>,
     /// Boolean columns counted (e.g. "rule i failed").
     pub count_columns: Vec<usize>,
+    /// Prefix of every data file's name (the attempt that writes them); none when empty.
+    #[serde(default)]
+    pub file_tag: String,
 }
 
 /// Rows and counts one write task saw, returned beside its files.

@@ -126,6 +126,7 @@ impl TableJob<'_> {
                 },
             ],
             count_columns: checked.failed_columns.clone(),
+            file_tag: String::new(),
         };
         let result = self.write(&checked.frame, &spec).await?;
         self.account(outcome, &rules, &spec, &result).await?;

@@ -1,9 +1,11 @@
-//! The run event log: one Delta row per table per run, inside the lakehouse.
+//! The run event log: one Delta row per table per run (and one per failed attempt that was
+//! retried), inside the lakehouse.
 
 use std::sync::{Arc, LazyLock};
 
 use datafusion::arrow::array::{ArrayRef, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use deltalake::operations::write::SchemaMode;
 use deltalake::protocol::SaveMode;
 use tokio::sync::Mutex;
 use url::Url;
@@ -33,6 +35,7 @@ static SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
         Field::new("delta_version", DataType::Int64, true),
         Field::new("error", DataType::Utf8, true),
         Field::new("cluster", DataType::Utf8, true),
+        Field::new("attempt", DataType::Int64, true),
     ]))
 });
 
@@ -56,6 +59,8 @@ pub async fn append_rows(url: &Url, batch: RecordBatch) -> Result<()> {
     table
         .write(vec![batch])
         .with_save_mode(SaveMode::Append)
+        // Logs written before a column was added (e.g. `attempt`) gain it, older rows NULL.
+        .with_schema_mode(SchemaMode::Merge)
         .await
         .map_err(|e| err("append", e))?;
     Ok(())
@@ -132,6 +137,7 @@ impl EventLog {
                 int(o.version),
                 Arc::new(StringArray::from(vec![o.error.clone()])),
                 text(&self.cluster),
+                int(Some(i64::from(o.attempts))),
             ],
         )
     }

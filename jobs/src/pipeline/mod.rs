@@ -2,6 +2,7 @@
 //! written and committed once, and every outcome recorded in the event log.
 
 mod als_job;
+mod attempts;
 mod event_log;
 mod outcome;
 mod paths;

@@ -17,6 +17,8 @@ pub enum TableStatus {
     Failed,
     /// Not run because an upstream table failed.
     Skipped,
+    /// One attempt that failed and was tried again (event log rows and progress only).
+    Retried,
 }
 
 impl TableStatus {
@@ -28,12 +30,13 @@ impl TableStatus {
             TableStatus::NoNewData => "no_new_data",
             TableStatus::Failed => "failed",
             TableStatus::Skipped => "skipped",
+            TableStatus::Retried => "retried",
         }
     }
 
     /// Whether downstream tables may run.
     pub fn is_ok(self) -> bool {
-        !matches!(self, TableStatus::Failed | TableStatus::Skipped)
+        !matches!(self, TableStatus::Failed | TableStatus::Skipped | TableStatus::Retried)
     }
 }
 
@@ -64,6 +67,29 @@ pub struct TableOutcome {
     pub error: Option<String>,
     /// Model metrics (ml tables): name (with `@k` for ranking metrics) and value.
     pub metrics: Vec<(String, f64)>,
+    /// Attempts made (1 unless the table was retried).
+    pub attempts: u32,
+}
+
+impl TableOutcome {
+    /// A table that has not run yet: failed until told otherwise, started now.
+    pub fn new(table: &str, layer: Layer) -> Self {
+        Self {
+            table: table.to_string(),
+            layer,
+            status: TableStatus::Failed,
+            rows_read: 0,
+            rows_written: 0,
+            rows_quarantined: 0,
+            rule_failures: vec![],
+            version: None,
+            started_at_micros: chrono::Utc::now().timestamp_micros(),
+            duration: Duration::ZERO,
+            error: None,
+            metrics: vec![],
+            attempts: 1,
+        }
+    }
 }
 
 /// Progress events while a run executes.
@@ -78,6 +104,13 @@ pub enum RunEvent {
     },
     /// A table finished (in any status).
     TableFinished(TableOutcome),
+    /// An attempt at a table failed and the table will be tried again.
+    TableRetrying {
+        /// The failed attempt, with its cause in `error` and its wall time.
+        attempt: TableOutcome,
+        /// Seconds until the next attempt starts.
+        backoff: Duration,
+    },
 }
 
 /// The result of a whole run.

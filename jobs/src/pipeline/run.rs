@@ -10,6 +10,7 @@ use futures::stream::FuturesUnordered;
 use tracing::{info, warn};
 use url::Url;
 
+use super::attempts::{CancelSignal, run_attempts};
 use super::event_log::{EVENT_LOG_PATH, EventLog};
 use super::outcome::{RunEvent, RunSummary, TableOutcome, TableStatus};
 use super::paths::{Lakehouse, resolve_url};
@@ -18,7 +19,7 @@ use crate::dag::{Dag, Selection};
 use crate::delta::TableSnapshot;
 use crate::error::{Error, Result, error_chain};
 use crate::quality::QUARANTINE_SUFFIX;
-use crate::spec::Pipeline;
+use crate::spec::{Pipeline, RetrySettings};
 
 /// A run's identity: `run-<sequence>`, the sequence being the start time in microseconds (two
 /// runs started in the same millisecond by different processes must not share an id).
@@ -84,6 +85,8 @@ pub struct PipelineRun {
     partitions: usize,
     cluster: String,
     observer: Option<Observer>,
+    retry_overrides: RetrySettings,
+    cancel: CancelSignal,
 }
 
 impl PipelineRun {
@@ -100,6 +103,8 @@ impl PipelineRun {
             partitions: 2,
             cluster: "embedded".into(),
             observer: None,
+            retry_overrides: RetrySettings::default(),
+            cancel: CancelSignal(tokio::sync::watch::channel(false).1),
         }
     }
 
@@ -154,6 +159,19 @@ impl PipelineRun {
     /// Label of the cluster, stored in the event log.
     pub fn with_cluster_label(mut self, label: impl Into<String>) -> Self {
         self.cluster = label.into();
+        self
+    }
+
+    /// Watch and retry settings that override the spec's, for every table (flags, env).
+    pub fn with_retry_overrides(mut self, overrides: RetrySettings) -> Self {
+        self.retry_overrides = overrides;
+        self
+    }
+
+    /// Cancels the run when `cancel` turns true: the Ballista jobs in flight are cancelled on
+    /// the cluster, their tables fail, and tables not started yet are skipped.
+    pub fn with_cancel(mut self, cancel: tokio::sync::watch::Receiver<bool>) -> Self {
+        self.cancel = CancelSignal(cancel);
         self
     }
 
@@ -264,7 +282,15 @@ impl PipelineRun {
                     .iter()
                     .find(|d| finished.get(d.as_str()).is_some_and(|s| !s.is_ok()))
                 {
-                    let outcome = self.skipped(name, failed);
+                    let upstream = Error::UpstreamFailed {
+                        table: name.into(),
+                        upstream: failed.to_string(),
+                    };
+                    let outcome = self.skipped(name, upstream.to_string());
+                    self.finish(ctx, lakehouse, log, &mut finished, &mut outcomes, outcome)
+                        .await;
+                } else if self.cancel.is_cancelled() {
+                    let outcome = self.skipped(name, Error::RunCancelled.to_string());
                     self.finish(ctx, lakehouse, log, &mut finished, &mut outcomes, outcome)
                         .await;
                 } else if running.len() < self.concurrency
@@ -275,19 +301,7 @@ impl PipelineRun {
                         table: name.to_string(),
                         layer: table.layer,
                     });
-                    running.push(
-                        TableJob {
-                            ctx,
-                            pipeline: &self.pipeline,
-                            table,
-                            lakehouse,
-                            landing,
-                            run: &self.run_id,
-                            full_refresh: self.full_refresh,
-                            partitions: self.partitions,
-                        }
-                        .run(),
-                    );
+                    running.push(self.attempts(ctx, table, lakehouse, landing, log));
                 } else {
                     still_pending.push(name);
                 }
@@ -342,28 +356,35 @@ impl PipelineRun {
         Ok(())
     }
 
-    fn skipped(&self, name: &str, upstream: &str) -> TableOutcome {
+    fn skipped(&self, name: &str, reason: String) -> TableOutcome {
         let table = self.pipeline.table(name).expect("selected tables exist");
-        TableOutcome {
-            table: name.to_string(),
-            layer: table.layer,
-            status: TableStatus::Skipped,
-            rows_read: 0,
-            rows_written: 0,
-            rows_quarantined: 0,
-            rule_failures: vec![],
-            version: None,
-            started_at_micros: chrono::Utc::now().timestamp_micros(),
-            duration: Default::default(),
-            error: Some(
-                Error::UpstreamFailed {
-                    table: name.into(),
-                    upstream: upstream.into(),
-                }
-                .to_string(),
-            ),
-            metrics: vec![],
-        }
+        let mut outcome = TableOutcome::new(name, table.layer);
+        outcome.status = TableStatus::Skipped;
+        outcome.error = Some(reason);
+        outcome
+    }
+
+    /// The table's watched attempts; failed ones go to the event log and the observer.
+    async fn attempts(
+        &self,
+        ctx: &SessionContext,
+        table: &crate::spec::TableSpec,
+        lakehouse: &Lakehouse,
+        landing: Option<&Url>,
+        log: &EventLog,
+    ) -> TableOutcome {
+        let policy = self.pipeline.retry_policy(table).overlaid(&self.retry_overrides);
+        let job = TableJob {
+            ctx,
+            pipeline: &self.pipeline,
+            table,
+            lakehouse,
+            landing,
+            run: &self.run_id,
+            full_refresh: self.full_refresh,
+            partitions: self.partitions,
+        };
+        run_attempts(job, policy, &self.cancel, log, |e| self.notify(e)).await
     }
 
     fn notify(&self, event: &RunEvent) {

@@ -24,7 +24,16 @@ use crate::spec::{Action, ModelSpec, Pipeline, TableSpec, Transform, WriteMode};
 /// Query columns starting with this are helpers: expectations see them, tables do not get them.
 const HELPER_PREFIX: &str = "__";
 
+/// How one attempt at a table ended.
+pub(crate) struct Attempted {
+    /// The table's outcome as this attempt left it.
+    pub(crate) outcome: TableOutcome,
+    /// It failed for a reason another attempt may not meet (the cluster, the store).
+    pub(crate) retryable: bool,
+}
+
 /// Everything one table's work needs from its run.
+#[derive(Clone)]
 pub(crate) struct TableJob<'a> {
     pub(crate) ctx: &'a SessionContext,
     pub(crate) pipeline: &'a Pipeline,
@@ -37,27 +46,16 @@ pub(crate) struct TableJob<'a> {
 }
 
 impl TableJob<'_> {
-    /// Runs the table; failures become a `Failed` outcome, never a panic.
+    /// Runs the table once; failures become a `Failed` outcome, never a panic.
     #[instrument(skip_all, fields(run_id = %self.run.id, table = %self.table.name))]
-    pub(crate) async fn run(self) -> TableOutcome {
+    pub(crate) async fn run(self) -> Attempted {
         let started = Instant::now();
-        let mut outcome = TableOutcome {
-            table: self.table.name.clone(),
-            layer: self.table.layer,
-            status: TableStatus::Failed,
-            rows_read: 0,
-            rows_written: 0,
-            rows_quarantined: 0,
-            rule_failures: vec![],
-            version: None,
-            started_at_micros: chrono::Utc::now().timestamp_micros(),
-            duration: Default::default(),
-            error: None,
-            metrics: vec![],
-        };
+        let mut outcome = TableOutcome::new(&self.table.name, self.table.layer);
+        let mut retryable = false;
         match self.try_run(&mut outcome).await {
             Ok(status) => outcome.status = status,
             Err(e) => {
+                retryable = e.is_transient();
                 outcome.error = Some(error_chain(&e));
                 outcome.status = TableStatus::Failed;
             }
@@ -68,7 +66,16 @@ impl TableJob<'_> {
             rows = outcome.rows_written,
             "table finished"
         );
-        outcome
+        Attempted { outcome, retryable }
+    }
+
+    /// Every table this job writes: the table, its quarantine and a model's companions.
+    pub(crate) fn output_urls(&self) -> Vec<Url> {
+        let companions = self.table.model.iter().flat_map(|m| m.companion_suffixes());
+        std::iter::once(self.lakehouse.table_url(self.table))
+            .chain(std::iter::once(self.lakehouse.quarantine_url(self.table)))
+            .chain(companions.map(|suffix| self.lakehouse.companion_url(self.table, suffix)))
+            .collect()
     }
 
     pub(super) fn app_id(&self, suffix: &str) -> String {
@@ -246,6 +253,7 @@ impl TableJob<'_> {
         WriteSpec {
             targets,
             count_columns: checked.failed_columns.clone(),
+            file_tag: String::new(),
         }
     }
 

@@ -3,7 +3,9 @@
 mod model;
 mod model_spec;
 mod parse;
+mod retry;
 
 pub use model::{Action, Expectation, Format, Layer, Pipeline, Source, TableSpec, Transform, WriteMode};
 pub use model_spec::{ALS_COMPANIONS, AlsParams, ColdStart, EvalSpec, ModelSpec, Split};
 pub use parse::{parse_spec, read_spec};
+pub use retry::{DEFAULT_RETRIES, DEFAULT_STALL_SECONDS, RetryPolicy, RetrySettings};

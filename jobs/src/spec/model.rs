@@ -15,6 +15,8 @@ pub struct Pipeline {
     pub vars: BTreeMap<String, String>,
     /// Tables in the order they are declared in the file.
     pub tables: Vec<TableSpec>,
+    /// Watch and retry settings of tables that give none of their own.
+    pub retry: super::RetryPolicy,
     /// Path of the file the spec came from (for error messages).
     pub path: String,
 }
@@ -23,6 +25,11 @@ impl Pipeline {
     /// Looks a table up by name.
     pub fn table(&self, name: &str) -> Option<&TableSpec> {
         self.tables.iter().find(|t| t.name == name)
+    }
+
+    /// The watch and retry settings in effect for `table`.
+    pub fn retry_policy(&self, table: &TableSpec) -> super::RetryPolicy {
+        self.retry.overlaid(&table.retry)
     }
 }
 
@@ -81,6 +88,8 @@ pub struct TableSpec {
     pub mode: WriteMode,
     /// A model trained on the table's query (ml tables only).
     pub model: Option<super::ModelSpec>,
+    /// This table's own watch and retry settings, over the pipeline's.
+    pub retry: super::RetrySettings,
     /// 1-based line of the table's declaration in the spec file.
     pub line: usize,
 }

@@ -7,6 +7,7 @@ use toml::Spanned;
 
 use super::model::{Action, Expectation, Format, Layer, Pipeline, Source, TableSpec, Transform, WriteMode};
 use super::model_spec::{ModelSpec, RawAls};
+use super::retry::{RetryPolicy, RetrySettings};
 use crate::error::{Error, Result};
 
 #[derive(Deserialize)]
@@ -25,6 +26,9 @@ struct RawPipeline {
     landing: Option<String>,
     #[serde(default)]
     vars: BTreeMap<String, String>,
+    retries: Option<u32>,
+    timeout_seconds: Option<u64>,
+    stall_seconds: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -42,6 +46,9 @@ struct RawTable {
     expectations: Vec<RawExpectation>,
     mode: Option<String>,
     als: Option<RawAls>,
+    retries: Option<u32>,
+    timeout_seconds: Option<u64>,
+    stall_seconds: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -101,8 +108,14 @@ pub fn parse_spec(text: &str, path: &str) -> Result<Pipeline> {
             message: "[pipeline] name must not be empty".into(),
         });
     }
+    let retry = RetryPolicy::default().overlaid(&RetrySettings {
+        retries: raw.pipeline.retries,
+        timeout_seconds: raw.pipeline.timeout_seconds,
+        stall_seconds: raw.pipeline.stall_seconds,
+    });
     Ok(Pipeline {
         name: raw.pipeline.name,
+        retry,
         lakehouse: raw.pipeline.lakehouse,
         landing: raw.pipeline.landing,
         vars: raw.pipeline.vars,
@@ -175,6 +188,11 @@ fn convert_table(raw: RawTable, line: usize, path: &str) -> Result<TableSpec> {
         expectations,
         mode,
         model,
+        retry: RetrySettings {
+            retries: raw.retries,
+            timeout_seconds: raw.timeout_seconds,
+            stall_seconds: raw.stall_seconds,
+        },
         line,
     })
 }

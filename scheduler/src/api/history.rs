@@ -79,21 +79,15 @@ impl RunHistory {
             .await
             .map_err(|e| self.err(query_err(e)))?;
         let mut latest: Vec<(Run, SubmitRunRequest)> = Vec::new();
+        let mut row = 0;
         for batch in &batches {
             let (runs, requests) = (
                 batch.column(0).as_string::<i32>(),
                 batch.column(1).as_string::<i32>(),
             );
-            for row in 0..batch.num_rows() {
-                let decode = |text: &str| hex::decode(text).ok();
-                let (Some(run), Some(request)) = (decode(runs.value(row)), decode(requests.value(row)))
-                else {
-                    continue;
-                };
-                let (Ok(run), Ok(request)) = (Run::decode(&run[..]), SubmitRunRequest::decode(&request[..]))
-                else {
-                    continue;
-                };
+            for i in 0..batch.num_rows() {
+                row += 1;
+                let (run, request) = self.decode(row, runs.value(i), requests.value(i))?;
                 match latest.iter_mut().find(|(r, _)| r.run_id == run.run_id) {
                     Some(slot) => *slot = (run, request),
                     None => latest.push((run, request)),
@@ -101,6 +95,21 @@ impl RunHistory {
             }
         }
         Ok(latest)
+    }
+
+    /// One history row; a row this version cannot read stops the load rather than losing a run.
+    fn decode(&self, row: usize, run: &str, request: &str) -> Result<(Run, SubmitRunRequest)> {
+        let bad = |reason: String| Error::HistoryRow {
+            url: self.url.to_string(),
+            row,
+            reason,
+        };
+        let run = hex::decode(run).map_err(|e| bad(format!("`run` is not hex: {e}")))?;
+        let request = hex::decode(request).map_err(|e| bad(format!("`request` is not hex: {e}")))?;
+        let run = Run::decode(&run[..]).map_err(|e| bad(format!("`run` is not a medallion.v1.Run: {e}")))?;
+        let request = SubmitRunRequest::decode(&request[..])
+            .map_err(|e| bad(format!("`request` is not a medallion.v1.SubmitRunRequest: {e}")))?;
+        Ok((run, request))
     }
 }
 

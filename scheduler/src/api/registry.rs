@@ -4,9 +4,9 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
-use medallion_jobs::pipeline::{PipelineRun, RunEvent as TableEvent, RunSummary, TableOutcome};
+use medallion_jobs::pipeline::{PipelineRun, RunEvent as TableEvent, TableOutcome};
 use medallion_proto::v1::{Run, RunEvent, RunStatus, SubmitRunRequest, TableResult, run_event::Event};
-use tokio::sync::{Semaphore, broadcast};
+use tokio::sync::{Semaphore, broadcast, mpsc, watch};
 use tokio::task::AbortHandle;
 use tracing::{info, warn};
 
@@ -21,6 +21,7 @@ pub(crate) struct RunEntry {
     history: Mutex<Vec<RunEvent>>,
     events: broadcast::Sender<RunEvent>,
     task: Mutex<Option<AbortHandle>>,
+    cancel: watch::Sender<bool>,
 }
 
 fn now_micros() -> i64 {
@@ -39,7 +40,13 @@ impl RunEntry {
             history: Mutex::new(Vec::new()),
             events: broadcast::channel(1024).0,
             task: Mutex::new(None),
+            cancel: watch::channel(false).0,
         }
+    }
+
+    /// The request that started the run.
+    pub(crate) fn request(&self) -> &SubmitRunRequest {
+        &self.request
     }
 
     /// The run as it is now.
@@ -69,35 +76,20 @@ impl RunEntry {
         self.emit(Event::StatusChanged(status as i32));
     }
 
-    fn on_table(&self, event: &TableEvent) {
-        match event {
-            TableEvent::TableStarted { table, .. } => self.emit(Event::TableStarted(table.clone())),
-            TableEvent::TableFinished(outcome) => {
-                let result = table_result(outcome);
-                lock(&self.run).tables.push(result.clone());
-                self.emit(Event::TableFinished(result));
-            }
-        }
-    }
-
-    /// Ends the run once: a run already ended (say, cancelled) keeps its first ending.
+    /// Ends the run once: a run already ended (say, cancelled) keeps its first ending. The
+    /// caller records the ended run before it reports it.
     fn finish(&self, status: RunStatus, error: String, tables: Option<Vec<TableResult>>) -> Option<Run> {
-        let run = {
-            let mut run = lock(&self.run);
-            if is_final(run.status) {
-                return None;
-            }
-            run.status = status as i32;
-            run.error = error;
-            run.finished_at_micros = now_micros();
-            if let Some(tables) = tables {
-                run.tables = tables;
-            }
-            run.clone()
-        };
-        info!(run_id = %run.run_id, status = status.as_str_name(), "run ended");
-        self.emit(Event::RunFinished(run.clone()));
-        Some(run)
+        let mut run = lock(&self.run);
+        if is_final(run.status) {
+            return None;
+        }
+        run.status = status as i32;
+        run.error = error;
+        run.finished_at_micros = now_micros();
+        if let Some(tables) = tables {
+            run.tables = tables;
+        }
+        Some(run.clone())
     }
 
     /// The run's current state, for the request that started it.
@@ -114,6 +106,7 @@ impl RunEntry {
             run.finished_at_micros = 0;
             run.tables.clear();
         }
+        self.cancel.send_replace(false);
         lock(&self.history).clear();
         self.emit(Event::StatusChanged(RunStatus::Queued as i32));
     }
@@ -138,6 +131,7 @@ fn table_result(t: &TableOutcome) -> TableResult {
         version: t.version,
         seconds: t.duration.as_secs_f64(),
         error: t.error.clone().unwrap_or_default(),
+        attempts: t.attempts,
     }
 }
 
@@ -165,24 +159,56 @@ impl Registry {
     }
 
     /// Keeps runs in `history` and loads the earlier ones; runs a restart cut off are marked
-    /// interrupted.
-    pub(crate) async fn with_history(mut self, history: RunHistory) -> Result<Self> {
+    /// interrupted and returned, to be resumed or left as they are.
+    pub(crate) async fn with_history(mut self, history: RunHistory) -> Result<(Self, Vec<Arc<RunEntry>>)> {
+        let mut cut_off = Vec::new();
         for (mut run, request) in history.load().await? {
-            if !is_final(run.status) {
+            let interrupted = !is_final(run.status);
+            if interrupted {
                 run.status = RunStatus::Interrupted as i32;
                 run.error = "interrupted: the scheduler stopped during the run".into();
                 run.finished_at_micros = now_micros();
                 history.record(&run, &request).await?;
             }
-            let entry = RunEntry::new(run.clone(), request);
+            let entry = Arc::new(RunEntry::new(run.clone(), request));
             entry.emit(Event::RunFinished(run.clone()));
             if !run.idempotency_key.is_empty() {
                 lock(&self.keys).insert(run.idempotency_key.clone(), run.run_id.clone());
             }
-            lock(&self.runs).insert(run.run_id.clone(), Arc::new(entry));
+            lock(&self.runs).insert(run.run_id.clone(), Arc::clone(&entry));
+            if interrupted {
+                cut_off.push(entry);
+            }
         }
         self.history = Some(history);
-        Ok(self)
+        Ok((self, cut_off))
+    }
+
+    /// Ends `entry` with `status`, records it, then reports it to watchers.
+    async fn end(&self, entry: &RunEntry, status: RunStatus, error: String, tables: Option<Vec<TableResult>>) {
+        if let Some(run) = entry.finish(status, error, tables) {
+            self.record(&run, &entry.request).await;
+            info!(run_id = %run.run_id, status = status.as_str_name(), "run ended");
+            entry.emit(Event::RunFinished(run));
+        }
+    }
+
+    /// A table event of a running run; finished tables are recorded before they are reported.
+    async fn on_table(&self, entry: &RunEntry, event: TableEvent) {
+        match event {
+            TableEvent::TableStarted { table, .. } => entry.emit(Event::TableStarted(table)),
+            TableEvent::TableRetrying { attempt, .. } => entry.emit(Event::TableRetrying(table_result(&attempt))),
+            TableEvent::TableFinished(outcome) => {
+                let result = table_result(&outcome);
+                let run = {
+                    let mut run = lock(&entry.run);
+                    run.tables.push(result.clone());
+                    run.clone()
+                };
+                self.record(&run, &entry.request).await;
+                entry.emit(Event::TableFinished(result));
+            }
+        }
     }
 
     async fn record(&self, run: &Run, request: &SubmitRunRequest) {
@@ -291,13 +317,23 @@ impl Registry {
             entry.emit(Event::TableQueued(table));
         }
         self.record(&entry.snapshot(), &entry.request).await;
-        let observer = Arc::clone(&entry);
-        let run = run.with_observer(move |e| observer.on_table(e));
-        let result: std::result::Result<RunSummary, medallion_jobs::Error> = async {
+        let (events, mut received) = mpsc::unbounded_channel();
+        let run = run
+            .with_observer(move |e| {
+                let _ = events.send(e.clone());
+            })
+            .with_cancel(entry.cancel.subscribe());
+        let execute = async {
             let ctx = medallion_jobs::cluster::connect(&self.cluster_url, self.partitions).await?;
             run.execute(&ctx).await
-        }
-        .await;
+        };
+        // The observer's sender goes with the run, which ends the forwarding.
+        let forward = async {
+            while let Some(event) = received.recv().await {
+                self.on_table(&entry, event).await;
+            }
+        };
+        let (result, ()) = tokio::join!(execute, forward);
         match result {
             Ok(summary) => {
                 let status = if summary.succeeded() {
@@ -306,18 +342,18 @@ impl Registry {
                     RunStatus::Failed
                 };
                 let tables = summary.tables.iter().map(table_result).collect();
-                entry.finish(status, String::new(), Some(tables));
+                self.end(&entry, status, String::new(), Some(tables)).await;
             }
             Err(e) => {
                 let message = medallion_jobs::error_chain(&e);
                 warn!(error = %message, "run failed");
-                entry.finish(RunStatus::Failed, message, None);
+                self.end(&entry, RunStatus::Failed, message, None).await;
             }
         }
     }
 
-    /// Stops a queued or running run. Tables it committed stay; the table in flight commits
-    /// nothing (its files are never added to the log).
+    /// Stops a queued or running run: its Ballista jobs in flight are cancelled on the cluster
+    /// and its remaining tables are skipped. Tables it committed stay.
     pub(crate) async fn cancel(&self, run_id: &str) -> Result<Run> {
         let entry = self.get(run_id)?;
         let run = entry.snapshot();
@@ -329,12 +365,13 @@ impl Registry {
                     .into(),
             });
         }
-        if let Some(task) = lock(&entry.task).take() {
+        entry.cancel.send_replace(true);
+        if run.status == RunStatus::Queued as i32
+            && let Some(task) = lock(&entry.task).take()
+        {
             task.abort();
         }
-        if let Some(run) = entry.finish(RunStatus::Cancelled, "cancelled".into(), None) {
-            self.record(&run, &entry.request).await;
-        }
+        self.end(&entry, RunStatus::Cancelled, "cancelled".into(), None).await;
         Ok(entry.snapshot())
     }
 }

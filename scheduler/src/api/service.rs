@@ -19,7 +19,7 @@ use tonic::{Request, Response, Status};
 use tracing::instrument;
 
 use super::history::RunHistory;
-use super::registry::Registry;
+use super::registry::{Registry, RunEntry};
 use crate::{Error, Result};
 
 /// The job service of one scheduler.
@@ -33,24 +33,47 @@ pub struct JobApi {
 impl JobApi {
     /// Runs go to the Ballista scheduler at `cluster_url`, at most `concurrent_runs` at once;
     /// `pipelines` is where named pipelines live (`<dir>/<name>/pipeline.toml`); with `state`,
-    /// runs are kept in `<state>/_medallion/job_runs` and the earlier ones are loaded.
+    /// runs are kept in `<state>/_medallion/job_runs` and the earlier ones are loaded — and,
+    /// with `resume_interrupted`, the runs a restart cut off are started again under their ids.
     pub async fn new(
         cluster_url: String,
         concurrent_runs: usize,
         partitions: usize,
         pipelines: Option<PathBuf>,
         state: Option<&url::Url>,
+        resume_interrupted: bool,
     ) -> Result<Self> {
         let registry = Registry::new(cluster_url, concurrent_runs, partitions);
-        let registry = match state {
+        let (registry, cut_off) = match state {
             Some(state) => registry.with_history(RunHistory::new(state)).await?,
-            None => registry,
+            None => (registry, vec![]),
         };
-        Ok(Self {
+        let api = Self {
             registry: Arc::new(registry),
             pipelines,
             partitions,
-        })
+        };
+        if resume_interrupted {
+            for entry in cut_off {
+                api.resume(entry).await;
+            }
+        }
+        Ok(api)
+    }
+
+    /// Starts an interrupted run again under its own id, from the request that started it.
+    async fn resume(&self, entry: Arc<RunEntry>) {
+        let run_id = entry.snapshot().run_id;
+        let planned = RunId::parse(&run_id)
+            .map_err(|source| Error::InvalidSpec { source })
+            .and_then(|id| Ok((id, self.plan(entry.request().clone())?)));
+        match planned {
+            Ok((id, planned)) => {
+                let run = planned.run.with_run_id(id);
+                self.registry.resume(entry, run, planned.tables).await;
+            }
+            Err(e) => tracing::warn!(%run_id, error = %e, "an interrupted run cannot be resumed; it stays interrupted"),
+        }
     }
 
     /// Every run known, newest first.

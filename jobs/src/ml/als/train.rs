@@ -262,6 +262,7 @@ impl<'a> AlsTraining<'a> {
                 target("by_item/", vec![6, 7, 2, 8, 4, 9], "ib"),
             ],
             count_columns: vec![],
+            file_tag: String::new(),
         };
         let logical = Arc::new(frame.schema().as_arrow().clone());
         let result = write_on_cluster(self.ctx, &frame, &spec).await.map_err(&err)?;
@@ -389,6 +390,7 @@ impl<'a> AlsTraining<'a> {
         let spec = WriteSpec {
             targets,
             count_columns: vec![],
+            file_tag: String::new(),
         };
         let result = write_on_cluster(self.ctx, &frame, &spec).await.map_err(&err)?;
         Ok((spec, result, schema))
