@@ -12,6 +12,7 @@
 pub mod api;
 pub mod autoscale;
 pub mod metrics;
+mod replaced;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -19,8 +20,12 @@ use std::sync::Arc;
 
 use ballista_scheduler::cluster::BallistaCluster;
 use ballista_scheduler::config::SchedulerConfig;
-use ballista_scheduler::scheduler_process::start_server;
+use ballista_scheduler::scheduler_process::{create_scheduler, start_grpc_service_with_listener};
+use datafusion_proto::protobuf::{LogicalPlanNode, PhysicalPlanNode};
 use medallion_jobs::cluster::{logical_codec, medallion_state, physical_codec};
+
+/// How often registrations are checked for executors restarted on the same address.
+const REPLACED_CHECK: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Errors of the scheduler process.
 #[derive(Debug, thiserror::Error)]
@@ -229,14 +234,23 @@ pub async fn start(options: SchedulerOptions) -> Result<()> {
     let cluster = BallistaCluster::new_from_config(&config)
         .await
         .map_err(|source| Error::ClusterState { source })?;
+    config.validate().map_err(|source| Error::ClusterState { source })?;
+    let scheduler = create_scheduler::<LogicalPlanNode, PhysicalPlanNode>(cluster, Arc::new(config))
+        .await
+        .map_err(|source| Error::ClusterState { source })?;
+    let listener = tokio::net::TcpListener::bind(options.bind)
+        .await
+        .map_err(|source| Error::Serve {
+            addr: options.bind,
+            source: source.into(),
+        })?;
     tracing::info!(addr = %options.bind, "medallion scheduler listening");
     let ballista = async {
-        start_server(cluster, options.bind, Arc::new(config))
-            .await
-            .map_err(|source| Error::Serve {
-                addr: options.bind,
-                source,
-            })
+        let serve = start_grpc_service_with_listener(listener, scheduler.clone());
+        tokio::select! {
+            r = serve => r.map_err(|source| Error::Serve { addr: options.bind, source }),
+            r = replaced::retire_replaced(scheduler, REPLACED_CHECK) => r,
+        }
     };
     let Some(api) = options.api else {
         return ballista.await;

@@ -16,6 +16,8 @@ use medallion_jobs::delta::TableSnapshot;
 
 use crate::support::*;
 
+/// Small enough for a test; big enough that stages take a moment to kill them in.
+const SCALE: &str = "0.005";
 const SPEC: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../pipelines/ecommerce/pipeline.toml");
 /// Heartbeat and loss detection short enough for a test, long enough for a loaded machine.
 const HEARTBEAT_SECONDS: &str = "2";
@@ -39,7 +41,7 @@ fn baseline() -> &'static Baseline {
         let dir = tempfile::tempdir().unwrap();
         let (landing, lake) = (dir.path().join("landing"), dir.path().join("lake"));
         let out = Command::new(BIN)
-            .args(["generate", "--scale", "0.002", "--out"])
+            .args(["generate", "--scale", SCALE, "--out"])
             .arg(&landing)
             .output()
             .unwrap();
@@ -248,6 +250,7 @@ fn compared_tables(lake: &Path) -> Vec<String> {
 /// Differences between `lake` and the uninterrupted run's lakehouse, one line per table.
 async fn mismatches(lake: &Path) -> Vec<String> {
     let expected = compared_tables(&baseline().lake);
+    assert!(expected.len() > 30, "the uninterrupted run built its tables: {expected:?}");
     let mut found = Vec::new();
     if compared_tables(lake) != expected {
         found.push(format!("tables differ: {:?} vs {expected:?}", compared_tables(lake)));
@@ -285,8 +288,12 @@ async fn trial(kills: &[(KillPoint, usize, Duration)]) -> (i32, String, Vec<Stri
         std::thread::sleep(Duration::from_secs(1));
         cluster.restart_executor(*executor, generation + 1);
     }
-    let (code, output) = run.finish();
+    let (code, mut output) = run.finish();
     let found = if code == 0 { mismatches(&lake).await } else { vec![] };
+    if code != 0 || !found.is_empty() {
+        drop(cluster);
+        output += &format!("\n(logs and tables kept in {})", dir.keep().display());
+    }
     (code, output, found)
 }
 
@@ -301,6 +308,7 @@ async fn executors_killed_in_every_layer_leave_the_tables_of_an_uninterrupted_ru
         (KillPoint::Scoring, 0, Duration::ZERO),
     ];
     let (code, output, found) = trial(&kills).await;
+    eprintln!("{output}");
     assert_eq!(code, 0, "the run failed:\n{output}");
     assert!(found.is_empty(), "tables differ from the uninterrupted run: {found:#?}\n{output}");
 }

@@ -19,7 +19,7 @@ use datafusion::catalog::Session;
 use datafusion::execution::context::QueryPlanner;
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::physical_plan::ExecutionPlan;
-use datafusion::prelude::SessionContext;
+use datafusion::prelude::{SessionConfig, SessionContext};
 use datafusion_proto::protobuf::LogicalPlanNode;
 use tonic::transport::{Channel, Endpoint};
 use tracing::{debug, warn};
@@ -52,13 +52,11 @@ pub struct JobWatch {
 }
 
 impl JobWatch {
-    /// A client session like `ctx` (same catalog, functions and cluster) whose jobs are
-    /// watched, and the watch; `job_name` labels the jobs in the scheduler's logs.
-    pub fn session(ctx: &SessionContext, job_name: &str) -> (SessionContext, JobWatch) {
-        use ballista_core::extension::SessionConfigExt;
+    /// A client session like `ctx` (same catalog, functions and cluster) with `config`, whose
+    /// jobs are watched, and the watch.
+    pub fn session(ctx: &SessionContext, config: SessionConfig) -> (SessionContext, JobWatch) {
         let state = ctx.state();
-        let scheduler = state
-            .config()
+        let scheduler = config
             .get_extension::<SchedulerAddress>()
             .and_then(|a| Endpoint::from_shared(a.0.clone()).ok())
             .map(|e| e.connect_lazy());
@@ -70,7 +68,9 @@ impl JobWatch {
             inner: Arc::clone(state.query_planner()),
             watch: watch.clone(),
         });
-        let config = state.config().clone().with_ballista_job_name(job_name);
+        // The catalog is shared with `ctx`: creating a default one would replace it, and with
+        // it every table registered so far.
+        let config = config.with_create_default_catalog_and_schema(false);
         let state = SessionStateBuilder::new_from_existing(state)
             .with_config(config)
             .with_query_planner(planner)

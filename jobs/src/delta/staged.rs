@@ -87,18 +87,6 @@ impl Staged {
 #[derive(Debug, Clone)]
 pub struct FileTag(pub String);
 
-impl FileTag {
-    /// A session like `ctx` (same catalog, functions, cluster) whose writes carry this tag.
-    pub fn session(self, ctx: &SessionContext) -> SessionContext {
-        let state = ctx.state();
-        let config = state.config().clone().with_extension(Arc::new(self));
-        let state = datafusion::execution::SessionStateBuilder::new_from_existing(state)
-            .with_config(config)
-            .build();
-        SessionContext::new_with_state(state)
-    }
-}
-
 /// Runs `frame` through a Delta write on the session's cluster: the executors write the files
 /// of every target in `spec` (tagged with the session's [`FileTag`]); nothing is committed.
 pub async fn write_on_cluster(

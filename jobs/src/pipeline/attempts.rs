@@ -4,8 +4,10 @@
 //! `retries` times. Commits carry the run's Delta `txn`, so a retry never writes twice.
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use ballista_core::extension::SessionConfigExt;
 use tokio::sync::watch;
 use tracing::{info, warn};
 
@@ -19,8 +21,10 @@ use crate::spec::RetryPolicy;
 
 /// How often the watch asks the scheduler about an attempt's jobs.
 const POLL: Duration = Duration::from_secs(1);
-/// First pause between attempts; doubled per attempt up to [`MAX_BACKOFF`].
-const FIRST_BACKOFF: Duration = Duration::from_secs(1);
+/// First pause between attempts; doubled per attempt up to [`MAX_BACKOFF`]. Long enough for
+/// the scheduler to have noticed a lost executor in most setups, so the next attempt's tasks
+/// go to executors that are alive.
+const FIRST_BACKOFF: Duration = Duration::from_secs(5);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
 /// Whether the run was cancelled; a closed channel means it never will be.
@@ -58,7 +62,12 @@ pub(crate) async fn run_attempts(
         // Files are named after the attempt (safe in a file name); Ballista jobs after the table.
         let tag = format!("{}-a{attempt}", job.run.id);
         let job_name = format!("{}/{name}#{attempt}", job.run.id);
-        let (session, jobs) = JobWatch::session(&FileTag(tag.clone()).session(job.ctx), &job_name);
+        let config = job
+            .ctx
+            .copied_config()
+            .with_ballista_job_name(&job_name)
+            .with_extension(Arc::new(FileTag(tag.clone())));
+        let (session, jobs) = JobWatch::session(job.ctx, config);
         let table = TableJob {
             ctx: &session,
             ..job.clone()
