@@ -213,7 +213,36 @@ pub enum Abandoned {
     Cancelled,
 }
 
+/// Why an attempt at a table failed, as far as retrying it goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failure {
+    /// The spec, the data or an expectation: another attempt fails the same way.
+    Permanent,
+    /// The cluster or the store misbehaved: worth another attempt.
+    Transient,
+    /// An executor was lost under the attempt's jobs. As in Spark, this is not held against
+    /// the table's `retries`.
+    ExecutorLost,
+}
+
 impl Error {
+    /// How this error counts for retries. An executor loss shows as a Ballista job failed with
+    /// `Cancelled` (the scheduler fails the jobs running when an executor leaves; the run
+    /// driver's own cancellations never reach here) or as a refused connection to an executor
+    /// while fetching a finished job's results.
+    pub fn failure(&self) -> Failure {
+        if !self.is_transient() {
+            return Failure::Permanent;
+        }
+        let text = error_chain(self);
+        let lost = ["failed: Cancelled", "GrpcConnectionError", "Connection refused"];
+        if lost.iter().any(|marker| text.contains(marker)) {
+            Failure::ExecutorLost
+        } else {
+            Failure::Transient
+        }
+    }
+
     /// Whether another attempt could succeed: failures of the cluster, the store or a job, as
     /// opposed to the spec, the data or the expectations, which fail the same way again.
     pub fn is_transient(&self) -> bool {
@@ -252,4 +281,36 @@ pub fn error_chain(e: &dyn std::error::Error) -> String {
         source = s.source();
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn query(message: &str) -> Error {
+        Error::Query {
+            table: "t".into(),
+            step: "write",
+            source: Box::new(DataFusionError::Execution(message.into())),
+        }
+    }
+
+    #[test]
+    fn executor_losses_are_told_apart_from_other_failures() {
+        assert_eq!(
+            query("Job 038HM failed: Cancelled").failure(),
+            Failure::ExecutorLost
+        );
+        assert_eq!(
+            query("GrpcConnectionError(\"Error connecting to … executor\")").failure(),
+            Failure::ExecutorLost
+        );
+        assert_eq!(query("Resources exhausted").failure(), Failure::Transient);
+        let expectation = Error::ExpectationFailed {
+            table: "t".into(),
+            rule: "r".into(),
+            rows: 1,
+        };
+        assert_eq!(expectation.failure(), Failure::Permanent);
+    }
 }

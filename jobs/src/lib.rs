@@ -38,4 +38,4 @@ pub mod spec;
 pub mod storage;
 pub mod udf;
 
-pub use error::{Abandoned, Error, Result, error_chain};
+pub use error::{Abandoned, Error, Failure, Result, error_chain};

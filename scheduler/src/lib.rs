@@ -11,6 +11,7 @@
 
 pub mod api;
 pub mod autoscale;
+mod lost;
 pub mod metrics;
 mod replaced;
 
@@ -185,6 +186,9 @@ pub struct SchedulerOptions {
     pub executor_timeout_seconds: u64,
     /// Seconds to wait for an executor after the last one is lost before the running jobs fail.
     pub no_executors_grace_seconds: u64,
+    /// Fail the running jobs when an executor is lost (their tables are retried from scratch)
+    /// instead of letting Ballista recover them in place.
+    pub fail_jobs_on_executor_loss: bool,
     /// The job service, when it is served.
     pub api: Option<ApiOptions>,
 }
@@ -234,7 +238,9 @@ pub async fn start(options: SchedulerOptions) -> Result<()> {
     let cluster = BallistaCluster::new_from_config(&config)
         .await
         .map_err(|source| Error::ClusterState { source })?;
-    config.validate().map_err(|source| Error::ClusterState { source })?;
+    config
+        .validate()
+        .map_err(|source| Error::ClusterState { source })?;
     let scheduler = create_scheduler::<LogicalPlanNode, PhysicalPlanNode>(cluster, Arc::new(config))
         .await
         .map_err(|source| Error::ClusterState { source })?;
@@ -245,11 +251,13 @@ pub async fn start(options: SchedulerOptions) -> Result<()> {
             source: source.into(),
         })?;
     tracing::info!(addr = %options.bind, "medallion scheduler listening");
+    let fail_on_loss = options.fail_jobs_on_executor_loss;
     let ballista = async {
         let serve = start_grpc_service_with_listener(listener, scheduler.clone());
         tokio::select! {
             r = serve => r.map_err(|source| Error::Serve { addr: options.bind, source }),
-            r = replaced::retire_replaced(scheduler, REPLACED_CHECK) => r,
+            r = replaced::retire_replaced(scheduler.clone(), REPLACED_CHECK) => r,
+            r = optional(fail_on_loss.then(|| lost::fail_jobs_on_executor_loss(scheduler))) => r,
         }
     };
     let Some(api) = options.api else {

@@ -97,8 +97,15 @@ mod tests {
 
     #[test]
     fn the_older_registration_on_an_address_is_replaced() {
-        let registrations = [reg("old", 50051, 100), reg("other", 50061, 100), reg("new", 50051, 103)];
-        assert_eq!(replaced(&registrations), vec![("old".to_string(), "new".to_string())]);
+        let registrations = [
+            reg("old", 50051, 100),
+            reg("other", 50061, 100),
+            reg("new", 50051, 103),
+        ];
+        assert_eq!(
+            replaced(&registrations),
+            vec![("old".to_string(), "new".to_string())]
+        );
     }
 
     #[test]

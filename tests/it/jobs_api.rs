@@ -383,7 +383,15 @@ async fn after_a_restart_finished_runs_keep_their_results_and_cut_off_runs_resum
     );
     let submit = |api: &Api, spec: &str| {
         let spec = ws.path(spec).display().to_string();
-        let args = ["submit", "--spec", &spec, "--landing", &landing, "--lakehouse", &lake];
+        let args = [
+            "submit",
+            "--spec",
+            &spec,
+            "--landing",
+            &landing,
+            "--lakehouse",
+            &lake,
+        ];
         let out = api.call(Some(TOKEN), &args);
         assert!(out.status.success(), "{}", text(&out));
         run_id(&out)
@@ -408,7 +416,10 @@ async fn after_a_restart_finished_runs_keep_their_results_and_cut_off_runs_resum
     let status = api.call(Some(TOKEN), &["status", &finished]);
     let shown = text(&status);
     assert!(status.status.success(), "{shown}");
-    assert!(shown.contains("succeeded") && !shown.contains("interrupted"), "{shown}");
+    assert!(
+        shown.contains("succeeded") && !shown.contains("interrupted"),
+        "{shown}"
+    );
     for table in ["orders_raw", "customers_raw", "orders", "revenue_by_country"] {
         assert!(shown.contains(table), "{table} is listed: {shown}");
     }
@@ -417,6 +428,10 @@ async fn after_a_restart_finished_runs_keep_their_results_and_cut_off_runs_resum
     let resumed = api.call(Some(TOKEN), &["watch", &cut_off]);
     assert!(resumed.status.success(), "{}", text(&resumed));
     assert!(text(&resumed).contains("already_committed"), "{}", text(&resumed));
-    assert_eq!(version(&ws.path("lake/bronze/ratings_raw")).await, 0, "no second bronze commit");
+    assert_eq!(
+        version(&ws.path("lake/bronze/ratings_raw")).await,
+        0,
+        "no second bronze commit"
+    );
     assert_eq!(version(&ws.path("lake/ml/recs")).await, 0);
 }

@@ -5,8 +5,8 @@ mod als;
 #[cfg(feature = "kube")]
 mod autoscale;
 mod azure;
-mod chaos;
 mod bad_input;
+mod chaos;
 mod ecommerce;
 mod jobs_api;
 mod pipeline_e2e;

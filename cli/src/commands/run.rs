@@ -72,7 +72,9 @@ pub(crate) async fn run(args: RunArgs) -> Result<ExitCode> {
     let (cancel, cancelled) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
         if tokio::signal::ctrl_c().await.is_ok() {
-            eprintln!("cancelling: the Ballista jobs in flight are being cancelled (Ctrl-C again to quit at once)");
+            eprintln!(
+                "cancelling: the Ballista jobs in flight are being cancelled (Ctrl-C again to quit at once)"
+            );
             let _ = cancel.send(true);
             if tokio::signal::ctrl_c().await.is_ok() {
                 std::process::exit(130);

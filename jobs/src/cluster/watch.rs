@@ -14,8 +14,8 @@ use ballista_core::execution_plans::DistributedQueryExec;
 use ballista_core::serde::protobuf::job_status::Status;
 use ballista_core::serde::protobuf::scheduler_grpc_client::SchedulerGrpcClient;
 use ballista_core::serde::protobuf::{CancelJobParams, GetJobMetricsParams, GetJobStatusParams};
-use datafusion::execution::SessionStateBuilder;
 use datafusion::catalog::Session;
+use datafusion::execution::SessionStateBuilder;
 use datafusion::execution::context::QueryPlanner;
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::physical_plan::ExecutionPlan;
@@ -78,12 +78,15 @@ impl JobWatch {
         (SessionContext::new_with_state(state), watch)
     }
 
-    fn job_ids(&self) -> Vec<String> {
-        let jobs = self.jobs.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    /// The job id of every plan handed out (`None` until the scheduler accepted it).
+    fn job_ids(&self) -> Vec<Option<String>> {
+        let jobs = self
+            .jobs
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         jobs.iter()
             .filter_map(|p| p.downcast_ref::<BallistaJob>())
-            .filter_map(|j| j.job_id())
-            .map(|id| id.to_string())
+            .map(|j| j.job_id().map(|id| id.to_string()))
             .collect()
     }
 
@@ -96,13 +99,20 @@ impl JobWatch {
         };
         let mut client = SchedulerGrpcClient::new(channel.clone());
         for job_id in self.job_ids() {
+            progress.jobs += 1;
+            // Submitted, but the scheduler has not answered with an id yet.
+            let Some(job_id) = job_id else {
+                progress.queued = true;
+                continue;
+            };
             let status = client
-                .get_job_status(GetJobStatusParams { job_id: job_id.clone() })
+                .get_job_status(GetJobStatusParams {
+                    job_id: job_id.clone(),
+                })
                 .await
                 .ok()
                 .and_then(|r| r.into_inner().status)
                 .and_then(|s| s.status);
-            progress.jobs += 1;
             progress.queued = matches!(status, Some(Status::Queued(_)) | None);
             match status {
                 Some(Status::Successful(_) | Status::Failed(_)) => progress.jobs_ended += 1,
@@ -125,8 +135,13 @@ impl JobWatch {
             return;
         };
         let mut client = SchedulerGrpcClient::new(channel.clone());
-        for job_id in self.job_ids() {
-            match client.cancel_job(CancelJobParams { job_id: job_id.clone() }).await {
+        for job_id in self.job_ids().into_iter().flatten() {
+            match client
+                .cancel_job(CancelJobParams {
+                    job_id: job_id.clone(),
+                })
+                .await
+            {
                 Ok(r) => debug!(%job_id, cancelled = r.into_inner().cancelled, "cancel sent"),
                 Err(e) => warn!(%job_id, error = %e, "could not cancel a Ballista job"),
             }
@@ -148,7 +163,10 @@ impl QueryPlanner for WatchingPlanner {
         logical_plan: &LogicalPlan,
         session_state: &dyn Session,
     ) -> datafusion::error::Result<Arc<dyn ExecutionPlan>> {
-        let plan = self.inner.create_physical_plan(logical_plan, session_state).await?;
+        let plan = self
+            .inner
+            .create_physical_plan(logical_plan, session_state)
+            .await?;
         if plan.downcast_ref::<BallistaJob>().is_some() {
             self.watch
                 .jobs

@@ -158,8 +158,16 @@ mod tests {
         let store = TaggedStore::new(Arc::clone(&inner), "run-7-a1");
         let path = Path::from("k=1/part-0.parquet");
         store.put(&path, PutPayload::from_static(b"x")).await.unwrap();
-        assert!(inner.head(&Path::from("k=1/run-7-a1-part-0.parquet")).await.is_ok());
+        assert!(
+            inner
+                .head(&Path::from("k=1/run-7-a1-part-0.parquet"))
+                .await
+                .is_ok()
+        );
         assert!(inner.head(&path).await.is_err());
-        assert_eq!(store.get(&path).await.unwrap().bytes().await.unwrap().as_ref(), b"x");
+        assert_eq!(
+            store.get(&path).await.unwrap().bytes().await.unwrap().as_ref(),
+            b"x"
+        );
     }
 }

@@ -16,11 +16,14 @@ use super::outcome::{RunEvent, TableOutcome, TableStatus};
 use super::table_job::{Attempted, TableJob};
 use crate::cluster::{JobWatch, Progress};
 use crate::delta::{FileTag, discard_tagged};
-use crate::error::{Abandoned, Error, error_chain};
+use crate::error::{Abandoned, Error, Failure, error_chain};
 use crate::spec::RetryPolicy;
 
 /// How often the watch asks the scheduler about an attempt's jobs.
 const POLL: Duration = Duration::from_secs(1);
+/// Attempts an executor loss may cost a table on top of its `retries`: a cluster that keeps
+/// losing executors still ends the run.
+const MAX_LOSSES: u32 = 8;
 /// First pause between attempts; doubled per attempt up to [`MAX_BACKOFF`]. Long enough for
 /// the scheduler to have noticed a lost executor in most setups, so the next attempt's tasks
 /// go to executors that are alive.
@@ -57,7 +60,7 @@ pub(crate) async fn run_attempts(
     notify: impl Fn(&RunEvent),
 ) -> TableOutcome {
     let (name, layer, outputs) = (job.table.name.clone(), job.table.layer, job.output_urls());
-    let mut attempt = 1;
+    let (mut attempt, mut losses) = (1, 0);
     loop {
         // Files are named after the attempt (safe in a file name); Ballista jobs after the table.
         let tag = format!("{}-a{attempt}", job.run.id);
@@ -73,20 +76,23 @@ pub(crate) async fn run_attempts(
             ..job.clone()
         };
         let started = Instant::now();
-        let (mut outcome, retryable) = match watched(table.run(), &jobs, policy, cancel).await {
-            Ok(Attempted { outcome, retryable }) => (outcome, retryable),
+        let (mut outcome, failure) = match watched(table.run(), &jobs, policy, cancel).await {
+            Ok(Attempted { outcome, failure }) => (outcome, failure),
             Err(cause) => {
                 jobs.cancel().await;
                 let mut outcome = TableOutcome::new(&name, layer);
                 outcome.duration = started.elapsed();
-                let retryable = cause != Abandoned::Cancelled;
+                let failure = match cause {
+                    Abandoned::Cancelled => Failure::Permanent,
+                    Abandoned::Stalled { .. } | Abandoned::TimedOut { .. } => Failure::Transient,
+                };
                 let error = Error::AttemptAbandoned {
                     table: name.clone(),
                     attempt,
                     cause,
                 };
                 outcome.error = Some(error_chain(&error));
-                (outcome, retryable)
+                (outcome, failure)
             }
         };
         outcome.attempts = attempt;
@@ -95,10 +101,15 @@ pub(crate) async fn run_attempts(
                 discard_tagged(url, &tag).await;
             }
         }
-        if outcome.status != TableStatus::Failed || !retryable || cancel.is_cancelled() {
+        let failed = outcome.status == TableStatus::Failed;
+        if !failed || failure == Failure::Permanent || cancel.is_cancelled() {
             return outcome;
         }
-        if attempt > policy.retries {
+        if failure == Failure::ExecutorLost {
+            losses += 1;
+        }
+        let counted = attempt - losses.min(MAX_LOSSES);
+        if counted > policy.retries || losses > MAX_LOSSES {
             let last = outcome.error.take().unwrap_or_default();
             outcome.error = Some(
                 Error::AttemptsExhausted {
@@ -110,7 +121,7 @@ pub(crate) async fn run_attempts(
             );
             return outcome;
         }
-        let backoff = (FIRST_BACKOFF * 2u32.pow(attempt - 1)).min(MAX_BACKOFF);
+        let backoff = (FIRST_BACKOFF * 2u32.pow(attempt.min(8) - 1)).min(MAX_BACKOFF);
         warn!(table = %name, attempt, error = outcome.error.as_deref().unwrap_or(""), "attempt failed; retrying");
         outcome.status = TableStatus::Retried;
         if let Err(e) = log.record(&outcome).await {
@@ -145,7 +156,10 @@ async fn watched<T>(
             done = &mut attempt => return Ok(done),
             () = cancel.cancelled() => return Err(Abandoned::Cancelled),
             _ = tick.tick() => {
-                let now = jobs.progress().await;
+                // A scheduler that does not answer is no progress, not a reason to stop watching.
+                let asked = tokio::time::timeout(POLL * 5, jobs.progress()).await;
+                let unanswered = asked.is_err();
+                let now = asked.unwrap_or(last.0);
                 if now != last.0 {
                     last = (now, Instant::now());
                 }
@@ -154,7 +168,7 @@ async fn watched<T>(
                 }
                 // Only the cluster's silence counts: planning and commits on the driver
                 // happen between jobs, when every job has ended.
-                let waiting_on_cluster = now.jobs > now.jobs_ended;
+                let waiting_on_cluster = now.jobs > now.jobs_ended || unanswered;
                 if waiting_on_cluster && last.1.elapsed() > policy.stall {
                     info!(?now, "attempt stalled");
                     return Err(Abandoned::Stalled {

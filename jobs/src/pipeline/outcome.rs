@@ -36,7 +36,10 @@ impl TableStatus {
 
     /// Whether downstream tables may run.
     pub fn is_ok(self) -> bool {
-        !matches!(self, TableStatus::Failed | TableStatus::Skipped | TableStatus::Retried)
+        !matches!(
+            self,
+            TableStatus::Failed | TableStatus::Skipped | TableStatus::Retried
+        )
     }
 }
 

@@ -15,7 +15,7 @@ use super::outcome::{TableOutcome, TableStatus};
 use super::paths::{Lakehouse, resolve_url};
 use super::run::RunId;
 use crate::delta::{CommitOutcome, DeltaCommit, TableSnapshot, WriteResult, WriteSpec, WriteTarget};
-use crate::error::{Error, Result, error_chain};
+use crate::error::{Error, Failure, Result, error_chain};
 use crate::landing::{CORRUPT_REASON, CORRUPT_RECORD, RESCUED_DATA, SOURCE_FILE};
 use crate::layers::{AUDIT_COLUMNS, BronzeInput, bronze_frame, ident, query_frame};
 use crate::quality::{CheckedFrame, QUARANTINE_SUFFIX, Rule, rules_for};
@@ -28,8 +28,8 @@ const HELPER_PREFIX: &str = "__";
 pub(crate) struct Attempted {
     /// The table's outcome as this attempt left it.
     pub(crate) outcome: TableOutcome,
-    /// It failed for a reason another attempt may not meet (the cluster, the store).
-    pub(crate) retryable: bool,
+    /// Why it failed, for the retry decision (`Permanent` when it did not fail).
+    pub(crate) failure: Failure,
 }
 
 /// Everything one table's work needs from its run.
@@ -51,11 +51,11 @@ impl TableJob<'_> {
     pub(crate) async fn run(self) -> Attempted {
         let started = Instant::now();
         let mut outcome = TableOutcome::new(&self.table.name, self.table.layer);
-        let mut retryable = false;
+        let mut failure = Failure::Permanent;
         match self.try_run(&mut outcome).await {
             Ok(status) => outcome.status = status,
             Err(e) => {
-                retryable = e.is_transient();
+                failure = e.failure();
                 outcome.error = Some(error_chain(&e));
                 outcome.status = TableStatus::Failed;
             }
@@ -66,7 +66,7 @@ impl TableJob<'_> {
             rows = outcome.rows_written,
             "table finished"
         );
-        Attempted { outcome, retryable }
+        Attempted { outcome, failure }
     }
 
     /// Every table this job writes: the table, its quarantine and a model's companions.

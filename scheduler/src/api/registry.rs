@@ -185,7 +185,13 @@ impl Registry {
     }
 
     /// Ends `entry` with `status`, records it, then reports it to watchers.
-    async fn end(&self, entry: &RunEntry, status: RunStatus, error: String, tables: Option<Vec<TableResult>>) {
+    async fn end(
+        &self,
+        entry: &RunEntry,
+        status: RunStatus,
+        error: String,
+        tables: Option<Vec<TableResult>>,
+    ) {
         if let Some(run) = entry.finish(status, error, tables) {
             self.record(&run, &entry.request).await;
             info!(run_id = %run.run_id, status = status.as_str_name(), "run ended");
@@ -197,7 +203,9 @@ impl Registry {
     async fn on_table(&self, entry: &RunEntry, event: TableEvent) {
         match event {
             TableEvent::TableStarted { table, .. } => entry.emit(Event::TableStarted(table)),
-            TableEvent::TableRetrying { attempt, .. } => entry.emit(Event::TableRetrying(table_result(&attempt))),
+            TableEvent::TableRetrying { attempt, .. } => {
+                entry.emit(Event::TableRetrying(table_result(&attempt)))
+            }
             TableEvent::TableFinished(outcome) => {
                 let result = table_result(&outcome);
                 let run = {
@@ -371,7 +379,8 @@ impl Registry {
         {
             task.abort();
         }
-        self.end(&entry, RunStatus::Cancelled, "cancelled".into(), None).await;
+        self.end(&entry, RunStatus::Cancelled, "cancelled".into(), None)
+            .await;
         Ok(entry.snapshot())
     }
 }

@@ -72,7 +72,9 @@ impl JobApi {
                 let run = planned.run.with_run_id(id);
                 self.registry.resume(entry, run, planned.tables).await;
             }
-            Err(e) => tracing::warn!(%run_id, error = %e, "an interrupted run cannot be resumed; it stays interrupted"),
+            Err(e) => {
+                tracing::warn!(%run_id, error = %e, "an interrupted run cannot be resumed; it stays interrupted")
+            }
         }
     }
 
