@@ -13,7 +13,6 @@ pub mod api;
 pub mod autoscale;
 mod lost;
 pub mod metrics;
-mod replaced;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -22,11 +21,9 @@ use std::sync::Arc;
 use ballista_scheduler::cluster::BallistaCluster;
 use ballista_scheduler::config::SchedulerConfig;
 use ballista_scheduler::scheduler_process::{create_scheduler, start_grpc_service_with_listener};
+use ballista_scheduler::scheduler_server::SchedulerServer;
 use datafusion_proto::protobuf::{LogicalPlanNode, PhysicalPlanNode};
 use medallion_jobs::cluster::{logical_codec, medallion_state, physical_codec};
-
-/// How often registrations are checked for executors restarted on the same address.
-const REPLACED_CHECK: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Errors of the scheduler process.
 #[derive(Debug, thiserror::Error)]
@@ -252,11 +249,11 @@ pub async fn start(options: SchedulerOptions) -> Result<()> {
         })?;
     tracing::info!(addr = %options.bind, "medallion scheduler listening");
     let fail_on_loss = options.fail_jobs_on_executor_loss;
+    let scheduler_state = scheduler.clone();
     let ballista = async {
         let serve = start_grpc_service_with_listener(listener, scheduler.clone());
         tokio::select! {
             r = serve => r.map_err(|source| Error::Serve { addr: options.bind, source }),
-            r = replaced::retire_replaced(scheduler.clone(), REPLACED_CHECK) => r,
             r = optional(fail_on_loss.then(|| lost::fail_jobs_on_executor_loss(scheduler))) => r,
         }
     };
@@ -271,7 +268,7 @@ pub async fn start(options: SchedulerOptions) -> Result<()> {
     let cluster_url = format!("df://{host}:{}", options.bind.port());
     tokio::select! {
         r = ballista => r,
-        r = serve_api(api, cluster_url) => r,
+        r = serve_api(api, cluster_url, executors_ready(scheduler_state, options.executor_timeout_seconds)) => r,
     }
 }
 
@@ -287,7 +284,34 @@ where
 }
 
 /// Serves the job service, gRPC health and reflection until the process stops.
-async fn serve_api(options: ApiOptions, cluster_url: String) -> Result<()> {
+/// Resolves once an executor has registered (or after `timeout_seconds`): a job submitted to a
+/// cluster without executors is not scheduled when they arrive later.
+fn executors_ready(
+    scheduler: SchedulerServer<LogicalPlanNode, PhysicalPlanNode>,
+    timeout_seconds: u64,
+) -> api::ExecutorsReady {
+    api::ExecutorsReady(std::sync::Arc::new(move || {
+        let scheduler = scheduler.clone();
+        Box::pin(async move {
+            let wait = async {
+                loop {
+                    let state = scheduler.state.executor_manager.get_executors_state().await;
+                    if state.is_ok_and(|s| !s.is_empty()) {
+                        return;
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+                }
+            };
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(timeout_seconds), wait).await;
+        })
+    }))
+}
+
+async fn serve_api(
+    options: ApiOptions,
+    cluster_url: String,
+    executors_ready: api::ExecutorsReady,
+) -> Result<()> {
     use medallion_proto::v1::job_service_server::JobServiceServer;
     let api = api::JobApi::new(
         cluster_url,
@@ -295,6 +319,7 @@ async fn serve_api(options: ApiOptions, cluster_url: String) -> Result<()> {
         options.partitions,
         options.pipelines,
         options.state.as_ref(),
+        Some(executors_ready),
         options.resume_interrupted,
     )
     .await?;

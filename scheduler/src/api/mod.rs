@@ -11,4 +11,5 @@ mod service;
 mod status;
 
 pub use auth::Tokens;
+pub use registry::ExecutorsReady;
 pub use service::JobApi;

@@ -144,6 +144,18 @@ pub(crate) struct Registry {
     cluster_url: String,
     partitions: usize,
     history: Option<RunHistory>,
+    executors_ready: Option<ExecutorsReady>,
+}
+
+/// Resolves when an executor is registered (or gives up waiting): a Ballista job submitted to
+/// a scheduler without executors is not scheduled when they register later.
+#[derive(Clone)]
+pub struct ExecutorsReady(pub Arc<dyn Fn() -> futures::future::BoxFuture<'static, ()> + Send + Sync>);
+
+impl std::fmt::Debug for ExecutorsReady {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ExecutorsReady")
+    }
 }
 
 impl Registry {
@@ -155,7 +167,14 @@ impl Registry {
             cluster_url,
             partitions: partitions.max(1),
             history: None,
+            executors_ready: None,
         }
+    }
+
+    /// Runs start once `ready` resolves.
+    pub(crate) fn with_executors_ready(mut self, ready: Option<ExecutorsReady>) -> Self {
+        self.executors_ready = ready;
+        self
     }
 
     /// Keeps runs in `history` and loads the earlier ones; runs a restart cut off are marked
@@ -332,6 +351,9 @@ impl Registry {
             })
             .with_cancel(entry.cancel.subscribe());
         let execute = async {
+            if let Some(ready) = &self.executors_ready {
+                (ready.0)().await;
+            }
             let ctx = medallion_jobs::cluster::connect(&self.cluster_url, self.partitions).await?;
             run.execute(&ctx).await
         };

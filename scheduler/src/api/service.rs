@@ -19,7 +19,7 @@ use tonic::{Request, Response, Status};
 use tracing::instrument;
 
 use super::history::RunHistory;
-use super::registry::{Registry, RunEntry};
+use super::registry::{ExecutorsReady, Registry, RunEntry};
 use crate::{Error, Result};
 
 /// The job service of one scheduler.
@@ -34,16 +34,19 @@ impl JobApi {
     /// Runs go to the Ballista scheduler at `cluster_url`, at most `concurrent_runs` at once;
     /// `pipelines` is where named pipelines live (`<dir>/<name>/pipeline.toml`); with `state`,
     /// runs are kept in `<state>/_medallion/job_runs` and the earlier ones are loaded — and,
-    /// with `resume_interrupted`, the runs a restart cut off are started again under their ids.
+    /// with `resume_interrupted`, the runs a restart cut off are started again under their ids;
+    /// every run waits for `executors_ready` before its first job.
     pub async fn new(
         cluster_url: String,
         concurrent_runs: usize,
         partitions: usize,
         pipelines: Option<PathBuf>,
         state: Option<&url::Url>,
+        executors_ready: Option<ExecutorsReady>,
         resume_interrupted: bool,
     ) -> Result<Self> {
-        let registry = Registry::new(cluster_url, concurrent_runs, partitions);
+        let registry =
+            Registry::new(cluster_url, concurrent_runs, partitions).with_executors_ready(executors_ready);
         let (registry, cut_off) = match state {
             Some(state) => registry.with_history(RunHistory::new(state)).await?,
             None => (registry, vec![]),
