@@ -80,7 +80,6 @@ async fn start_embedded(parallelism: usize, partitions: usize) -> Result<Connect
             external_host: "127.0.0.1".into(),
             executor_timeout_seconds: 30,
             no_executors_grace_seconds: 30,
-            fail_jobs_on_executor_loss: false,
             api: None,
         };
         if let Err(e) = medallion_scheduler::start(options).await {

@@ -183,9 +183,6 @@ pub struct SchedulerOptions {
     pub executor_timeout_seconds: u64,
     /// Seconds to wait for an executor after the last one is lost before the running jobs fail.
     pub no_executors_grace_seconds: u64,
-    /// Fail the running jobs when an executor is lost (their tables are retried from scratch)
-    /// instead of letting Ballista recover them in place.
-    pub fail_jobs_on_executor_loss: bool,
     /// The job service, when it is served.
     pub api: Option<ApiOptions>,
 }
@@ -225,6 +222,9 @@ pub async fn start(options: SchedulerOptions) -> Result<()> {
         executor_timeout_seconds: options.executor_timeout_seconds,
         expire_dead_executor_interval_seconds: (options.executor_timeout_seconds / 4).max(1),
         no_executors_grace_period_seconds: options.no_executors_grace_seconds,
+        // A job whose shuffle input is lost fails instead of re-running stages in place (see
+        // `lost`): the run driver retries its table from scratch.
+        stage_max_failures: 1,
         override_session_builder: Some(Arc::new(move |config| {
             Ok(medallion_state(config, Arc::clone(&runtime)))
         })),
@@ -248,13 +248,12 @@ pub async fn start(options: SchedulerOptions) -> Result<()> {
             source: source.into(),
         })?;
     tracing::info!(addr = %options.bind, "medallion scheduler listening");
-    let fail_on_loss = options.fail_jobs_on_executor_loss;
     let scheduler_state = scheduler.clone();
     let ballista = async {
         let serve = start_grpc_service_with_listener(listener, scheduler.clone());
         tokio::select! {
             r = serve => r.map_err(|source| Error::Serve { addr: options.bind, source }),
-            r = optional(fail_on_loss.then(|| lost::fail_jobs_on_executor_loss(scheduler))) => r,
+            r = lost::fail_jobs_on_executor_loss(scheduler) => r,
         }
     };
     let Some(api) = options.api else {

@@ -1,13 +1,14 @@
-//! With `--fail-jobs-on-executor-loss`: jobs running when an executor is lost are failed, not
-//! recovered in place.
+//! Jobs running when an executor is lost are failed, not recovered in place.
 //!
 //! Ballista re-runs a lost executor's tasks and rolls back the stages that read its shuffle
-//! output. The chaos tests (`tests/it/chaos.rs`) caught that recovery returning a wrong answer:
-//! after a `kill -9` during the 35-stage quality-gate query, a `COUNT(DISTINCT …)` came back half
-//! again too high, and nothing failed. Medallion's run driver retries a failed table from
-//! scratch under the same exactly-once commit, so failing the job is the recovery that cannot
-//! be wrong; what it costs is the job's work so far. It is off by default because in the same
-//! chaos runs some retried jobs then never got their tasks scheduled (see the README).
+//! output. The chaos tests (`tests/it/chaos.rs`) caught that recovery returning wrong answers:
+//! after a `kill -9` during silver, `silver.clickstream` read its bronze input half again (every
+//! row of some partitions twice), and once a `COUNT(DISTINCT …)` of the quality gate came back
+//! half again too high. Medallion's run driver retries a failed table from scratch under the
+//! same exactly-once commit, so failing the job is the recovery that cannot be wrong; it costs
+//! the job's work so far. Two paths lead to an in-place re-run, and both are closed: the
+//! scheduler noticing the loss (handled here) and a task failing to fetch a lost shuffle
+//! partition first (`stage_max_failures = 1` in [`start`](crate::start)).
 
 use ballista_scheduler::cluster::ClusterStateEvent;
 use ballista_scheduler::scheduler_server::SchedulerServer;

@@ -209,7 +209,6 @@ async fn a_cancelled_run_leaves_its_table_unwritten() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-#[ignore = "regressed in the fault-tolerance session: a run resumed after a scheduler restart never gets its Ballista tasks scheduled (README, Failures and recovery)"]
 async fn a_run_cut_off_by_a_restart_is_interrupted_and_resumes_without_duplicates() {
     let ws = Workspace::new(SPEC);
     let state = ws.path("state").display().to_string();
@@ -370,7 +369,6 @@ async fn the_job_service_speaks_tls() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-#[ignore = "regressed in the fault-tolerance session: a run resumed after a scheduler restart never gets its Ballista tasks scheduled (README, Failures and recovery)"]
 async fn after_a_restart_finished_runs_keep_their_results_and_cut_off_runs_resume_by_themselves() {
     let ws = Workspace::new(SPEC);
     let state = ws.path("state").display().to_string();

@@ -28,10 +28,6 @@ pub struct SchedulerArgs {
     /// (default: --executor-timeout-seconds).
     #[arg(long, env = "MEDALLION_NO_EXECUTORS_GRACE_SECONDS")]
     pub no_executors_grace_seconds: Option<u64>,
-    /// When an executor is lost, fail the running Ballista jobs (the run driver retries their
-    /// tables from scratch) instead of letting Ballista re-run the lost tasks in place.
-    #[arg(long, env = "MEDALLION_FAIL_JOBS_ON_EXECUTOR_LOSS")]
-    pub fail_jobs_on_executor_loss: bool,
     /// On start, run again the job-service runs that a stop cut off, under their own run ids
     /// (needs --state).
     #[arg(long, env = "MEDALLION_RESUME_INTERRUPTED", requires = "state")]
@@ -172,7 +168,6 @@ pub(crate) async fn run(args: SchedulerArgs) -> Result<ExitCode> {
         no_executors_grace_seconds: args
             .no_executors_grace_seconds
             .unwrap_or(args.executor_timeout_seconds),
-        fail_jobs_on_executor_loss: args.fail_jobs_on_executor_loss,
         api,
     })
     .await?;

@@ -44,10 +44,18 @@ pub struct Progress {
     pub queued: bool,
 }
 
+/// One Ballista job of an attempt: its plan until the scheduler reports it ended, so an
+/// attempt of many jobs (ALS runs two per iteration) asks only about the ones still going.
+#[derive(Debug)]
+enum Watched {
+    Going(Arc<dyn ExecutionPlan>),
+    Ended,
+}
+
 /// The Ballista jobs of one attempt.
 #[derive(Debug, Clone)]
 pub struct JobWatch {
-    jobs: Arc<Mutex<Vec<Arc<dyn ExecutionPlan>>>>,
+    jobs: Arc<Mutex<Vec<Watched>>>,
     scheduler: Option<Channel>,
 }
 
@@ -78,28 +86,42 @@ impl JobWatch {
         (SessionContext::new_with_state(state), watch)
     }
 
-    /// The job id of every plan handed out (`None` until the scheduler accepted it).
-    fn job_ids(&self) -> Vec<Option<String>> {
-        let jobs = self
-            .jobs
+    fn jobs(&self) -> std::sync::MutexGuard<'_, Vec<Watched>> {
+        self.jobs
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        jobs.iter()
-            .filter_map(|p| p.downcast_ref::<BallistaJob>())
-            .map(|j| j.job_id().map(|id| id.to_string()))
-            .collect()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Each going job's index and id (`None` until the scheduler accepted it), and how many
+    /// jobs have ended.
+    fn going(&self) -> (Vec<(usize, Option<String>)>, usize) {
+        let jobs = self.jobs();
+        let going = jobs
+            .iter()
+            .enumerate()
+            .filter_map(|(i, w)| match w {
+                Watched::Going(plan) => plan.downcast_ref::<BallistaJob>().map(|j| (i, j.job_id().map(|id| id.to_string()))),
+                Watched::Ended => None,
+            })
+            .collect();
+        let ended = jobs.iter().filter(|w| matches!(w, Watched::Ended)).count();
+        (going, ended)
     }
 
     /// Asks the scheduler how far the attempt's jobs are. Unreachable schedulers and unknown
     /// jobs report nothing, which reads as no progress.
     pub async fn progress(&self) -> Progress {
-        let mut progress = Progress::default();
+        let (going, ended) = self.going();
+        let mut progress = Progress {
+            jobs: going.len() + ended,
+            jobs_ended: ended,
+            ..Progress::default()
+        };
         let Some(channel) = &self.scheduler else {
             return progress;
         };
         let mut client = SchedulerGrpcClient::new(channel.clone());
-        for job_id in self.job_ids() {
-            progress.jobs += 1;
+        for (index, job_id) in going {
             // Submitted, but the scheduler has not answered with an id yet.
             let Some(job_id) = job_id else {
                 progress.queued = true;
@@ -115,7 +137,10 @@ impl JobWatch {
                 .and_then(|s| s.status);
             progress.queued = matches!(status, Some(Status::Queued(_)) | None);
             match status {
-                Some(Status::Successful(_) | Status::Failed(_)) => progress.jobs_ended += 1,
+                Some(Status::Successful(_) | Status::Failed(_)) => {
+                    progress.jobs_ended += 1;
+                    self.jobs()[index] = Watched::Ended;
+                }
                 Some(Status::Running(_)) => {
                     let done = client
                         .get_job_metrics(GetJobMetricsParams { job_id })
@@ -135,7 +160,8 @@ impl JobWatch {
             return;
         };
         let mut client = SchedulerGrpcClient::new(channel.clone());
-        for job_id in self.job_ids().into_iter().flatten() {
+        let (going, _) = self.going();
+        for job_id in going.into_iter().filter_map(|(_, id)| id) {
             match client
                 .cancel_job(CancelJobParams {
                     job_id: job_id.clone(),
@@ -168,11 +194,7 @@ impl QueryPlanner for WatchingPlanner {
             .create_physical_plan(logical_plan, session_state)
             .await?;
         if plan.downcast_ref::<BallistaJob>().is_some() {
-            self.watch
-                .jobs
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .push(Arc::clone(&plan));
+            self.watch.jobs().push(Watched::Going(Arc::clone(&plan)));
         }
         Ok(plan)
     }

@@ -140,45 +140,50 @@ pub(crate) async fn run_attempts(
 }
 
 /// Drives `attempt` while watching its jobs; gives up when they stall, time out or the run
-/// is cancelled.
+/// is cancelled. The watch runs beside the attempt, never in its way: asking the scheduler
+/// must not pause the work it asks about.
 async fn watched<T>(
     attempt: impl Future<Output = T>,
     jobs: &JobWatch,
     policy: RetryPolicy,
     cancel: &CancelSignal,
 ) -> Result<T, Abandoned> {
+    tokio::select! {
+        done = attempt => Ok(done),
+        () = cancel.cancelled() => Err(Abandoned::Cancelled),
+        abandoned = watch_until_abandoned(jobs, policy) => Err(abandoned),
+    }
+}
+
+/// Polls the attempt's jobs until it has to be given up: no progress for `policy.stall`
+/// while the cluster has work of it, or older than `policy.timeout`.
+async fn watch_until_abandoned(jobs: &JobWatch, policy: RetryPolicy) -> Abandoned {
     let started = Instant::now();
     let mut last = (Progress::default(), Instant::now());
     let mut tick = tokio::time::interval(POLL);
-    tokio::pin!(attempt);
     loop {
-        tokio::select! {
-            done = &mut attempt => return Ok(done),
-            () = cancel.cancelled() => return Err(Abandoned::Cancelled),
-            _ = tick.tick() => {
-                // A scheduler that does not answer is no progress, not a reason to stop watching.
-                let asked = tokio::time::timeout(POLL * 5, jobs.progress()).await;
-                let unanswered = asked.is_err();
-                let now = asked.unwrap_or(last.0);
-                if now != last.0 {
-                    last = (now, Instant::now());
-                }
-                if let Some(limit) = policy.timeout.filter(|t| started.elapsed() > *t) {
-                    return Err(Abandoned::TimedOut { seconds: limit.as_secs() });
-                }
-                // Only the cluster's silence counts: planning and commits on the driver
-                // happen between jobs, when every job has ended.
-                let waiting_on_cluster = now.jobs > now.jobs_ended || unanswered;
-                if waiting_on_cluster && last.1.elapsed() > policy.stall {
-                    info!(?now, "attempt stalled");
-                    return Err(Abandoned::Stalled {
-                        seconds: last.1.elapsed().as_secs(),
-                        jobs: now.jobs,
-                        stages_done: now.stages_done,
-                        queued: now.queued,
-                    });
-                }
-            }
+        tick.tick().await;
+        // A scheduler that does not answer is no progress, not a reason to stop watching.
+        let asked = tokio::time::timeout(POLL * 5, jobs.progress()).await;
+        let unanswered = asked.is_err();
+        let now = asked.unwrap_or(last.0);
+        if now != last.0 {
+            last = (now, Instant::now());
+        }
+        if let Some(limit) = policy.timeout.filter(|t| started.elapsed() > *t) {
+            return Abandoned::TimedOut { seconds: limit.as_secs() };
+        }
+        // Only the cluster's silence counts: planning and commits on the driver happen
+        // between jobs, when every job has ended.
+        let waiting_on_cluster = now.jobs > now.jobs_ended || unanswered;
+        if waiting_on_cluster && last.1.elapsed() > policy.stall {
+            info!(?now, "attempt stalled");
+            return Abandoned::Stalled {
+                seconds: last.1.elapsed().as_secs(),
+                jobs: now.jobs,
+                stages_done: now.stages_done,
+                queued: now.queued,
+            };
         }
     }
 }
