@@ -78,8 +78,14 @@ impl TableJob<'_> {
             .collect()
     }
 
+    /// One app id per run and output: a `txn` then says exactly whether this run committed
+    /// it. (Per table, the highest sequence would hide an older run's commit that never
+    /// happened behind a newer run's — two overlapping runs and one would skip its write.)
     pub(super) fn app_id(&self, suffix: &str) -> String {
-        format!("medallion/{}/{}{suffix}", self.pipeline.name, self.table.name)
+        format!(
+            "medallion/{}/{}{suffix}/{}",
+            self.pipeline.name, self.table.name, self.run.id
+        )
     }
 
     async fn try_run(&self, outcome: &mut TableOutcome) -> Result<TableStatus> {
