@@ -72,7 +72,9 @@ fn chaos_cluster(work: &Path, scheduler_flags: &[&str]) -> Cluster {
     ];
     scheduler.extend(scheduler_flags.iter().map(|s| s.to_string()));
     let executor = ["--heartbeat-seconds".to_string(), HEARTBEAT_SECONDS.into()];
-    start_cluster_with_flags(work, 2, &[], &scheduler, &executor)
+    // Info logs: a failing trial keeps them, and they are what explains it.
+    let env = [("MEDALLION_LOG", "info".to_string())];
+    start_cluster_with_flags(work, 2, &env, &scheduler, &executor)
 }
 
 /// `medallion run` against the cluster, its progress lines collected as they come.
@@ -334,10 +336,8 @@ async fn an_executor_killed_during_silver_leaves_the_tables_of_an_uninterrupted_
     );
 }
 
-/// Five kills in one run, each executor restarted on its ports: not yet reliable (see the
-/// README's "Failures and recovery"), so `make chaos` runs it rather than `make test`.
+/// Five kills in one run, each executor restarted on its ports.
 #[tokio::test(flavor = "multi_thread")]
-#[ignore = "not yet reliable: run by `make chaos`"]
 async fn executors_killed_in_every_layer_leave_the_tables_of_an_uninterrupted_run() {
     baseline();
     let kills = [

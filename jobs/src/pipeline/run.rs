@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use datafusion::prelude::SessionContext;
 use futures::StreamExt;
+use futures::future::{BoxFuture, FutureExt};
 use futures::stream::FuturesUnordered;
 use tracing::{info, warn};
 use url::Url;
@@ -269,7 +270,9 @@ impl PipelineRun {
         let mut pending: Vec<&str> = selected.iter().map(String::as_str).collect();
         let mut finished: BTreeMap<String, TableStatus> = BTreeMap::new();
         let mut outcomes = Vec::new();
-        let mut running = FuturesUnordered::new();
+        // The driver awaits nothing but `running`: a table future paused while the driver
+        // awaits something else could hold what that something waits for (the event log).
+        let mut running: FuturesUnordered<BoxFuture<'_, TableOutcome>> = FuturesUnordered::new();
         loop {
             let mut still_pending = Vec::new();
             for name in pending {
@@ -287,12 +290,10 @@ impl PipelineRun {
                         upstream: failed.to_string(),
                     };
                     let outcome = self.skipped(name, upstream.to_string());
-                    self.finish(ctx, lakehouse, log, &mut finished, &mut outcomes, outcome)
-                        .await;
+                    running.push(self.settle(ctx, lakehouse, log, outcome).boxed());
                 } else if self.cancel.is_cancelled() {
                     let outcome = self.skipped(name, Error::RunCancelled.to_string());
-                    self.finish(ctx, lakehouse, log, &mut finished, &mut outcomes, outcome)
-                        .await;
+                    running.push(self.settle(ctx, lakehouse, log, outcome).boxed());
                 } else if running.len() < self.concurrency
                     && deps.iter().all(|d| finished.contains_key(d.as_str()))
                 {
@@ -301,17 +302,21 @@ impl PipelineRun {
                         table: name.to_string(),
                         layer: table.layer,
                     });
-                    running.push(self.attempts(ctx, table, lakehouse, landing, log));
+                    let attempts = self.attempts(ctx, table, lakehouse, landing, log);
+                    running.push(
+                        async move {
+                            let outcome = attempts.await;
+                            self.settle(ctx, lakehouse, log, outcome).await
+                        }
+                        .boxed(),
+                    );
                 } else {
                     still_pending.push(name);
                 }
             }
             pending = still_pending;
             match running.next().await {
-                Some(outcome) => {
-                    self.finish(ctx, lakehouse, log, &mut finished, &mut outcomes, outcome)
-                        .await
-                }
+                Some(outcome) => self.finish(&mut finished, &mut outcomes, outcome),
                 None if pending.is_empty() => break,
                 None => continue,
             }
@@ -319,15 +324,15 @@ impl PipelineRun {
         outcomes
     }
 
-    async fn finish(
+    /// A table's last steps, inside its own future: a built table joins the run's catalog,
+    /// and the outcome goes to the event log.
+    async fn settle(
         &self,
         ctx: &SessionContext,
         lakehouse: &Lakehouse,
         log: &EventLog,
-        finished: &mut BTreeMap<String, TableStatus>,
-        outcomes: &mut Vec<TableOutcome>,
         mut outcome: TableOutcome,
-    ) {
+    ) -> TableOutcome {
         if outcome.status.is_ok()
             && let Err(e) = self.register_built(ctx, lakehouse, &outcome.table).await
         {
@@ -337,6 +342,15 @@ impl PipelineRun {
         if let Err(e) = log.record(&outcome).await {
             warn!(error = %error_chain(&e), table = %outcome.table, "could not append to the event log");
         }
+        outcome
+    }
+
+    fn finish(
+        &self,
+        finished: &mut BTreeMap<String, TableStatus>,
+        outcomes: &mut Vec<TableOutcome>,
+        outcome: TableOutcome,
+    ) {
         self.notify(&RunEvent::TableFinished(outcome.clone()));
         finished.insert(outcome.table.clone(), outcome.status);
         outcomes.push(outcome);
