@@ -16,10 +16,12 @@
 //!
 //! ```no_run
 //! # async fn demo() -> medallion_jobs::Result<()> {
-//! use medallion_jobs::{cluster, pipeline::PipelineRun, spec};
+//! use medallion_jobs::{cluster, dag::Selection, spec};
+//! use medallion_jobs::pipeline::{PipelineRun, ResolvedRun};
 //! let spec = spec::read_spec("pipelines/example/pipeline.toml")?;
+//! let resolved = ResolvedRun::resolve(spec, &Selection::all())?;
 //! let ctx = cluster::connect("df://localhost:50050", 2).await?;
-//! let summary = PipelineRun::new(spec).execute(&ctx).await?;
+//! let summary = PipelineRun::new(resolved).execute(&ctx).await?;
 //! println!("{}", summary.render());
 //! # Ok(()) }
 //! ```

@@ -4,8 +4,8 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use clap::Args;
-use medallion_jobs::dag::{Dag, Selection};
-use medallion_jobs::pipeline::{PipelineRun, RunEvent, RunId, RunSummary, TableStatus};
+use medallion_jobs::dag::Selection;
+use medallion_jobs::pipeline::{PipelineRun, ResolvedRun, RunEvent, RunId, RunSummary, TableStatus};
 use medallion_jobs::spec::{RetrySettings, read_spec};
 
 use crate::cluster::{ClusterTarget, connect};
@@ -106,7 +106,7 @@ pub(crate) async fn execute(
         selection = selection.with_layer(l);
     }
     // Reject a bad spec or selection before starting or contacting a cluster.
-    selection.resolve(&spec, &Dag::build(&spec)?)?;
+    let resolved = ResolvedRun::resolve(spec, &selection)?;
     let target = match &args.scheduler {
         Some(url) => ClusterTarget::Remote(url.clone()),
         None => ClusterTarget::Embedded {
@@ -130,9 +130,8 @@ pub(crate) async fn execute(
             }),
         })
         .collect::<Result<Vec<_>>>()?;
-    let mut run = PipelineRun::new(spec)
+    let mut run = PipelineRun::new(resolved)
         .with_vars(vars)
-        .with_selection(selection)
         .with_lakehouse(args.lakehouse.clone())
         .with_landing(args.landing.clone())
         .with_full_refresh(args.full_refresh)

@@ -100,7 +100,9 @@ impl JobWatch {
             .iter()
             .enumerate()
             .filter_map(|(i, w)| match w {
-                Watched::Going(plan) => plan.downcast_ref::<BallistaJob>().map(|j| (i, j.job_id().map(|id| id.to_string()))),
+                Watched::Going(plan) => plan
+                    .downcast_ref::<BallistaJob>()
+                    .map(|j| (i, j.job_id().map(|id| id.to_string()))),
                 Watched::Ended => None,
             })
             .collect();

@@ -171,7 +171,9 @@ async fn watch_until_abandoned(jobs: &JobWatch, policy: RetryPolicy) -> Abandone
             last = (now, Instant::now());
         }
         if let Some(limit) = policy.timeout.filter(|t| started.elapsed() > *t) {
-            return Abandoned::TimedOut { seconds: limit.as_secs() };
+            return Abandoned::TimedOut {
+                seconds: limit.as_secs(),
+            };
         }
         // Only the cluster's silence counts: planning and commits on the driver happen
         // between jobs, when every job has ended.

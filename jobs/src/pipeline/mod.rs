@@ -6,10 +6,14 @@ mod attempts;
 mod event_log;
 mod outcome;
 mod paths;
+mod resolved;
 mod run;
+mod run_id;
 mod table_job;
 
 pub use event_log::{EVENT_LOG_PATH, EventLog, append_rows};
 pub use outcome::{RunEvent, RunSummary, TableOutcome, TableStatus};
 pub use paths::{Lakehouse, resolve_url};
-pub use run::{PipelineRun, RunId};
+pub use resolved::ResolvedRun;
+pub use run::PipelineRun;
+pub use run_id::RunId;

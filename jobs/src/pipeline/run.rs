@@ -15,61 +15,14 @@ use super::attempts::{CancelSignal, run_attempts};
 use super::event_log::{EVENT_LOG_PATH, EventLog};
 use super::outcome::{RunEvent, RunSummary, TableOutcome, TableStatus};
 use super::paths::{Lakehouse, resolve_url};
+use super::resolved::ResolvedRun;
+use super::run_id::RunId;
 use super::table_job::TableJob;
-use crate::dag::{Dag, Selection};
+use crate::dag::Dag;
 use crate::delta::TableSnapshot;
 use crate::error::{Error, Result, error_chain};
 use crate::quality::QUARANTINE_SUFFIX;
 use crate::spec::{Pipeline, RetrySettings};
-
-/// A run's identity: `run-<sequence>`, the sequence being the start time in microseconds (two
-/// runs started in the same millisecond by different processes must not share an id).
-/// The sequence is the Delta `txn` version, so re-running an id commits nothing twice.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RunId {
-    /// Printable id.
-    pub id: String,
-    /// Monotonic sequence.
-    pub seq: i64,
-    /// Start of the run, microseconds since the epoch (`_ingested_at`).
-    pub started_micros: i64,
-}
-
-impl RunId {
-    /// A new run starting now.
-    pub fn new() -> Self {
-        let now = chrono::Utc::now();
-        let seq = now.timestamp_micros();
-        Self {
-            id: format!("run-{seq}"),
-            seq,
-            started_micros: seq,
-        }
-    }
-
-    /// An earlier run, to resume or repeat it.
-    pub fn parse(id: &str) -> Result<Self> {
-        let seq = id
-            .strip_prefix("run-")
-            .and_then(|s| s.parse::<i64>().ok())
-            .filter(|s| *s > 0)
-            .ok_or_else(|| Error::Select {
-                selector: id.into(),
-                message: "a run id looks like run-<number>".into(),
-            })?;
-        Ok(Self {
-            id: id.to_string(),
-            seq,
-            started_micros: seq,
-        })
-    }
-}
-
-impl Default for RunId {
-    fn default() -> Self {
-        Self::new()
-    }
-}
 
 type Observer = Arc<dyn Fn(&RunEvent) + Send + Sync>;
 
@@ -77,7 +30,8 @@ type Observer = Arc<dyn Fn(&RunEvent) + Send + Sync>;
 #[must_use]
 pub struct PipelineRun {
     pipeline: Pipeline,
-    selection: Selection,
+    dag: Dag,
+    selected: Vec<String>,
     lakehouse: Option<String>,
     landing: Option<String>,
     full_refresh: bool,
@@ -91,11 +45,17 @@ pub struct PipelineRun {
 }
 
 impl PipelineRun {
-    /// A run of every table of `pipeline`.
-    pub fn new(pipeline: Pipeline) -> Self {
+    /// A run of the resolved pipeline's selected tables.
+    pub fn new(resolved: ResolvedRun) -> Self {
+        let ResolvedRun {
+            pipeline,
+            dag,
+            selected,
+        } = resolved;
         Self {
             pipeline,
-            selection: Selection::all(),
+            dag,
+            selected,
             lakehouse: None,
             landing: None,
             full_refresh: false,
@@ -107,12 +67,6 @@ impl PipelineRun {
             retry_overrides: RetrySettings::default(),
             cancel: CancelSignal(tokio::sync::watch::channel(false).1),
         }
-    }
-
-    /// Only these tables.
-    pub fn with_selection(mut self, selection: Selection) -> Self {
-        self.selection = selection;
-        self
     }
 
     /// Overrides the spec's lakehouse root.
@@ -190,12 +144,11 @@ impl PipelineRun {
     /// Validates everything, then builds the selected tables on `ctx`'s cluster.
     pub async fn execute(self, ctx: &SessionContext) -> Result<RunSummary> {
         let started = Instant::now();
-        let dag = Dag::build(&self.pipeline)?;
-        let selected = self.selection.resolve(&self.pipeline, &dag)?;
+        let (dag, selected) = (&self.dag, &self.selected);
         let lakehouse = Lakehouse::new(self.root_url()?);
         let landing = self.landing.as_deref().or(self.pipeline.landing.as_deref());
         let landing = landing.map(|l| resolve_url(None, l)).transpose()?;
-        self.register_unselected_upstream(ctx, &dag, &selected, &lakehouse)
+        self.register_unselected_upstream(ctx, dag, selected, &lakehouse)
             .await?;
         let log = EventLog::new(
             lakehouse.at(EVENT_LOG_PATH),
@@ -205,7 +158,7 @@ impl PipelineRun {
         );
         info!(run_id = %self.run_id.id, tables = selected.len(), "run started");
         let tables = self
-            .schedule(ctx, &dag, &selected, &lakehouse, landing.as_ref(), &log)
+            .schedule(ctx, dag, selected, &lakehouse, landing.as_ref(), &log)
             .await;
         Ok(RunSummary {
             run_id: self.run_id.id.clone(),

@@ -13,7 +13,7 @@ use url::Url;
 
 use super::outcome::{TableOutcome, TableStatus};
 use super::paths::{Lakehouse, resolve_url};
-use super::run::RunId;
+use super::run_id::RunId;
 use crate::delta::{CommitOutcome, DeltaCommit, TableSnapshot, WriteResult, WriteSpec, WriteTarget};
 use crate::error::{Error, Failure, Result, error_chain};
 use crate::landing::{CORRUPT_REASON, CORRUPT_RECORD, RESCUED_DATA, SOURCE_FILE};

@@ -5,8 +5,8 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use futures::{Stream, StreamExt};
-use medallion_jobs::dag::{Dag, Selection};
-use medallion_jobs::pipeline::{PipelineRun, RunId};
+use medallion_jobs::dag::Selection;
+use medallion_jobs::pipeline::{PipelineRun, ResolvedRun, RunId};
 use medallion_jobs::spec::{Pipeline, parse_spec, read_spec};
 use medallion_proto::v1::job_service_server::JobService;
 use medallion_proto::v1::run_event::Event;
@@ -140,14 +140,11 @@ impl JobApi {
         for l in &req.layers {
             selection = selection.with_layer(l);
         }
-        let tables = selection
-            .resolve(&pipeline, &Dag::build(&pipeline).map_err(invalid)?)
-            .map_err(invalid)?;
-        let name = pipeline.name.clone();
+        let resolved = ResolvedRun::resolve(pipeline, &selection).map_err(invalid)?;
+        let (name, tables) = (resolved.pipeline().name.clone(), resolved.selected().to_vec());
         let non_empty = |s: String| (!s.is_empty()).then_some(s);
-        let run = PipelineRun::new(pipeline)
+        let run = PipelineRun::new(resolved)
             .with_vars(req.vars)
-            .with_selection(selection)
             .with_lakehouse(non_empty(req.lakehouse))
             .with_landing(non_empty(req.landing))
             .with_full_refresh(req.full_refresh)
