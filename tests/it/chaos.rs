@@ -313,7 +313,18 @@ async fn trial(kills: &[(KillPoint, usize, Duration)]) -> (i32, String, Vec<Stri
     }
     let (code, mut output) = run.finish();
     let found = if code == 0 {
-        mismatches(&lake).await
+        let mut found = mismatches(&lake).await;
+        // Every retry the progress output showed is a `retried` row of the event log.
+        let shown = output.lines().filter(|l| l.trim_start().starts_with("retry ")).count();
+        let logged = rows(&lake.join("_medallion/event_log"))
+            .await
+            .iter()
+            .filter(|r| r.split('|').nth(4) == Some("retried"))
+            .count();
+        if shown != logged {
+            found.push(format!("{shown} retry lines but {logged} `retried` event-log rows"));
+        }
+        found
     } else {
         vec![]
     };
@@ -350,6 +361,7 @@ async fn executors_killed_in_every_layer_leave_the_tables_of_an_uninterrupted_ru
     let (code, output, found) = trial(&kills).await;
     eprintln!("{output}");
     assert_eq!(code, 0, "the run failed:\n{output}");
+    assert!(output.contains("  retry "), "no table was retried:\n{output}");
     assert!(
         found.is_empty(),
         "tables differ from the uninterrupted run: {found:#?}\n{output}"
