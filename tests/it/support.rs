@@ -146,13 +146,15 @@ pub(crate) async fn table_rows(table: &Path, select: &str) -> String {
     let ctx = SessionContext::new();
     ctx.register_table("t", std::sync::Arc::new(snapshot.scan_table().unwrap()))
         .unwrap();
-    let batches = ctx
-        .sql(&format!("SELECT {select} FROM t ORDER BY 1, 2"))
-        .await
-        .unwrap()
-        .collect()
-        .await
-        .unwrap();
+    let frame = ctx.sql(&format!("SELECT {select} FROM t")).await.unwrap();
+    // Every column, so rows tied on the first ones come out in one order too.
+    let order: Vec<_> = frame
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| datafusion::prelude::ident(f.name()).sort(true, false))
+        .collect();
+    let batches = frame.sort(order).unwrap().collect().await.unwrap();
     pretty_format_batches(&batches).unwrap().to_string()
 }
 
