@@ -282,9 +282,9 @@ where
     }
 }
 
-/// Serves the job service, gRPC health and reflection until the process stops.
-/// Resolves once an executor has registered (or after `timeout_seconds`): a job submitted to a
-/// cluster without executors is not scheduled when they arrive later.
+/// Resolves once an executor has registered (or after `timeout_seconds`), so that a run
+/// started right after a scheduler restart does not spend its attempts on an empty cluster
+/// while the executors re-register with their next heartbeat.
 fn executors_ready(
     scheduler: SchedulerServer<LogicalPlanNode, PhysicalPlanNode>,
     timeout_seconds: u64,
@@ -306,6 +306,7 @@ fn executors_ready(
     }))
 }
 
+/// Serves the job service, gRPC health and reflection until the process stops.
 async fn serve_api(
     options: ApiOptions,
     cluster_url: String,

@@ -315,14 +315,19 @@ async fn trial(kills: &[(KillPoint, usize, Duration)]) -> (i32, String, Vec<Stri
     let found = if code == 0 {
         let mut found = mismatches(&lake).await;
         // Every retry the progress output showed is a `retried` row of the event log.
-        let shown = output.lines().filter(|l| l.trim_start().starts_with("retry ")).count();
+        let shown = output
+            .lines()
+            .filter(|l| l.trim_start().starts_with("retry "))
+            .count();
         let logged = rows(&lake.join("_medallion/event_log"))
             .await
             .iter()
             .filter(|r| r.split('|').nth(4) == Some("retried"))
             .count();
         if shown != logged {
-            found.push(format!("{shown} retry lines but {logged} `retried` event-log rows"));
+            found.push(format!(
+                "{shown} retry lines but {logged} `retried` event-log rows"
+            ));
         }
         found
     } else {
