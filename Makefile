@@ -59,7 +59,7 @@ bench-als: setup build ## ALS: MovieLens-100K against Spark MLlib and `implicit`
 	$(BIN) bench --dataset ratings --ratings 1000000
 	$(BIN) bench --dataset ratings --ratings 10000000
 
-chaos: setup ## kill -9 on a scheduler and two executors: a silver kill, a five-kill run, then randomized trials (MEDALLION_CHAOS_TRIALS, default 20)
+chaos: setup ## randomized kill -9 trials on a scheduler and two executors (MEDALLION_CHAOS_TRIALS, default 20)
 	cargo test $(FEATURES) -p medallion-cli --test it -- --ignored chaos:: --test-threads 1 --nocapture
 
 bench-api: build ## job service: 50 concurrent submissions to a scheduler with 2 executors; latency, completion, scheduler RSS

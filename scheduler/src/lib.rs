@@ -8,11 +8,16 @@
 //! Beside Ballista's own gRPC port it can serve [`api`], Medallion's job service
 //! (`medallion.v1.JobService`, gRPC health and reflection) on a second port, and with the
 //! `kube` feature, [`autoscale`] the executor Deployment from that service's queue.
+//!
+//! Two changes to Ballista's recovery make an executor loss safe: `lost` fails the jobs it
+//! touched (the run driver retries their tables from scratch), and `slots` gives back the
+//! task slots such a failure would otherwise leave taken forever.
 
 pub mod api;
 pub mod autoscale;
 mod lost;
 pub mod metrics;
+mod slots;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -235,6 +240,10 @@ pub async fn start(options: SchedulerOptions) -> Result<()> {
     let cluster = BallistaCluster::new_from_config(&config)
         .await
         .map_err(|source| Error::ClusterState { source })?;
+    let cluster = BallistaCluster::new(
+        Arc::new(slots::SlotLedger::new(cluster.cluster_state())),
+        cluster.job_state(),
+    );
     config
         .validate()
         .map_err(|source| Error::ClusterState { source })?;

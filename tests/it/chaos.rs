@@ -341,7 +341,6 @@ async fn trial(kills: &[(KillPoint, usize, Duration)]) -> (i32, String, Vec<Stri
 }
 
 #[tokio::test(flavor = "multi_thread")]
-#[ignore = "fails about 1 run in 20 (Ballista slot accounting after cancelled jobs, README): run by `make chaos`"]
 async fn an_executor_killed_during_silver_leaves_the_tables_of_an_uninterrupted_run() {
     baseline();
     let (code, output, found) = trial(&[(KillPoint::Silver, 1, Duration::from_millis(300))]).await;
@@ -355,7 +354,6 @@ async fn an_executor_killed_during_silver_leaves_the_tables_of_an_uninterrupted_
 
 /// Five kills in one run, each executor restarted on its ports.
 #[tokio::test(flavor = "multi_thread")]
-#[ignore = "fails about 1 run in 20 (Ballista slot accounting after cancelled jobs, README): run by `make chaos`"]
 async fn executors_killed_in_every_layer_leave_the_tables_of_an_uninterrupted_run() {
     baseline();
     let kills = [
