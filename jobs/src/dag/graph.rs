@@ -8,7 +8,7 @@ use datafusion::sql::resolve::resolve_table_references;
 use crate::error::{Error, Result};
 use crate::quality::QUARANTINE_SUFFIX;
 use crate::spec::ALS_COMPANIONS;
-use crate::spec::{Pipeline, TableSpec, Transform};
+use crate::spec::{Pipeline, TableSpec};
 
 /// Validated dependency graph of a pipeline's tables.
 #[derive(Debug, Clone)]
@@ -81,7 +81,7 @@ impl Dag {
 
 /// The pipeline tables a table's query reads; CTE names are not table references.
 fn references(pipeline: &Pipeline, table: &TableSpec) -> Result<BTreeSet<String>> {
-    let Transform::Sql(sql) = &table.transform else {
+    let Some(sql) = table.kind.sql() else {
         return Ok(BTreeSet::new());
     };
     let invalid = |message: String| Error::InvalidSpec {

@@ -10,13 +10,15 @@ mod tagged;
 mod write_exec;
 mod write_node;
 mod write_spec;
+mod written;
 
 pub use commit::{CommitOutcome, DeltaCommit};
 pub use normalize::{normalize_batch, normalize_schema};
 pub use scan::{DeltaFile, DeltaScanTable, project};
 pub use snapshot::TableSnapshot;
-pub use staged::{FileTag, Staged, write_here, write_on_cluster};
+pub use staged::{FileTag, Staged, project_named, write_here, write_on_cluster};
 pub use tagged::{discard_tagged, tag_path};
-pub use write_exec::{DeltaWriteExec, written_files_schema};
+pub use write_exec::DeltaWriteExec;
 pub use write_node::DeltaWriteNode;
-pub use write_spec::{TaskCounts, WriteResult, WriteSpec, WriteTarget};
+pub use write_spec::{Counter, KeepWhen, OutputName, WriteSpec, WriteTarget};
+pub use written::{OutputWritten, TaskWritten, WriteResult, task_result_schema};

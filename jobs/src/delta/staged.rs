@@ -17,7 +17,8 @@ use url::Url;
 use super::normalize::{normalize_batch, normalize_schema};
 use super::scan::{DeltaFile, DeltaScanTable};
 use super::write_node::DeltaWriteNode;
-use super::write_spec::{WriteResult, WriteSpec};
+use super::write_spec::{OutputName, WriteSpec};
+use super::written::WriteResult;
 
 /// One target's uncommitted files.
 #[derive(Debug, Clone)]
@@ -35,24 +36,27 @@ pub struct Staged {
 }
 
 impl Staged {
-    /// Target `t` of a distributed write; `logical` is the schema used when no task reported one
-    /// (no rows were written).
+    /// Output `name` of a distributed write; `logical` is the schema used when no task
+    /// reported one (no task ran).
     pub fn from_result(
         spec: &WriteSpec,
         result: &WriteResult,
-        t: usize,
+        name: &OutputName,
         logical: &SchemaRef,
     ) -> Result<Self> {
-        let target = &spec.targets[t];
+        let target = spec
+            .target(name)
+            .ok_or_else(|| DataFusionError::Internal(format!("the write has no output `{name}`")))?;
         let url = Url::parse(&target.url).map_err(|e| DataFusionError::External(Box::new(e)))?;
-        let schema = match result.schemas.get(t).cloned().flatten() {
-            Some(written) => written,
-            None => normalize_schema(&Arc::new(logical.project(&target.columns)?)),
+        let written = result.output(name);
+        let schema = match written.schema {
+            Some(schema) => schema,
+            None => normalize_schema(&Arc::new(project_named(logical, &target.columns)?)),
         };
         Ok(Self {
             url,
-            adds: result.adds[t].clone(),
-            rows: result.rows[t],
+            adds: written.adds,
+            rows: written.rows,
             schema,
             partition_by: target.partition_by.clone(),
         })
@@ -131,4 +135,13 @@ pub async fn write_here(url: &Url, batch: &RecordBatch) -> Result<Staged> {
         schema,
         partition_by: vec![],
     })
+}
+
+/// The columns of `schema` named `columns`, in that order.
+pub fn project_named(schema: &SchemaRef, columns: &[String]) -> Result<datafusion::arrow::datatypes::Schema> {
+    let indices = columns
+        .iter()
+        .map(|c| schema.index_of(c))
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    Ok(schema.project(&indices)?)
 }

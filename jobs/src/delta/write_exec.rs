@@ -1,13 +1,13 @@
 //! Writes each input partition as Parquet data files of one or more Delta tables, on the
-//! executor that runs the partition, and returns the `Add` actions and row counts for the
+//! executor that runs the partition, and returns a [`TaskWritten`] describing them for the
 //! driver to commit.
 
 use std::fmt;
-use std::sync::{Arc, LazyLock};
+use std::sync::Arc;
 
-use datafusion::arrow::array::{Array, BooleanArray, Int32Array, Int64Array, RecordBatch, StringArray};
+use datafusion::arrow::array::{Array, BooleanArray, RecordBatch};
 use datafusion::arrow::compute::filter_record_batch;
-use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
@@ -24,22 +24,8 @@ use url::Url;
 
 use super::normalize::{normalize_batch, normalize_schema};
 use super::tagged::{TaggedStore, tag_path};
-use super::write_spec::{COUNTS_ROW, TaskCounts, WriteSpec, WriteTarget, schema_to_hex};
-
-static WRITTEN_FILES: LazyLock<SchemaRef> = LazyLock::new(|| {
-    Arc::new(Schema::new(vec![
-        Field::new("target", DataType::Int32, false),
-        Field::new("path", DataType::Utf8, false),
-        Field::new("payload", DataType::Utf8, false),
-        Field::new("rows", DataType::Int64, false),
-    ]))
-});
-
-/// Schema of what [`DeltaWriteExec`] returns: a row per data file written (`payload` is the
-/// `Add` action as JSON) and a row per task with its counts (`target` = -1).
-pub fn written_files_schema() -> SchemaRef {
-    Arc::clone(&WRITTEN_FILES)
-}
+use super::write_spec::{WriteSpec, WriteTarget};
+use super::written::{CounterValue, DataFile, OutputFiles, TaskWritten, schema_to_ipc, task_result_schema};
 
 /// Per-partition Delta data-file writer.
 #[derive(Debug)]
@@ -54,7 +40,7 @@ impl DeltaWriteExec {
     pub fn new(input: Arc<dyn ExecutionPlan>, spec: WriteSpec) -> Self {
         let partitions = input.output_partitioning().partition_count();
         let properties = Arc::new(PlanProperties::new(
-            EquivalenceProperties::new(written_files_schema()),
+            EquivalenceProperties::new(task_result_schema()),
             Partitioning::UnknownPartitioning(partitions),
             EmissionType::Final,
             Boundedness::Bounded,
@@ -114,15 +100,17 @@ impl ExecutionPlan for DeltaWriteExec {
         let input = self.input.execute(partition, context)?;
         let write = write_partition(input, Arc::clone(&self.spec));
         Ok(Box::pin(RecordBatchStreamAdapter::new(
-            written_files_schema(),
+            task_result_schema(),
             futures::stream::once(write),
         )))
     }
 }
 
-/// One target's writer and the columns it takes.
+/// One target's writer and the input columns it takes.
 struct TargetWriter<'a> {
     target: &'a WriteTarget,
+    columns: Vec<usize>,
+    keep: Option<(usize, bool)>,
     schema: SchemaRef,
     writer: DeltaWriter,
 }
@@ -135,7 +123,16 @@ impl<'a> TargetWriter<'a> {
         if !tag.is_empty() {
             store = Arc::new(TaggedStore::new(store, tag));
         }
-        let schema = normalize_schema(&Arc::new(input.project(&target.columns)?));
+        let columns = target
+            .columns
+            .iter()
+            .map(|c| input.index_of(c))
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        let keep = match &target.keep_when {
+            None => None,
+            Some(k) => Some((input.index_of(&k.column)?, k.value)),
+        };
+        let schema = normalize_schema(&Arc::new(input.project(&columns)?));
         let config = WriterConfig::new(
             Arc::clone(&schema),
             target.partition_by.clone(),
@@ -147,21 +144,40 @@ impl<'a> TargetWriter<'a> {
         );
         Ok(Self {
             target,
+            columns,
+            keep,
             schema,
             writer: DeltaWriter::new(store, config),
         })
     }
 
     async fn write(&mut self, batch: &RecordBatch) -> Result<()> {
-        let kept = match self.target.keep_when {
+        let kept = match self.keep {
             None => batch.clone(),
             Some((column, value)) => filter_record_batch(batch, &mask(batch.column(column), value)?)?,
         };
         if kept.num_rows() == 0 {
             return Ok(());
         }
-        let projected = normalize_batch(&kept.project(&self.target.columns)?, &self.schema)?;
+        let projected = normalize_batch(&kept.project(&self.columns)?, &self.schema)?;
         self.writer.write(&projected).await.map_err(external)
+    }
+
+    /// Closes the files and describes them.
+    async fn finish(self, tag: &str) -> Result<OutputFiles> {
+        let mut files = Vec::new();
+        for mut add in self.writer.close().await.map_err(external)? {
+            if !tag.is_empty() {
+                add.path = tag_path(&add.path, tag);
+            }
+            let rows = num_records(add.stats.as_deref());
+            files.push(DataFile::from_add(add, rows));
+        }
+        Ok(OutputFiles {
+            name: self.target.name.to_string(),
+            arrow_schema: schema_to_ipc(&self.schema)?,
+            files,
+        })
     }
 }
 
@@ -172,77 +188,37 @@ async fn write_partition(mut input: SendableRecordBatchStream, spec: Arc<WriteSp
         .iter()
         .map(|t| TargetWriter::open(t, &schema, &spec.file_tag))
         .collect::<Result<Vec<_>>>()?;
-    let schemas = writers
+    let counted = spec
+        .counters
         .iter()
-        .map(|w| schema_to_hex(&w.schema))
-        .collect::<Result<Vec<_>>>()?;
-    let mut counts = TaskCounts {
-        read: 0,
-        counted: vec![0; spec.count_columns.len()],
-        schemas,
+        .map(|c| schema.index_of(&c.column))
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    let mut task = TaskWritten {
+        rows_read: 0,
+        counters: spec
+            .counters
+            .iter()
+            .map(|c| CounterValue {
+                name: c.name.clone(),
+                count: 0,
+            })
+            .collect(),
+        outputs: Vec::with_capacity(writers.len()),
     };
     while let Some(batch) = input.next().await {
         let batch = batch?;
-        counts.read += batch.num_rows() as u64;
-        for (total, &column) in counts.counted.iter_mut().zip(&spec.count_columns) {
-            *total += mask(batch.column(column), true)?.true_count() as u64;
+        task.rows_read += batch.num_rows() as u64;
+        for (counter, &column) in task.counters.iter_mut().zip(&counted) {
+            counter.count += mask(batch.column(column), true)?.true_count() as u64;
         }
         for writer in &mut writers {
             writer.write(&batch).await?;
         }
     }
-    let mut out = ResultRows::default();
-    for (t, writer) in writers.into_iter().enumerate() {
-        for mut add in writer.writer.close().await.map_err(external)? {
-            if !spec.file_tag.is_empty() {
-                add.path = tag_path(&add.path, &spec.file_tag);
-            }
-            let rows = num_records(add.stats.as_deref());
-            out.push(
-                t as i32,
-                &add.path.clone(),
-                serde_json::to_string(&add).map_err(external)?,
-                rows,
-            );
-        }
+    for writer in writers {
+        task.outputs.push(writer.finish(&spec.file_tag).await?);
     }
-    let read = counts.read as i64;
-    out.push(
-        COUNTS_ROW,
-        "",
-        serde_json::to_string(&counts).map_err(external)?,
-        read,
-    );
-    out.finish()
-}
-
-#[derive(Default)]
-struct ResultRows {
-    targets: Vec<i32>,
-    paths: Vec<String>,
-    payloads: Vec<String>,
-    rows: Vec<i64>,
-}
-
-impl ResultRows {
-    fn push(&mut self, target: i32, path: &str, payload: String, rows: i64) {
-        self.targets.push(target);
-        self.paths.push(path.to_string());
-        self.payloads.push(payload);
-        self.rows.push(rows);
-    }
-
-    fn finish(self) -> Result<RecordBatch> {
-        Ok(RecordBatch::try_new(
-            written_files_schema(),
-            vec![
-                Arc::new(Int32Array::from(self.targets)),
-                Arc::new(StringArray::from(self.paths)),
-                Arc::new(StringArray::from(self.payloads)),
-                Arc::new(Int64Array::from(self.rows)),
-            ],
-        )?)
-    }
+    task.into_batch()
 }
 
 /// Rows where the boolean column equals `value` (NULL never matches TRUE; counts as FALSE).
@@ -255,10 +231,10 @@ fn mask(column: &dyn Array, value: bool) -> Result<BooleanArray> {
 }
 
 /// Rows in a file, from the `numRecords` of the stats the writer computed.
-fn num_records(stats: Option<&str>) -> i64 {
+fn num_records(stats: Option<&str>) -> u64 {
     stats
         .and_then(|s| serde_json::from_str::<serde_json::Value>(s).ok())
-        .and_then(|v| v.get("numRecords").and_then(serde_json::Value::as_i64))
+        .and_then(|v| v.get("numRecords").and_then(serde_json::Value::as_u64))
         .unwrap_or(0)
 }
 

@@ -10,8 +10,8 @@ use datafusion::common::{DFSchema, DFSchemaRef};
 use datafusion::error::{DataFusionError, Result};
 use datafusion::logical_expr::{Expr, LogicalPlan, UserDefinedLogicalNodeCore};
 
-use super::write_exec::written_files_schema;
 use super::write_spec::WriteSpec;
+use super::written::task_result_schema;
 
 /// Write the input's rows as data files of the Delta tables in `spec`.
 #[derive(Debug, Clone)]
@@ -26,7 +26,7 @@ pub struct DeltaWriteNode {
 impl DeltaWriteNode {
     /// A write of `input` as `spec` says.
     pub fn try_new(input: LogicalPlan, spec: WriteSpec) -> Result<Self> {
-        let schema = Arc::new(DFSchema::try_from(written_files_schema())?);
+        let schema = Arc::new(DFSchema::try_from(task_result_schema())?);
         Ok(Self { input, spec, schema })
     }
 }

@@ -1,7 +1,6 @@
 //! Running a pipeline: the DAG scheduled table by table on the cluster, each table checked,
 //! written and committed once, and every outcome recorded in the event log.
 
-mod als_job;
 mod attempts;
 mod event_log;
 mod outcome;
@@ -9,6 +8,7 @@ mod paths;
 mod resolved;
 mod run;
 mod run_id;
+mod steps;
 mod table_job;
 
 pub use event_log::{EVENT_LOG_PATH, EventLog, append_rows};

@@ -314,8 +314,8 @@ impl PipelineRun {
         if let Some(snapshot) = TableSnapshot::load(&lakehouse.table_url(table)).await? {
             register(ctx, name, &snapshot)?;
         }
-        let model_tables = table.model.iter().flat_map(|m| m.companion_suffixes());
-        for suffix in std::iter::once(&QUARANTINE_SUFFIX).chain(model_tables) {
+        let companions = table.kind.companion_suffixes();
+        for suffix in std::iter::once(&QUARANTINE_SUFFIX).chain(companions) {
             if let Some(snapshot) = TableSnapshot::load(&lakehouse.companion_url(table, suffix)).await? {
                 register(ctx, &format!("{name}{suffix}"), &snapshot)?;
             }

@@ -26,14 +26,14 @@ pub struct CheckedFrame {
     /// Table columns, extra quarantine columns, quarantine audit columns, keep flag, one
     /// "failed" flag per rule.
     pub frame: DataFrame,
-    /// Positions of the table's columns.
-    pub table_columns: Vec<usize>,
-    /// Positions of the quarantine table's columns; `None` without `drop` rules.
-    pub quarantine_columns: Option<Vec<usize>>,
-    /// Position of the boolean "passes every drop rule" column.
-    pub keep_column: Option<usize>,
-    /// Position of each rule's boolean "failed" column, in rule order.
-    pub failed_columns: Vec<usize>,
+    /// The table's columns.
+    pub table_columns: Vec<String>,
+    /// The quarantine table's columns; `None` without `drop` rules.
+    pub quarantine_columns: Option<Vec<String>>,
+    /// The boolean "passes every drop rule" column.
+    pub keep_column: Option<String>,
+    /// Each rule's boolean "failed" column, in rule order.
+    pub failed_columns: Vec<String>,
 }
 
 impl CheckedFrame {
@@ -48,7 +48,7 @@ impl CheckedFrame {
         now_micros: i64,
     ) -> Result<Self> {
         let mut select: Vec<Expr> = table.iter().chain(extra).map(|c| ident(c)).collect();
-        let table_columns: Vec<usize> = (0..table.len()).collect();
+        let mut names: Vec<String> = table.iter().chain(extra).cloned().collect();
         // `fail` rows go to quarantine too, so an aborted table shows what stopped it.
         let drops: Vec<&Rule> = rules.iter().filter(|r| r.action != Action::Warn).collect();
         let (mut quarantine_columns, mut keep_column) = (None, None);
@@ -59,26 +59,28 @@ impl CheckedFrame {
                 rule = rule.when(r.pass.clone().not(), lit(r.name.clone()));
                 reason = reason.when(r.pass.clone().not(), r.reason.clone());
             }
-            select.push(rule.end()?.alias("_rule"));
-            select.push(reason.end()?.alias("_reason"));
-            select.push(lit(run_id.to_string()).alias("_run_id"));
             let now = ScalarValue::TimestampMicrosecond(Some(now_micros), Some("UTC".into()));
-            select.push(lit(now).alias("_quarantined_at"));
-            quarantine_columns = Some((0..select.len()).collect());
+            let audit = [rule.end()?, reason.end()?, lit(run_id.to_string()), lit(now)];
+            for (expr, name) in audit.into_iter().zip(QUARANTINE_COLUMNS) {
+                select.push(expr.alias(name));
+                names.push(name.to_string());
+            }
+            quarantine_columns = Some(names.clone());
             let keep = drops[1..]
                 .iter()
                 .fold(first.pass.clone(), |acc, r| acc.and(r.pass.clone()));
-            keep_column = Some(select.len());
+            keep_column = Some(KEEP.to_string());
             select.push(keep.alias(KEEP));
         }
         let mut failed_columns = Vec::with_capacity(rules.len());
         for (i, r) in rules.iter().enumerate() {
-            failed_columns.push(select.len());
-            select.push(r.pass.clone().not().alias(format!("__medallion_failed_{i}")));
+            let name = format!("__medallion_failed_{i}");
+            select.push(r.pass.clone().not().alias(&name));
+            failed_columns.push(name);
         }
         Ok(Self {
             frame: frame.select(select)?,
-            table_columns,
+            table_columns: table.to_vec(),
             quarantine_columns,
             keep_column,
             failed_columns,

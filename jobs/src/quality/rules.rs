@@ -5,7 +5,7 @@ use datafusion::logical_expr::{Expr, col, lit};
 
 use crate::error::{Error, Result};
 use crate::landing::CORRUPT_REASON;
-use crate::spec::{Action, Pipeline, TableSpec, Transform};
+use crate::spec::{Action, Pipeline, TableKind, TableSpec};
 
 /// A compiled expectation.
 #[derive(Debug, Clone)]
@@ -24,7 +24,7 @@ pub struct Rule {
 /// quarantined with the parser's reason), then the spec's expectations in order.
 pub fn rules_for(pipeline: &Pipeline, table: &TableSpec, frame: &DataFrame) -> Result<Vec<Rule>> {
     let mut rules = Vec::new();
-    if matches!(table.transform, Transform::Source(_)) {
+    if matches!(table.kind, TableKind::Landing(_)) {
         rules.push(Rule {
             name: "well_formed".into(),
             pass: col(CORRUPT_REASON).is_null(),

@@ -5,7 +5,7 @@ mod model_spec;
 mod parse;
 mod retry;
 
-pub use model::{Action, Expectation, Format, Layer, Pipeline, Source, TableSpec, Transform, WriteMode};
-pub use model_spec::{ALS_COMPANIONS, AlsParams, ColdStart, EvalSpec, ModelSpec, Split};
+pub use model::{Action, Expectation, Format, Layer, Pipeline, Source, TableKind, TableSpec, WriteMode};
+pub use model_spec::{ALS_COMPANIONS, AlsParams, ColdStart, EvalSpec, Split};
 pub use parse::{parse_spec, read_spec};
 pub use retry::{DEFAULT_RETRIES, DEFAULT_STALL_SECONDS, RetryPolicy, RetrySettings};

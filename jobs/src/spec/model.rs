@@ -76,8 +76,8 @@ pub struct TableSpec {
     pub name: String,
     /// Layer the table belongs to.
     pub layer: Layer,
-    /// Where the rows come from.
-    pub transform: Transform,
+    /// What kind of table it is, and where its rows come from.
+    pub kind: TableKind,
     /// Business key columns (documentation and later merge/dedup steps).
     pub keys: Vec<String>,
     /// Delta partition columns.
@@ -86,21 +86,45 @@ pub struct TableSpec {
     pub expectations: Vec<Expectation>,
     /// How the table is written.
     pub mode: WriteMode,
-    /// A model trained on the table's query (ml tables only).
-    pub model: Option<super::ModelSpec>,
     /// This table's own watch and retry settings, over the pipeline's.
     pub retry: super::RetrySettings,
     /// 1-based line of the table's declaration in the spec file.
     pub line: usize,
 }
 
-/// How a table gets its rows.
+/// The kinds of table; each is one step of `pipeline::steps`.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Transform {
-    /// Read landing files.
-    Source(Source),
+pub enum TableKind {
+    /// Landing files ingested into the table, each file once.
+    Landing(Source),
     /// A SQL query over other tables of the pipeline.
     Sql(String),
+    /// An ALS model trained on a query's ratings (ml tables only); the table holds its
+    /// recommendations.
+    Als {
+        /// The query that yields the ratings.
+        sql: String,
+        /// The model's settings.
+        params: super::AlsParams,
+    },
+}
+
+impl TableKind {
+    /// The query the table's rows come from; none for landing sources.
+    pub fn sql(&self) -> Option<&str> {
+        match self {
+            TableKind::Landing(_) => None,
+            TableKind::Sql(sql) | TableKind::Als { sql, .. } => Some(sql),
+        }
+    }
+
+    /// Suffixes of the tables written beside the table and its quarantine (`<table><suffix>`).
+    pub fn companion_suffixes(&self) -> &'static [&'static str] {
+        match self {
+            TableKind::Als { .. } => &super::ALS_COMPANIONS,
+            TableKind::Landing(_) | TableKind::Sql(_) => &[],
+        }
+    }
 }
 
 /// A landing source: files matched by a URL or glob.

@@ -6,22 +6,6 @@
 
 use serde::{Deserialize, Serialize};
 
-/// A model a table trains; its `sql` is the model's input.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub enum ModelSpec {
-    /// Alternating least squares matrix factorisation.
-    Als(AlsParams),
-}
-
-impl ModelSpec {
-    /// Suffixes of the tables the model writes beside the table itself (`<table><suffix>`).
-    pub fn companion_suffixes(&self) -> &'static [&'static str] {
-        match self {
-            ModelSpec::Als(_) => &ALS_COMPANIONS,
-        }
-    }
-}
-
 /// The tables an ALS table writes beside its recommendations.
 pub const ALS_COMPANIONS: [&str; 4] = ["__user_factors", "__item_factors", "__metrics", "__model"];
 

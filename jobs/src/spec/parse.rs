@@ -5,8 +5,8 @@ use std::collections::{BTreeMap, HashSet};
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::model::{Action, Expectation, Format, Layer, Pipeline, Source, TableSpec, Transform, WriteMode};
-use super::model_spec::{ModelSpec, RawAls};
+use super::model::{Action, Expectation, Format, Layer, Pipeline, Source, TableKind, TableSpec, WriteMode};
+use super::model_spec::RawAls;
 use super::retry::{RetryPolicy, RetrySettings};
 use crate::error::{Error, Result};
 
@@ -143,14 +143,24 @@ fn convert_table(raw: RawTable, line: usize, path: &str) -> Result<TableSpec> {
             raw.layer
         ))
     })?;
-    let transform = match (raw.source, raw.sql) {
-        (Some(source), None) => Transform::Source(convert_source(source).map_err(&err)?),
-        (None, Some(sql)) => Transform::Sql(sql),
-        (Some(_), Some(_)) => return Err(err("has both `source` and `sql`; give one".into())),
-        (None, None) => return Err(err("needs a `source` or a `sql` query".into())),
+    let kind = match (raw.source, raw.sql, raw.als) {
+        (Some(_), Some(_), _) => return Err(err("has both `source` and `sql`; give one".into())),
+        (None, None, _) => return Err(err("needs a `source` or a `sql` query".into())),
+        (Some(_), None, Some(_)) if layer == Layer::Ml => {
+            return Err(err("`als` trains on a `sql` query, not a source".into()));
+        }
+        (_, _, Some(_)) if layer != Layer::Ml => {
+            return Err(err("`als` is only allowed on layer = \"ml\" tables".into()));
+        }
+        (Some(source), None, _) => TableKind::Landing(convert_source(source).map_err(&err)?),
+        (None, Some(sql), None) => TableKind::Sql(sql),
+        (None, Some(sql), Some(als)) => TableKind::Als {
+            sql,
+            params: als.convert().map_err(&err)?,
+        },
     };
     let mode = match raw.mode.as_deref() {
-        None => default_mode(&transform),
+        None => default_mode(&kind),
         Some("overwrite") => WriteMode::Overwrite,
         Some("append") => WriteMode::Append,
         Some(other) => {
@@ -164,13 +174,7 @@ fn convert_table(raw: RawTable, line: usize, path: &str) -> Result<TableSpec> {
         .into_iter()
         .map(|e| convert_expectation(e).map_err(&err))
         .collect::<Result<Vec<_>>>()?;
-    let model = match (raw.als, layer, &transform) {
-        (None, _, _) => None,
-        (Some(als), Layer::Ml, Transform::Sql(_)) => Some(ModelSpec::Als(als.convert().map_err(&err)?)),
-        (Some(_), Layer::Ml, _) => return Err(err("`als` trains on a `sql` query, not a source".into())),
-        (Some(_), _, _) => return Err(err("`als` is only allowed on layer = \"ml\" tables".into())),
-    };
-    if model.is_some() && !raw.partition_by.is_empty() {
+    if matches!(kind, TableKind::Als { .. }) && !raw.partition_by.is_empty() {
         return Err(err(
             "an `als` table is written by the model; it takes no partition_by".into(),
         ));
@@ -182,12 +186,11 @@ fn convert_table(raw: RawTable, line: usize, path: &str) -> Result<TableSpec> {
     Ok(TableSpec {
         name,
         layer,
-        transform,
+        kind,
         keys: raw.keys,
         partition_by: raw.partition_by,
         expectations,
         mode,
-        model,
         retry: RetrySettings {
             retries: raw.retries,
             timeout_seconds: raw.timeout_seconds,
@@ -198,10 +201,10 @@ fn convert_table(raw: RawTable, line: usize, path: &str) -> Result<TableSpec> {
 }
 
 /// Sources accumulate batches; queries rebuild their table — as in dbt and DLT.
-fn default_mode(transform: &Transform) -> WriteMode {
-    match transform {
-        Transform::Source(_) => WriteMode::Append,
-        Transform::Sql(_) => WriteMode::Overwrite,
+fn default_mode(kind: &TableKind) -> WriteMode {
+    match kind {
+        TableKind::Landing(_) => WriteMode::Append,
+        TableKind::Sql(_) | TableKind::Als { .. } => WriteMode::Overwrite,
     }
 }
 
@@ -317,7 +320,7 @@ action = "drop"
             (raw.line, raw.layer, raw.mode),
             (6, Layer::Bronze, WriteMode::Append)
         );
-        let Transform::Source(src) = &raw.transform else {
+        let TableKind::Landing(src) = &raw.kind else {
             panic!("source expected")
         };
         assert_eq!((src.format, src.header, src.delimiter), (Format::Csv, true, b','));

@@ -159,9 +159,9 @@ pub fn factors_schema(id: IdType) -> SchemaRef {
     ]))
 }
 
-/// Positions in [`score_schema`].
-pub(crate) const IS_RECOMMENDATION: usize = 4;
-pub(crate) const EVAL_SUMMARY: usize = 5;
+/// Columns of [`score_schema`] that tell its two kinds of rows apart.
+pub(crate) const IS_RECOMMENDATION: &str = "is_recommendation";
+pub(crate) const EVAL_SUMMARY: &str = "eval_summary";
 
 /// Scoring output: recommendation rows, then one evaluation summary row per task (JSON), told
 /// apart by `is_recommendation` so one write puts each in its own place.
@@ -171,7 +171,7 @@ pub fn score_schema(user: IdType, item: IdType) -> SchemaRef {
         Field::new("item", item.data_type(), true),
         Field::new("score", DataType::Float64, true),
         Field::new("rank", DataType::Int32, true),
-        Field::new("is_recommendation", DataType::Boolean, false),
-        Field::new("eval_summary", DataType::Utf8, true),
+        Field::new(IS_RECOMMENDATION, DataType::Boolean, false),
+        Field::new(EVAL_SUMMARY, DataType::Utf8, true),
     ]))
 }

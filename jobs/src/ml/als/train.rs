@@ -28,9 +28,15 @@ use super::init::initial_factor;
 use super::linalg::gram;
 use super::rank::EvalSums;
 use super::task::{AlsTask, EvalTask, FileSet, Fixed, IdType, Settings, Side, Step};
-use crate::delta::{Staged, WriteSpec, WriteTarget, write_on_cluster};
+use crate::delta::{KeepWhen, OutputName, Staged, WriteSpec, WriteTarget, write_on_cluster};
 use crate::error::{Error, Result};
 use crate::spec::{AlsParams, ColdStart, Split};
+
+/// Outputs of the training's writes; the blocked copies are also their work folders' names.
+const BY_USER: &str = "by_user";
+const BY_ITEM: &str = "by_item";
+const FACTORS: &str = "factors";
+const EVAL: &str = "eval_sums";
 
 /// Columns of the validated input the caller stages: ids, rating, and the time of the rating
 /// when the hold-out is by time.
@@ -203,8 +209,10 @@ impl<'a> AlsTraining<'a> {
         let staged = self.stage_registered(&name, input).await;
         self.ctx.deregister_table(&name).map_err(&err)?;
         let (spec, result, logical) = staged?;
-        let by_user = Staged::from_result(&spec, &result, 0, &logical).map_err(&err)?;
-        let by_item = Staged::from_result(&spec, &result, 1, &logical).map_err(&err)?;
+        let by_user =
+            Staged::from_result(&spec, &result, &OutputName::named(BY_USER), &logical).map_err(&err)?;
+        let by_item =
+            Staged::from_result(&spec, &result, &OutputName::named(BY_ITEM), &logical).map_err(&err)?;
         let id_type = |column: &str| -> Result<IdType> {
             let field = input.schema.field_with_name(column).map_err(|e| err(e.into()))?;
             IdType::of(field.data_type()).ok_or_else(|| {
@@ -245,23 +253,24 @@ impl<'a> AlsTraining<'a> {
              FROM {name} r JOIN users ON r.user_id = users.user_id JOIN items ON r.item_id = items.item_id"
         );
         let frame = self.ctx.sql(&sql).await.map_err(&err)?;
-        let target = |folder: &str, columns: Vec<usize>, block: &str| WriteTarget {
+        let target = |name: &str, columns: [&str; 6]| WriteTarget {
+            name: OutputName::named(name),
             url: self
                 .outputs
                 .work
-                .join(folder)
+                .join(&format!("{name}/"))
                 .expect("work folder is a URL directory")
                 .to_string(),
-            partition_by: vec![block.to_string()],
-            columns,
+            partition_by: vec![columns[5].to_string()],
+            columns: columns.map(String::from).to_vec(),
             keep_when: None,
         };
         let spec = WriteSpec {
             targets: vec![
-                target("by_user/", vec![0, 1, 2, 3, 4, 5], "ub"),
-                target("by_item/", vec![6, 7, 2, 8, 4, 9], "ib"),
+                target(BY_USER, ["u", "i", "rating", "user_id", "test", "ub"]),
+                target(BY_ITEM, ["i_", "u_", "rating", "item_id", "test", "ib"]),
             ],
-            count_columns: vec![],
+            counters: vec![],
             file_tag: String::new(),
         };
         let logical = Arc::new(frame.schema().as_arrow().clone());
@@ -343,9 +352,10 @@ impl<'a> AlsTraining<'a> {
             dst_id,
         };
         let target = WriteTarget {
+            name: OutputName::named(FACTORS),
             url: out.to_string(),
             partition_by: vec![],
-            columns: vec![0, 1, 2],
+            columns: ["idx", "id", "features"].map(String::from).to_vec(),
             keep_when: None,
         };
         let step = match side {
@@ -353,7 +363,7 @@ impl<'a> AlsTraining<'a> {
             Side::Item => "solve item factors",
         };
         let (spec, result, schema) = self.run_step(task, files, vec![target], step).await?;
-        Staged::from_result(&spec, &result, 0, &schema).map_err(self.err(step))
+        Staged::from_result(&spec, &result, &OutputName::named(FACTORS), &schema).map_err(self.err(step))
     }
 
     /// `YᵀY` of the fixed factors, once per half-step, on the driver.
@@ -389,7 +399,7 @@ impl<'a> AlsTraining<'a> {
         let frame = self.ctx.read_table(Arc::new(table)).map_err(&err)?;
         let spec = WriteSpec {
             targets,
-            count_columns: vec![],
+            counters: vec![],
             file_tag: String::new(),
         };
         let result = write_on_cluster(self.ctx, &frame, &spec).await.map_err(&err)?;
@@ -413,14 +423,22 @@ impl<'a> AlsTraining<'a> {
             src_id: blocks.user_id,
             dst_id: blocks.item_id,
         };
+        let recommendation = |value| {
+            Some(KeepWhen {
+                column: super::task::IS_RECOMMENDATION.to_string(),
+                value,
+            })
+        };
         let targets = vec![
             WriteTarget {
+                name: OutputName::table(),
                 url: self.outputs.recommendations.to_string(),
                 partition_by: vec![],
-                columns: vec![0, 1, 2, 3],
-                keep_when: Some((super::task::IS_RECOMMENDATION, true)),
+                columns: ["user", "item", "score", "rank"].map(String::from).to_vec(),
+                keep_when: recommendation(true),
             },
             WriteTarget {
+                name: OutputName::named(EVAL),
                 url: self
                     .outputs
                     .work
@@ -428,15 +446,16 @@ impl<'a> AlsTraining<'a> {
                     .expect("work folder is a URL directory")
                     .to_string(),
                 partition_by: vec![],
-                columns: vec![super::task::EVAL_SUMMARY],
-                keep_when: Some((super::task::IS_RECOMMENDATION, false)),
+                columns: vec![super::task::EVAL_SUMMARY.to_string()],
+                keep_when: recommendation(false),
             },
         ];
         let step = "score users";
         let err = self.err(step);
         let (spec, result, schema) = self.run_step(task, &blocks.user_blocks, targets, step).await?;
-        let recommendations = Staged::from_result(&spec, &result, 0, &schema).map_err(&err)?;
-        let eval = Staged::from_result(&spec, &result, 1, &schema).map_err(&err)?;
+        let recommendations =
+            Staged::from_result(&spec, &result, &OutputName::table(), &schema).map_err(&err)?;
+        let eval = Staged::from_result(&spec, &result, &OutputName::named(EVAL), &schema).map_err(&err)?;
         let mut sums = EvalSums::default();
         for batch in read_files(&file_set(&eval)).await.map_err(&err)? {
             let column = datafusion::arrow::compute::cast(batch.column(0), &DataType::Utf8)

@@ -14,56 +14,94 @@ use datafusion::logical_expr::{Expr, cast, lit, try_cast};
 use tracing::info;
 use url::Url;
 
-use super::outcome::{TableOutcome, TableStatus};
-use super::table_job::{TableJob, discard};
-use crate::delta::{CommitOutcome, Staged, WriteSpec, WriteTarget, write_here};
+use super::TableStep;
+use super::checked_write::{CheckedWrite, MainOutput};
+use super::sql::sql_frame;
+use crate::delta::{CommitOutcome, OutputName, Staged, WriteTarget, write_here};
 use crate::error::{Error, Result};
 use crate::layers::ident;
 use crate::ml::als::{AlsModel, AlsOutputs, AlsTraining, INPUT_COLUMNS, IdType};
-use crate::quality::{CheckedFrame, Rule, rules_for};
+use crate::pipeline::outcome::{TableOutcome, TableStatus};
+use crate::pipeline::table_job::{TableJob, discard};
+use crate::quality::{Rule, rules_for};
 use crate::spec::{ALS_COMPANIONS, Action, AlsParams, Split, WriteMode};
 
 /// Scratch folders of running trainings, under the lakehouse root.
-pub(crate) const WORK_PATH: &str = "_medallion/work";
+const WORK_PATH: &str = "_medallion/work";
+
+/// The validated ratings' output: the training input, in the work folder.
+const VALID: &str = "valid_ratings";
 
 /// Column carrying the rating as text, for quarantine reasons.
 const RATING_TEXT: &str = "__rating_text";
 
-impl TableJob<'_> {
-    /// Trains and commits; the run's scratch folder is removed whatever happens.
-    pub(super) async fn run_als(
-        &self,
-        params: &AlsParams,
-        outcome: &mut TableOutcome,
-    ) -> Result<TableStatus> {
-        let work = self
+/// An ALS table.
+pub(crate) struct AlsStep<'a> {
+    /// The query that yields the ratings.
+    pub(crate) sql: &'a str,
+    /// The model's settings.
+    pub(crate) params: &'a AlsParams,
+    /// This run's scratch folder, removed whatever happens.
+    pub(crate) work: Url,
+}
+
+impl<'a> AlsStep<'a> {
+    pub(crate) fn new(job: &TableJob<'_>, sql: &'a str, params: &'a AlsParams) -> Self {
+        let work = job
             .lakehouse
-            .at(&format!("{WORK_PATH}/{}/{}/", self.table.name, self.run.id));
-        let result = self.train_and_commit(params, &work, outcome).await;
-        crate::storage::delete_folder(&work).await;
-        result
+            .at(&format!("{WORK_PATH}/{}/{}/", job.table.name, job.run.id));
+        Self { sql, params, work }
+    }
+}
+
+impl TableStep for AlsStep<'_> {
+    type Plan = CheckedWrite;
+    type Written = AlsModel;
+
+    /// The query's rows as `user_id, item_id, rating[, rated_at]`: good rows to the work
+    /// folder, bad ones to the quarantine.
+    async fn plan(&self, job: &TableJob<'_>) -> Result<Option<CheckedWrite>> {
+        let frame = sql_frame(job, self.sql).await?;
+        let frame = self.ratings_frame(job, frame)?;
+        let mut rules = self.ratings_rules(job, &frame)?;
+        rules.extend(rules_for(job.pipeline, job.table, &frame)?);
+        let columns: Vec<String> = INPUT_COLUMNS
+            .iter()
+            .filter(|c| frame.schema().has_column_with_unqualified_name(c))
+            .map(|c| c.to_string())
+            .collect();
+        let main = MainOutput {
+            name: OutputName::named(VALID),
+            url: self.work.join("valid/").expect("work folder is a URL directory"),
+            partition_by: vec![],
+        };
+        CheckedWrite::plan(job, frame, rules, &columns, &[], main).map(Some)
     }
 
-    async fn train_and_commit(
+    /// Validates the ratings (committing the quarantine), then trains on the good ones.
+    async fn write(
         &self,
-        params: &AlsParams,
-        work: &Url,
+        job: &TableJob<'_>,
+        plan: &CheckedWrite,
         outcome: &mut TableOutcome,
-    ) -> Result<TableStatus> {
-        let input = self.validated_ratings(params, work, outcome).await?;
+    ) -> Result<AlsModel> {
+        let result = plan.write(job).await?;
+        plan.account(job, &result, outcome).await?;
+        plan.commit_quarantine(job, &result, outcome).await?;
+        let input = plan.staged(job, &result, &OutputName::named(VALID))?;
         if input.rows == 0 {
             return Err(Error::NoTrainingData {
-                table: self.table.name.clone(),
+                table: job.table.name.clone(),
                 quarantined: outcome.rows_quarantined,
             });
         }
         let outputs = AlsOutputs {
-            work: work.clone(),
-            user_factors: self.lakehouse.companion_url(self.table, ALS_COMPANIONS[0]),
-            item_factors: self.lakehouse.companion_url(self.table, ALS_COMPANIONS[1]),
-            recommendations: self.lakehouse.table_url(self.table),
+            work: self.work.clone(),
+            user_factors: job.lakehouse.companion_url(job.table, ALS_COMPANIONS[0]),
+            item_factors: job.lakehouse.companion_url(job.table, ALS_COMPANIONS[1]),
+            recommendations: job.lakehouse.table_url(job.table),
         };
-        let model = AlsTraining::new(self.ctx, params, &self.table.name, outputs)
+        let model = AlsTraining::new(job.ctx, self.params, &job.table.name, outputs)
             .run(&input)
             .await?;
         outcome.metrics = model
@@ -74,69 +112,28 @@ impl TableJob<'_> {
                 None => (m.name.to_string(), m.value),
             })
             .collect();
-        self.commit_model(params, &model, outcome).await
+        Ok(model)
     }
 
-    /// The query's rows as `user_id, item_id, rating[, rated_at]`: good rows written to the
-    /// work folder, bad ones quarantined (committed), in one pass.
-    async fn validated_ratings(
+    async fn commit(
         &self,
-        params: &AlsParams,
-        work: &Url,
+        job: &TableJob<'_>,
+        _: CheckedWrite,
+        model: AlsModel,
         outcome: &mut TableOutcome,
-    ) -> Result<Staged> {
-        let frame = self
-            .frame(None, WriteMode::Overwrite)
-            .await?
-            .expect("a query always has a frame");
-        let frame = self.ratings_frame(frame, params)?;
-        let mut rules = self.ratings_rules(&frame, params)?;
-        rules.extend(rules_for(self.pipeline, self.table, &frame)?);
-        let columns: Vec<String> = INPUT_COLUMNS
-            .iter()
-            .filter(|c| frame.schema().has_column_with_unqualified_name(c))
-            .map(|c| c.to_string())
-            .collect();
-        let checked = CheckedFrame::build(
-            frame,
-            &rules,
-            &columns,
-            &[],
-            &self.run.id,
-            self.run.started_micros,
-        )
-        .map_err(|e| self.query_err("plan expectations", e))?;
-        let keep = checked.keep_column.expect("ALS input rules always drop");
-        let spec = WriteSpec {
-            targets: vec![
-                WriteTarget {
-                    url: work
-                        .join("valid/")
-                        .expect("work folder is a URL directory")
-                        .to_string(),
-                    partition_by: vec![],
-                    columns: checked.table_columns.clone(),
-                    keep_when: Some((keep, true)),
-                },
-                WriteTarget {
-                    url: self.lakehouse.quarantine_url(self.table).to_string(),
-                    partition_by: vec![],
-                    columns: checked.quarantine_columns.clone().expect("drop rules quarantine"),
-                    keep_when: Some((keep, false)),
-                },
-            ],
-            count_columns: checked.failed_columns.clone(),
-            file_tag: String::new(),
-        };
-        let result = self.write(&checked.frame, &spec).await?;
-        self.account(outcome, &rules, &spec, &result).await?;
-        self.commit_quarantine(outcome, &checked, &spec, &result).await?;
-        let logical = Arc::new(checked.frame.schema().as_arrow().clone());
-        Staged::from_result(&spec, &result, 0, &logical).map_err(|e| self.query_err("write", e))
+    ) -> Result<TableStatus> {
+        commit_model(job, self.params, &model, outcome).await
     }
 
+    async fn finish(&self) {
+        crate::storage::delete_folder(&self.work).await;
+    }
+}
+
+impl AlsStep<'_> {
     /// Renames and types the configured columns; ids must be integers or text.
-    fn ratings_frame(&self, frame: DataFrame, p: &AlsParams) -> Result<DataFrame> {
+    fn ratings_frame(&self, job: &TableJob<'_>, frame: DataFrame) -> Result<DataFrame> {
+        let p = self.params;
         let schema = frame.schema().clone();
         let type_of = |column: &str, role: &str| -> Result<DataType> {
             schema
@@ -144,7 +141,7 @@ impl TableJob<'_> {
                 .map(|f| f.data_type().clone())
                 .map_err(|_| {
                     let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
-                    self.invalid(format!(
+                    job.invalid(format!(
                         "als.{role} = \"{column}\" is not a column of the query (it has {})",
                         names.join(", ")
                     ))
@@ -153,7 +150,7 @@ impl TableJob<'_> {
         let id = |column: &str, role: &str| -> Result<Expr> {
             let t = type_of(column, role)?;
             let id = IdType::of(&t).ok_or_else(|| {
-                self.invalid(format!(
+                job.invalid(format!(
                     "als.{role} column `{column}` has type {t}; ids must be integers or text"
                 ))
             })?;
@@ -176,14 +173,13 @@ impl TableJob<'_> {
             select.push(try_cast(ident(column), ts).alias(INPUT_COLUMNS[3]));
         }
         select.push(cast(ident(&p.rating), DataType::Utf8).alias(RATING_TEXT));
-        frame
-            .select(select)
-            .map_err(|e| self.query_err("plan ratings", e))
+        frame.select(select).map_err(|e| job.query_err("plan ratings", e))
     }
 
     /// The built-in `drop` rules: ids present, rating a finite number (in range when bounded),
     /// a time when the hold-out is by time.
-    fn ratings_rules(&self, frame: &DataFrame, p: &AlsParams) -> Result<Vec<Rule>> {
+    fn ratings_rules(&self, job: &TableJob<'_>, frame: &DataFrame) -> Result<Vec<Rule>> {
+        let p = self.params;
         let text = format!("coalesce('''' || {RATING_TEXT} || '''', 'NULL')");
         let mut rules = vec![
             (
@@ -224,7 +220,7 @@ impl TableJob<'_> {
                 let parse = |sql: &str| {
                     frame
                         .parse_sql_expr(sql)
-                        .map_err(|e| self.query_err("plan ratings rules", e))
+                        .map_err(|e| job.query_err("plan ratings rules", e))
                 };
                 Ok(Rule {
                     name: name.to_string(),
@@ -235,138 +231,125 @@ impl TableJob<'_> {
             })
             .collect()
     }
+}
 
-    /// Factors, metrics and model row, then the recommendations (the table itself).
-    async fn commit_model(
-        &self,
-        params: &AlsParams,
-        model: &AlsModel,
-        outcome: &mut TableOutcome,
-    ) -> Result<TableStatus> {
-        let users = self
-            .commit_staged(&model.user_factors, ALS_COMPANIONS[0], WriteMode::Overwrite)
-            .await?;
-        let items = self
-            .commit_staged(&model.item_factors, ALS_COMPANIONS[1], WriteMode::Overwrite)
-            .await?;
-        let metrics_url = self.lakehouse.companion_url(self.table, ALS_COMPANIONS[2]);
-        let metrics = self
-            .driver_rows(&metrics_url, &self.metrics_batch(model)?)
-            .await?;
-        self.commit_staged(&metrics, ALS_COMPANIONS[2], WriteMode::Append)
-            .await?;
-        let model_url = self.lakehouse.companion_url(self.table, ALS_COMPANIONS[3]);
-        let row = self.model_batch(params, model, users.version(), items.version())?;
-        let row = self.driver_rows(&model_url, &row).await?;
-        self.commit_staged(&row, ALS_COMPANIONS[3], WriteMode::Append)
-            .await?;
-        let recs = self
-            .commit_staged(&model.recommendations, "", WriteMode::Overwrite)
-            .await?;
-        outcome.rows_written = model.recommendations.rows;
-        outcome.version = Some(recs.version());
-        info!(table = %self.table.name, users = model.user_factors.rows, items = model.item_factors.rows, "ALS model committed");
-        Ok(match recs {
-            CommitOutcome::Committed { .. } => TableStatus::Succeeded,
-            CommitOutcome::AlreadyCommitted { .. } => TableStatus::AlreadyCommitted,
-        })
-    }
+/// Factors, metrics and model row, then the recommendations (the table itself).
+async fn commit_model(
+    job: &TableJob<'_>,
+    params: &AlsParams,
+    model: &AlsModel,
+    outcome: &mut TableOutcome,
+) -> Result<TableStatus> {
+    let users = commit_staged(job, &model.user_factors, ALS_COMPANIONS[0], WriteMode::Overwrite).await?;
+    let items = commit_staged(job, &model.item_factors, ALS_COMPANIONS[1], WriteMode::Overwrite).await?;
+    let metrics_url = job.lakehouse.companion_url(job.table, ALS_COMPANIONS[2]);
+    let metrics = driver_rows(job, &metrics_url, &metrics_batch(job, model)?).await?;
+    commit_staged(job, &metrics, ALS_COMPANIONS[2], WriteMode::Append).await?;
+    let model_url = job.lakehouse.companion_url(job.table, ALS_COMPANIONS[3]);
+    let row = model_batch(job, params, model, users.version(), items.version())?;
+    let row = driver_rows(job, &model_url, &row).await?;
+    commit_staged(job, &row, ALS_COMPANIONS[3], WriteMode::Append).await?;
+    let recs = commit_staged(job, &model.recommendations, "", WriteMode::Overwrite).await?;
+    outcome.rows_written = model.recommendations.rows;
+    outcome.version = Some(recs.version());
+    info!(table = %job.table.name, users = model.user_factors.rows, items = model.item_factors.rows, "ALS model committed");
+    Ok(match recs {
+        CommitOutcome::Committed { .. } => TableStatus::Succeeded,
+        CommitOutcome::AlreadyCommitted { .. } => TableStatus::AlreadyCommitted,
+    })
+}
 
-    /// Commits staged files once for this run; files written again by a re-run are deleted.
-    async fn commit_staged(&self, staged: &Staged, suffix: &str, mode: WriteMode) -> Result<CommitOutcome> {
-        let target = WriteTarget {
-            url: staged.url.to_string(),
-            partition_by: staged.partition_by.clone(),
-            columns: vec![],
-            keep_when: None,
-        };
-        let commit = self
-            .commit(
-                &target,
-                suffix,
-                Arc::clone(&staged.schema),
-                mode,
-                staged.adds.clone(),
-            )
-            .await?;
-        if matches!(commit, CommitOutcome::AlreadyCommitted { .. }) {
-            discard(&target, &staged.adds).await;
-        }
-        Ok(commit)
+/// Commits staged files once for this run; files written again by a re-run are deleted.
+async fn commit_staged(
+    job: &TableJob<'_>,
+    staged: &Staged,
+    suffix: &str,
+    mode: WriteMode,
+) -> Result<CommitOutcome> {
+    let target = WriteTarget {
+        name: OutputName::table(),
+        url: staged.url.to_string(),
+        partition_by: staged.partition_by.clone(),
+        columns: vec![],
+        keep_when: None,
+    };
+    let commit = job
+        .commit(
+            &target,
+            suffix,
+            Arc::clone(&staged.schema),
+            mode,
+            staged.adds.clone(),
+        )
+        .await?;
+    if matches!(commit, CommitOutcome::AlreadyCommitted { .. }) {
+        discard(&target, &staged.adds).await;
     }
+    Ok(commit)
+}
 
-    async fn driver_rows(&self, url: &Url, batch: &RecordBatch) -> Result<Staged> {
-        write_here(url, batch)
-            .await
-            .map_err(|e| self.query_err("write model metadata", e))
-    }
+async fn driver_rows(job: &TableJob<'_>, url: &Url, batch: &RecordBatch) -> Result<Staged> {
+    write_here(url, batch)
+        .await
+        .map_err(|e| job.query_err("write model metadata", e))
+}
 
-    fn metrics_batch(&self, model: &AlsModel) -> Result<RecordBatch> {
-        let n = model.metrics.len();
-        let now = chrono::Utc::now().timestamp_micros();
-        let columns: Vec<(&str, ArrayRef)> = vec![
-            (
-                "run_id",
-                Arc::new(StringArray::from(vec![self.run.id.as_str(); n])),
-            ),
-            (
-                "metric",
-                Arc::new(StringArray::from_iter_values(
-                    model.metrics.iter().map(|m| m.name),
-                )),
-            ),
-            (
-                "k",
-                Arc::new(Int32Array::from_iter(
-                    model.metrics.iter().map(|m| m.k.map(|k| k as i32)),
-                )),
-            ),
-            (
-                "value",
-                Arc::new(Float64Array::from_iter_values(
-                    model.metrics.iter().map(|m| m.value),
-                )),
-            ),
-            (
-                "recorded_at",
-                Arc::new(TimestampMicrosecondArray::from(vec![now; n]).with_timezone("UTC")),
-            ),
-        ];
-        RecordBatch::try_from_iter(columns).map_err(|e| self.query_err("write metrics", e.into()))
-    }
+fn metrics_batch(job: &TableJob<'_>, model: &AlsModel) -> Result<RecordBatch> {
+    let n = model.metrics.len();
+    let now = chrono::Utc::now().timestamp_micros();
+    let columns: Vec<(&str, ArrayRef)> = vec![
+        (
+            "run_id",
+            Arc::new(StringArray::from(vec![job.run.id.as_str(); n])),
+        ),
+        (
+            "metric",
+            Arc::new(StringArray::from_iter_values(
+                model.metrics.iter().map(|m| m.name),
+            )),
+        ),
+        (
+            "k",
+            Arc::new(Int32Array::from_iter(
+                model.metrics.iter().map(|m| m.k.map(|k| k as i32)),
+            )),
+        ),
+        (
+            "value",
+            Arc::new(Float64Array::from_iter_values(
+                model.metrics.iter().map(|m| m.value),
+            )),
+        ),
+        (
+            "recorded_at",
+            Arc::new(TimestampMicrosecondArray::from(vec![now; n]).with_timezone("UTC")),
+        ),
+    ];
+    RecordBatch::try_from_iter(columns).map_err(|e| job.query_err("write metrics", e.into()))
+}
 
-    fn model_batch(
-        &self,
-        params: &AlsParams,
-        model: &AlsModel,
-        users_version: i64,
-        items_version: i64,
-    ) -> Result<RecordBatch> {
-        let params = serde_json::to_string(params).expect("parameters serialise");
-        let now = chrono::Utc::now().timestamp_micros();
-        let int = |v: i64| Arc::new(Int64Array::from(vec![v])) as ArrayRef;
-        let columns: Vec<(&str, ArrayRef)> = vec![
-            ("run_id", Arc::new(StringArray::from(vec![self.run.id.as_str()]))),
-            (
-                "trained_at",
-                Arc::new(TimestampMicrosecondArray::from(vec![now]).with_timezone("UTC")),
-            ),
-            ("algorithm", Arc::new(StringArray::from(vec!["als"]))),
-            ("params", Arc::new(StringArray::from(vec![params]))),
-            ("users", int(model.user_factors.rows as i64)),
-            ("items", int(model.item_factors.rows as i64)),
-            ("user_factors_version", int(users_version)),
-            ("item_factors_version", int(items_version)),
-        ];
-        RecordBatch::try_from_iter(columns).map_err(|e| self.query_err("write model row", e.into()))
-    }
-
-    fn invalid(&self, message: String) -> Error {
-        Error::InvalidSpec {
-            path: self.pipeline.path.clone(),
-            line: self.table.line,
-            table: self.table.name.clone(),
-            message,
-        }
-    }
+fn model_batch(
+    job: &TableJob<'_>,
+    params: &AlsParams,
+    model: &AlsModel,
+    users_version: i64,
+    items_version: i64,
+) -> Result<RecordBatch> {
+    let params = serde_json::to_string(params).expect("parameters serialise");
+    let now = chrono::Utc::now().timestamp_micros();
+    let int = |v: i64| Arc::new(Int64Array::from(vec![v])) as ArrayRef;
+    let columns: Vec<(&str, ArrayRef)> = vec![
+        ("run_id", Arc::new(StringArray::from(vec![job.run.id.as_str()]))),
+        (
+            "trained_at",
+            Arc::new(TimestampMicrosecondArray::from(vec![now]).with_timezone("UTC")),
+        ),
+        ("algorithm", Arc::new(StringArray::from(vec!["als"]))),
+        ("params", Arc::new(StringArray::from(vec![params]))),
+        ("users", int(model.user_factors.rows as i64)),
+        ("items", int(model.item_factors.rows as i64)),
+        ("user_factors_version", int(users_version)),
+        ("item_factors_version", int(items_version)),
+    ];
+    RecordBatch::try_from_iter(columns).map_err(|e| job.query_err("write model row", e.into()))
 }

@@ -1,0 +1,126 @@
+//! A bronze table fed by landing files: each file ingested once, malformed records quarantined
+//! with their raw line.
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::StringArray;
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::DataType;
+use datafusion::dataframe::DataFrame;
+
+use super::TableStep;
+use super::checked_write::{CheckedWrite, MainOutput};
+use crate::delta::{OutputName, TableSnapshot, WriteResult};
+use crate::error::Result;
+use crate::landing::{CORRUPT_RECORD, RESCUED_DATA, SOURCE_FILE};
+use crate::layers::{AUDIT_COLUMNS, BronzeInput, bronze_frame, ident};
+use crate::pipeline::outcome::{TableOutcome, TableStatus};
+use crate::pipeline::paths::resolve_url;
+use crate::pipeline::table_job::TableJob;
+use crate::quality::rules_for;
+use crate::spec::{Source, WriteMode};
+
+/// A landing source.
+pub(crate) struct LandingStep<'a> {
+    /// Where the files are and how to read them.
+    pub(crate) source: &'a Source,
+    /// The table as it is, if it has been committed.
+    pub(crate) snapshot: Option<&'a TableSnapshot>,
+    /// Append (new files only) or overwrite (every file).
+    pub(crate) mode: WriteMode,
+}
+
+impl TableStep for LandingStep<'_> {
+    type Plan = CheckedWrite;
+    type Written = WriteResult;
+
+    async fn plan(&self, job: &TableJob<'_>) -> Result<Option<CheckedWrite>> {
+        let (ingested, existing) = match (self.snapshot, self.mode) {
+            (Some(s), WriteMode::Append) => (ingested_files(job, s).await?, data_columns(s)?),
+            _ => (vec![], vec![]),
+        };
+        let input = BronzeInput {
+            source_url: resolve_url(job.landing, &self.source.path)?,
+            already_ingested: &ingested,
+            existing_columns: &existing,
+            run_id: &job.run.id,
+            now_micros: job.run.started_micros,
+            partitions: job.partitions,
+        };
+        let Some(frame) = bronze_frame(job.ctx, job.pipeline, job.table, self.source, input).await? else {
+            return Ok(None);
+        };
+        let rules = rules_for(job.pipeline, job.table, &frame)?;
+        let columns = job.output_columns(&frame)?;
+        let main = MainOutput {
+            name: OutputName::table(),
+            url: job.lakehouse.table_url(job.table),
+            partition_by: job.table.partition_by.clone(),
+        };
+        let raw_line = [CORRUPT_RECORD.to_string()];
+        CheckedWrite::plan(job, frame, rules, &columns, &raw_line, main).map(Some)
+    }
+
+    async fn write(
+        &self,
+        job: &TableJob<'_>,
+        plan: &CheckedWrite,
+        _: &mut TableOutcome,
+    ) -> Result<WriteResult> {
+        plan.write(job).await
+    }
+
+    async fn commit(
+        &self,
+        job: &TableJob<'_>,
+        plan: CheckedWrite,
+        result: WriteResult,
+        outcome: &mut TableOutcome,
+    ) -> Result<TableStatus> {
+        if result.rows_read == 0 && self.mode == WriteMode::Append && self.snapshot.is_some() {
+            // Only empty landing files: no empty commit.
+            return Ok(TableStatus::NoNewData);
+        }
+        plan.account(job, &result, outcome).await?;
+        plan.commit_table(job, &result, self.mode, outcome).await
+    }
+}
+
+/// Landing files already in a bronze table, so an append ingests each file once.
+async fn ingested_files(job: &TableJob<'_>, snapshot: &TableSnapshot) -> Result<Vec<String>> {
+    let scan = snapshot.scan_table()?;
+    if scan.schema.index_of(SOURCE_FILE).is_err() {
+        return Ok(vec![]);
+    }
+    let err = |e| job.query_err("list ingested files", e);
+    let batches = job
+        .ctx
+        .read_table(Arc::new(scan))
+        .and_then(|f| f.select(vec![ident(SOURCE_FILE)]))
+        .and_then(DataFrame::distinct)
+        .map_err(err)?
+        .collect()
+        .await
+        .map_err(err)?;
+    let mut files = Vec::new();
+    for batch in &batches {
+        let column = cast(batch.column(0), &DataType::Utf8).map_err(|e| err(e.into()))?;
+        let strings = column
+            .as_any()
+            .downcast_ref::<StringArray>()
+            .expect("cast to Utf8");
+        files.extend(strings.iter().flatten().map(String::from));
+    }
+    Ok(files)
+}
+
+/// The landing columns of an existing bronze table: everything but audit and rescue columns.
+fn data_columns(snapshot: &TableSnapshot) -> Result<Vec<String>> {
+    let schema = snapshot.scan_table()?.schema;
+    Ok(schema
+        .fields()
+        .iter()
+        .map(|f| f.name().clone())
+        .filter(|n| !AUDIT_COLUMNS.contains(&n.as_str()) && n != RESCUED_DATA)
+        .collect())
+}
