@@ -11,6 +11,8 @@
 //!   `fail`.
 //! - [`delta`] scans snapshots as plain Parquet, writes data files per partition on executors
 //!   and commits once on the driver with a `txn` action, so re-runs write nothing twice.
+//! - [`cdc`] turns keyed change streams into SCD1 rows or SCD2 histories (the SQL a change
+//!   table's apply runs; not yet a table kind).
 //! - [`cluster`] holds the codecs and planner every process shares, and connects a run to an
 //!   embedded or remote Ballista cluster; [`pipeline`] schedules the DAG and keeps the event log.
 //!
@@ -26,6 +28,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod cdc;
 pub mod cluster;
 pub mod dag;
 pub mod delta;

@@ -1,0 +1,135 @@
+//! The rows a key's changes make, as SQL over a relation of changes.
+//!
+//! A change relation has the key columns, the value columns, [`SEQUENCE`] (orders a key's
+//! changes; any orderable type) and [`DELETE`] (TRUE: the change deletes its key). The semantics:
+//! - Two changes of a key with the same sequence value are one change: a delete wins, otherwise
+//!   the one with the greatest values (compared column by column in declaration order, NULL
+//!   lowest) — so ties resolve the same way whatever order they arrived in.
+//! - SCD type 1: a key's row is its latest change's values, or no row if that change deletes it.
+//! - SCD type 2: a key's changes in sequence order form versions. An upsert opens a new version
+//!   when the key has none open (first change, or after a delete) or when a tracked column
+//!   differs from the change before it; otherwise it updates the open version in place (its
+//!   untracked columns). A version is valid from its first change's sequence to the sequence of
+//!   the change that ends it (the next version's start, or a delete); the last version of a key
+//!   not deleted is current. A delete with nothing open does nothing; an upsert after a delete
+//!   reopens the key.
+
+/// The change's sequence value.
+pub const SEQUENCE: &str = "_sequence";
+/// Whether the change deletes its key.
+pub const DELETE: &str = "_delete";
+/// SCD2: the sequence value a version starts at.
+pub const VALID_FROM: &str = "valid_from";
+/// SCD2: the sequence value a version ends at; NULL while it is current.
+pub const VALID_TO: &str = "valid_to";
+/// SCD2: whether the version is the key's current one.
+pub const IS_CURRENT: &str = "is_current";
+
+/// The columns of a change relation beside [`SEQUENCE`] and [`DELETE`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChangeColumns {
+    /// The key; never NULL.
+    pub keys: Vec<String>,
+    /// The other columns the table keeps, in order.
+    pub values: Vec<String>,
+    /// SCD2: the value columns whose changes open a new version (usually all of them).
+    pub tracked: Vec<String>,
+}
+
+/// A double-quoted SQL identifier.
+fn quoted(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+fn list(names: &[String]) -> String {
+    names.iter().map(|n| quoted(n)).collect::<Vec<_>>().join(", ")
+}
+
+impl ChangeColumns {
+    /// One change per key and sequence value, ties resolved as documented above.
+    fn deduplicated(&self, changes: &str) -> String {
+        let ties: String = self
+            .values
+            .iter()
+            .map(|v| format!(", {} DESC NULLS LAST", quoted(v)))
+            .collect();
+        format!(
+            "SELECT * FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY {keys}, {seq} ORDER BY {delete} DESC{ties}) \
+             AS __tie FROM {changes}) AS ranked WHERE __tie = 1",
+            keys = list(&self.keys),
+            seq = quoted(SEQUENCE),
+            delete = quoted(DELETE),
+        )
+    }
+}
+
+/// The latest row of every key in `changes` (a table name) that is not deleted: the key and
+/// value columns.
+pub fn scd1_sql(changes: &str, columns: &ChangeColumns) -> String {
+    let keys = list(&columns.keys);
+    let out = list(&[columns.keys.clone(), columns.values.clone()].concat());
+    format!(
+        "SELECT {out} FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY {keys} ORDER BY {seq} DESC) AS __latest \
+         FROM ({dedup}) AS events) AS latest WHERE __latest = 1 AND NOT {delete}",
+        seq = quoted(SEQUENCE),
+        delete = quoted(DELETE),
+        dedup = columns.deduplicated(changes),
+    )
+}
+
+/// Every version of every key in `changes` (a table name): the key and value columns,
+/// [`VALID_FROM`], [`VALID_TO`] and [`IS_CURRENT`].
+pub fn scd2_sql(changes: &str, columns: &ChangeColumns) -> String {
+    let keys = list(&columns.keys);
+    let seq = quoted(SEQUENCE);
+    let delete = quoted(DELETE);
+    let window = format!("PARTITION BY {keys} ORDER BY {seq}");
+    let previous: String = columns
+        .tracked
+        .iter()
+        .enumerate()
+        .map(|(i, t)| format!(", LAG({}) OVER ({window}) AS __prev_{i}", quoted(t)))
+        .collect();
+    let unchanged = columns
+        .tracked
+        .iter()
+        .enumerate()
+        .map(|(i, t)| format!("({} IS NOT DISTINCT FROM __prev_{i})", quoted(t)))
+        .chain(std::iter::once("TRUE".to_string()))
+        .collect::<Vec<_>>()
+        .join(" AND ");
+    let key_match = columns
+        .keys
+        .iter()
+        .map(|k| format!("l.{k} = f.{k}", k = quoted(k)))
+        .collect::<Vec<_>>()
+        .join(" AND ");
+    let out: String = [columns.keys.clone(), columns.values.clone()]
+        .concat()
+        .iter()
+        .map(|c| format!("l.{}, ", quoted(c)))
+        .collect();
+    format!(
+        "WITH events AS ({dedup}), \
+         steps AS (SELECT *, LAG({delete}) OVER ({window}) AS __prev_delete, \
+                          LAG({seq}) OVER ({window}) IS NULL AS __first{previous} FROM events), \
+         starts AS (SELECT *, CASE WHEN {delete} THEN 0 \
+                                   WHEN __first OR __prev_delete THEN 1 \
+                                   WHEN {unchanged} THEN 0 ELSE 1 END AS __start FROM steps), \
+         islands AS (SELECT *, SUM(__start) OVER ({window} ROWS UNBOUNDED PRECEDING) AS __version, \
+                               LEAD({seq}) OVER ({window}) AS __next FROM starts), \
+         upserts AS (SELECT * FROM islands WHERE NOT {delete} AND __version > 0), \
+         firsts AS (SELECT {keys}, __version, MIN({seq}) AS __from FROM upserts GROUP BY {keys}, __version), \
+         lasts AS (SELECT *, ROW_NUMBER() OVER (PARTITION BY {keys}, __version ORDER BY {seq} DESC) AS __last \
+                   FROM upserts) \
+         SELECT {out}f.__from AS {valid_from}, l.__next AS {valid_to}, l.__next IS NULL AS {is_current} \
+         FROM lasts l JOIN firsts f ON {key_match} AND l.__version = f.__version WHERE l.__last = 1",
+        dedup = columns.deduplicated(changes),
+        valid_from = quoted(VALID_FROM),
+        valid_to = quoted(VALID_TO),
+        is_current = quoted(IS_CURRENT),
+    )
+}
+
+#[cfg(test)]
+mod reference;
