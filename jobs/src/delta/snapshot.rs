@@ -10,6 +10,18 @@ use super::normalize::normalize_schema;
 use super::scan::{DeltaFile, DeltaScanTable};
 use crate::error::{Error, Result};
 
+/// What was committed to a table after a version, for a reader that has read up to it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SinceVersion {
+    /// Nothing.
+    Unchanged,
+    /// Only rows appended: the data files added (none removed with their data).
+    Appended(Vec<DeltaFile>),
+    /// Rows were removed or rewritten (an overwrite, a delete, a merge), or the log no longer
+    /// holds every commit since: only reading the whole table is right.
+    Rewritten,
+}
+
 /// A loaded Delta table at its latest version.
 #[derive(Debug)]
 pub struct TableSnapshot {
@@ -88,6 +100,40 @@ impl TableSnapshot {
         })
     }
 
+    /// What was committed after `version` (`-1`: before the table existed) up to the loaded
+    /// one, from the commits in the log. Files rewritten without changing data (compaction,
+    /// `dataChange = false`) are neither new rows nor a rewrite.
+    pub async fn since(&self, version: i64) -> Result<SinceVersion> {
+        if version >= self.version() {
+            return Ok(SinceVersion::Unchanged);
+        }
+        let store = self.table.log_store();
+        let mut added = Vec::new();
+        for v in (version + 1).max(0)..=self.version() {
+            let Some(bytes) = store
+                .read_commit_entry(v as u64)
+                .await
+                .map_err(|s| delta_err(&self.url, "read log", s))?
+            else {
+                return Ok(SinceVersion::Rewritten);
+            };
+            let actions = deltalake::logstore::get_actions(v as u64, &bytes)
+                .map_err(|s| delta_err(&self.url, "read log", s))?;
+            for action in actions {
+                match action {
+                    Action::Add(add) if add.data_change => added.push(DeltaFile {
+                        path: add.path,
+                        size: add.size.max(0) as u64,
+                        partition_values: add.partition_values.into_iter().collect(),
+                    }),
+                    Action::Remove(remove) if remove.data_change => return Ok(SinceVersion::Rewritten),
+                    _ => {}
+                }
+            }
+        }
+        Ok(SinceVersion::Appended(added))
+    }
+
     /// `Remove` actions for every active file, for an overwrite.
     pub fn remove_all(&self) -> Result<Vec<Action>> {
         let state = self
@@ -120,5 +166,73 @@ pub(crate) fn delta_err(url: &Url, step: &'static str, source: DeltaTableError) 
         url: url.to_string(),
         step,
         source: Box::new(source),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use datafusion::arrow::array::{Int64Array, RecordBatch};
+
+    use super::*;
+    use crate::delta::{CommitOutcome, DeltaCommit, write_here};
+    use crate::spec::WriteMode;
+
+    async fn commit(url: &Url, seq: i64, mode: WriteMode, rows: &[i64]) -> Vec<String> {
+        let batch =
+            RecordBatch::try_from_iter([("x", Arc::new(Int64Array::from(rows.to_vec())) as _)]).unwrap();
+        let staged = write_here(url, &batch).await.unwrap();
+        let snapshot = TableSnapshot::load(url).await.unwrap();
+        if snapshot.is_none() {
+            deltalake::ensure_table_uri(url.as_str()).unwrap();
+        }
+        let outcome = DeltaCommit::new(url.clone(), "test", seq, Arc::clone(&staged.schema))
+            .with_mode(mode)
+            .with_adds(staged.adds.clone())
+            .execute(snapshot.as_ref())
+            .await
+            .unwrap();
+        assert!(matches!(outcome, CommitOutcome::Committed { .. }));
+        staged.paths()
+    }
+
+    async fn since(url: &Url, version: i64) -> SinceVersion {
+        TableSnapshot::load(url)
+            .await
+            .unwrap()
+            .unwrap()
+            .since(version)
+            .await
+            .unwrap()
+    }
+
+    fn paths(since: SinceVersion) -> Vec<String> {
+        match since {
+            SinceVersion::Appended(files) => files.into_iter().map(|f| f.path).collect(),
+            other => panic!("expected appended files, got {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn appends_since_a_version_are_their_files_and_an_overwrite_is_a_rewrite() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = Url::from_directory_path(dir.path()).unwrap();
+        let first = commit(&url, 1, WriteMode::Append, &[1, 2]).await;
+        let second = commit(&url, 2, WriteMode::Append, &[3]).await;
+        let third = commit(&url, 3, WriteMode::Append, &[4]).await;
+        assert_eq!(
+            paths(since(&url, -1).await),
+            [first, second.clone(), third.clone()].concat()
+        );
+        assert_eq!(paths(since(&url, 0).await), [second, third].concat());
+        assert_eq!(since(&url, 2).await, SinceVersion::Unchanged);
+        commit(&url, 4, WriteMode::Overwrite, &[5]).await;
+        assert_eq!(since(&url, 2).await, SinceVersion::Rewritten);
+        assert_eq!(
+            since(&url, 3).await,
+            SinceVersion::Unchanged,
+            "the overwrite is version 3"
+        );
     }
 }
