@@ -6,6 +6,7 @@ mod als;
 mod autoscale;
 mod azure;
 mod bad_input;
+mod cdc;
 mod chaos;
 mod ecommerce;
 mod jobs_api;

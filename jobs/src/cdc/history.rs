@@ -45,20 +45,27 @@ fn list(names: &[String]) -> String {
     names.iter().map(|n| quoted(n)).collect::<Vec<_>>().join(", ")
 }
 
+// Every window below is partitioned by the key alone: on the cluster, a window partitioned by
+// (key, sequence) feeding one partitioned by key gave wrong rows once (README, "Not done yet").
 impl ChangeColumns {
-    /// One change per key and sequence value, ties resolved as documented above.
-    fn deduplicated(&self, changes: &str) -> String {
-        let ties: String = self
-            .values
+    /// `DESC NULLS LAST` over every value column, for the tie order.
+    fn ties(&self) -> String {
+        self.values
             .iter()
             .map(|v| format!(", {} DESC NULLS LAST", quoted(v)))
-            .collect();
+            .collect()
+    }
+
+    /// One change per key and sequence value, ties resolved as documented above: the first
+    /// row of each sequence value in tie order.
+    fn deduplicated(&self, changes: &str) -> String {
         format!(
-            "SELECT * FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY {keys}, {seq} ORDER BY {delete} DESC{ties}) \
-             AS __tie FROM {changes}) AS ranked WHERE __tie = 1",
+            "SELECT * FROM (SELECT *, LAG({seq}) OVER (PARTITION BY {keys} ORDER BY {seq}, {delete} DESC{ties}) \
+             IS DISTINCT FROM {seq} AS __kept FROM {changes}) AS ranked WHERE __kept",
             keys = list(&self.keys),
             seq = quoted(SEQUENCE),
             delete = quoted(DELETE),
+            ties = self.ties(),
         )
     }
 }
@@ -66,14 +73,14 @@ impl ChangeColumns {
 /// The latest row of every key in `changes` (a table name) that is not deleted: the key and
 /// value columns.
 pub fn scd1_sql(changes: &str, columns: &ChangeColumns) -> String {
-    let keys = list(&columns.keys);
     let out = list(&[columns.keys.clone(), columns.values.clone()].concat());
     format!(
-        "SELECT {out} FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY {keys} ORDER BY {seq} DESC) AS __latest \
-         FROM ({dedup}) AS events) AS latest WHERE __latest = 1 AND NOT {delete}",
+        "SELECT {out} FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY {keys} ORDER BY {seq} DESC, {delete} DESC{ties}) \
+         AS __latest FROM {changes}) AS latest WHERE __latest = 1 AND NOT {delete}",
+        keys = list(&columns.keys),
         seq = quoted(SEQUENCE),
         delete = quoted(DELETE),
-        dedup = columns.deduplicated(changes),
+        ties = columns.ties(),
     )
 }
 
@@ -98,17 +105,7 @@ pub fn scd2_sql(changes: &str, columns: &ChangeColumns) -> String {
         .chain(std::iter::once("TRUE".to_string()))
         .collect::<Vec<_>>()
         .join(" AND ");
-    let key_match = columns
-        .keys
-        .iter()
-        .map(|k| format!("l.{k} = f.{k}", k = quoted(k)))
-        .collect::<Vec<_>>()
-        .join(" AND ");
-    let out: String = [columns.keys.clone(), columns.values.clone()]
-        .concat()
-        .iter()
-        .map(|c| format!("l.{}, ", quoted(c)))
-        .collect();
+    let out = list(&[columns.keys.clone(), columns.values.clone()].concat());
     format!(
         "WITH events AS ({dedup}), \
          steps AS (SELECT *, LAG({delete}) OVER ({window}) AS __prev_delete, \
@@ -117,13 +114,12 @@ pub fn scd2_sql(changes: &str, columns: &ChangeColumns) -> String {
                                    WHEN __first OR __prev_delete THEN 1 \
                                    WHEN {unchanged} THEN 0 ELSE 1 END AS __start FROM steps), \
          islands AS (SELECT *, SUM(__start) OVER ({window} ROWS UNBOUNDED PRECEDING) AS __version, \
+                               MAX(CASE WHEN __start = 1 THEN {seq} END) OVER ({window} ROWS UNBOUNDED PRECEDING) AS __from, \
                                LEAD({seq}) OVER ({window}) AS __next FROM starts), \
-         upserts AS (SELECT * FROM islands WHERE NOT {delete} AND __version > 0), \
-         firsts AS (SELECT {keys}, __version, MIN({seq}) AS __from FROM upserts GROUP BY {keys}, __version), \
-         lasts AS (SELECT *, ROW_NUMBER() OVER (PARTITION BY {keys}, __version ORDER BY {seq} DESC) AS __last \
-                   FROM upserts) \
-         SELECT {out}f.__from AS {valid_from}, l.__next AS {valid_to}, l.__next IS NULL AS {is_current} \
-         FROM lasts l JOIN firsts f ON {key_match} AND l.__version = f.__version WHERE l.__last = 1",
+         upserts AS (SELECT *, LEAD(__version) OVER ({window}) AS __next_version \
+                     FROM islands WHERE NOT {delete} AND __version > 0) \
+         SELECT {out}, __from AS {valid_from}, __next AS {valid_to}, __next IS NULL AS {is_current} \
+         FROM upserts WHERE __next_version IS NULL OR __next_version <> __version",
         dedup = columns.deduplicated(changes),
         valid_from = quoted(VALID_FROM),
         valid_to = quoted(VALID_TO),

@@ -7,7 +7,7 @@ use datafusion::sql::resolve::resolve_table_references;
 
 use crate::error::{Error, Result};
 use crate::quality::QUARANTINE_SUFFIX;
-use crate::spec::ALS_COMPANIONS;
+use crate::spec::{ALS_COMPANIONS, CHANGES_SUFFIX, TableKind};
 use crate::spec::{Pipeline, TableSpec};
 
 /// Validated dependency graph of a pipeline's tables.
@@ -79,16 +79,26 @@ impl Dag {
     }
 }
 
-/// The pipeline tables a table's query reads; CTE names are not table references.
+/// The pipeline tables a table's query (or a CDC table's `from`) reads; CTE names are not
+/// table references.
 fn references(pipeline: &Pipeline, table: &TableSpec) -> Result<BTreeSet<String>> {
-    let Some(sql) = table.kind.sql() else {
-        return Ok(BTreeSet::new());
-    };
     let invalid = |message: String| Error::InvalidSpec {
         path: pipeline.path.clone(),
         line: table.line,
         table: table.name.clone(),
         message,
+    };
+    if let TableKind::Cdc(cdc) = &table.kind {
+        if cdc.from == table.name || pipeline.table(&cdc.from).is_none() {
+            return Err(invalid(format!(
+                "cdc.from = `{}` is not another table of the pipeline",
+                cdc.from
+            )));
+        }
+        return Ok(BTreeSet::from([cdc.from.clone()]));
+    }
+    let Some(sql) = table.kind.sql() else {
+        return Ok(BTreeSet::new());
     };
     let mut statements = DFParser::parse_sql(sql).map_err(|e| invalid(format!("SQL does not parse: {e}")))?;
     let statement = match (statements.pop_front(), statements.is_empty()) {
@@ -116,6 +126,7 @@ fn references(pipeline: &Pipeline, table: &TableSpec) -> Result<BTreeSet<String>
 fn companion_of<'a>(pipeline: &Pipeline, name: &'a str) -> Option<&'a str> {
     std::iter::once(QUARANTINE_SUFFIX)
         .chain(ALS_COMPANIONS)
+        .chain([CHANGES_SUFFIX])
         .filter_map(|suffix| name.strip_suffix(suffix))
         .find(|base| pipeline.table(base).is_some())
 }

@@ -49,6 +49,7 @@ pub struct DeltaCommit {
     partition_by: Vec<String>,
     schema: SchemaRef,
     adds: Vec<Add>,
+    watermarks: Vec<Transaction>,
 }
 
 impl DeltaCommit {
@@ -62,6 +63,7 @@ impl DeltaCommit {
             partition_by: vec![],
             schema: normalize_schema(&schema),
             adds: vec![],
+            watermarks: vec![],
         }
     }
 
@@ -83,6 +85,15 @@ impl DeltaCommit {
     #[must_use]
     pub fn with_adds(mut self, adds: Vec<Add>) -> Self {
         self.adds = adds;
+        self
+    }
+
+    /// Records, in the same commit, that the table now reflects another table up to `version`
+    /// (a `txn` action with `app_id`, read back with
+    /// [`TableSnapshot::txn_version`](super::TableSnapshot::txn_version)).
+    #[must_use]
+    pub fn with_watermark(mut self, app_id: impl Into<String>, version: i64) -> Self {
+        self.watermarks.push(Transaction::new(app_id.into(), version));
         self
     }
 
@@ -150,9 +161,11 @@ impl DeltaCommit {
         let mut info = HashMap::new();
         info.insert("medallion.app_id".to_string(), serde_json::json!(self.app_id));
         info.insert("medallion.sequence".to_string(), serde_json::json!(self.sequence));
+        let mut txns = vec![Transaction::new(&self.app_id, self.sequence)];
+        txns.extend(self.watermarks.iter().cloned());
         CommitProperties::default()
             .with_metadata(info)
-            .with_application_transaction(Transaction::new(&self.app_id, self.sequence))
+            .with_application_transactions(txns)
     }
 
     fn kernel_schema(&self) -> Result<StructType> {

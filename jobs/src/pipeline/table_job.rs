@@ -14,7 +14,9 @@ use url::Url;
 use super::outcome::{TableOutcome, TableStatus};
 use super::paths::Lakehouse;
 use super::run_id::RunId;
-use super::steps::{self, als::AlsStep, landing::LandingStep, sql::HELPER_PREFIX, sql::SqlStep};
+use super::steps::{
+    self, als::AlsStep, cdc::CdcStep, landing::LandingStep, sql::HELPER_PREFIX, sql::SqlStep,
+};
 use crate::delta::{CommitOutcome, DeltaCommit, TableSnapshot, WriteResult, WriteSpec, WriteTarget};
 use crate::error::{Error, Failure, Result, error_chain};
 use crate::landing::{CORRUPT_REASON, CORRUPT_RECORD};
@@ -118,6 +120,14 @@ impl TableJob<'_> {
                 };
                 steps::run(&step, self, outcome).await
             }
+            TableKind::Cdc(spec) => {
+                let step = CdcStep {
+                    spec,
+                    target: snapshot.as_ref(),
+                    full_refresh: self.full_refresh,
+                };
+                steps::run(&step, self, outcome).await
+            }
             TableKind::Sql(sql) => {
                 let step = SqlStep {
                     sql,
@@ -165,6 +175,32 @@ impl TableJob<'_> {
         mode: WriteMode,
         adds: Vec<Add>,
     ) -> Result<CommitOutcome> {
+        self.commit_to(target, suffix, schema, mode, adds, None).await
+    }
+
+    /// [`commit`](Self::commit) of the table itself, recording in the same commit that it
+    /// reflects another table up to a version (`(app id, version)`).
+    pub(super) async fn commit_with_watermark(
+        &self,
+        target: &WriteTarget,
+        schema: SchemaRef,
+        mode: WriteMode,
+        adds: Vec<Add>,
+        watermark: (String, i64),
+    ) -> Result<CommitOutcome> {
+        self.commit_to(target, "", schema, mode, adds, Some(watermark))
+            .await
+    }
+
+    async fn commit_to(
+        &self,
+        target: &WriteTarget,
+        suffix: &str,
+        schema: SchemaRef,
+        mode: WriteMode,
+        adds: Vec<Add>,
+        watermark: Option<(String, i64)>,
+    ) -> Result<CommitOutcome> {
         let url = Url::parse(&target.url).map_err(|e| Error::Url {
             url: target.url.clone(),
             message: e.to_string(),
@@ -178,12 +214,14 @@ impl TableJob<'_> {
             })?;
         }
         let files = adds.len();
-        let commit = DeltaCommit::new(url.clone(), self.app_id(suffix), self.run.seq, schema)
+        let mut commit = DeltaCommit::new(url.clone(), self.app_id(suffix), self.run.seq, schema)
             .with_mode(mode)
             .with_partition_by(target.partition_by.clone())
-            .with_adds(adds)
-            .execute(snapshot.as_ref())
-            .await?;
+            .with_adds(adds);
+        if let Some((app_id, version)) = watermark {
+            commit = commit.with_watermark(app_id, version);
+        }
+        let commit = commit.execute(snapshot.as_ref()).await?;
         info!(%url, version = commit.version(), files, "committed");
         Ok(commit)
     }

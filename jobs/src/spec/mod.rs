@@ -5,7 +5,10 @@ mod model_spec;
 mod parse;
 mod retry;
 
-pub use model::{Action, Expectation, Format, Layer, Pipeline, Source, TableKind, TableSpec, WriteMode};
+pub use model::{
+    Action, CHANGES_SUFFIX, CdcSpec, Expectation, Format, Layer, Pipeline, Scd, Source, TableKind, TableSpec,
+    WriteMode,
+};
 pub use model_spec::{ALS_COMPANIONS, AlsParams, ColdStart, EvalSpec, Split};
 pub use parse::{parse_spec, read_spec};
 pub use retry::{DEFAULT_RETRIES, DEFAULT_STALL_SECONDS, RetryPolicy, RetrySettings};

@@ -92,6 +92,9 @@ pub struct TableSpec {
     pub line: usize,
 }
 
+/// Suffix of a CDC table's log of the changes it has applied (`<table>__changes`).
+pub const CHANGES_SUFFIX: &str = "__changes";
+
 /// The kinds of table; each is one step of `pipeline::steps`.
 #[derive(Debug, Clone, PartialEq)]
 pub enum TableKind {
@@ -107,13 +110,43 @@ pub enum TableKind {
         /// The model's settings.
         params: super::AlsParams,
     },
+    /// Keyed changes read from another table and applied as SCD type 1 or 2.
+    Cdc(CdcSpec),
+}
+
+/// A change-data-capture table: `from`'s rows are changes to the rows with the same `keys`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CdcSpec {
+    /// The pipeline table the changes are read from (appended to, usually bronze).
+    pub from: String,
+    /// Columns identifying a row.
+    pub keys: Vec<String>,
+    /// SQL expression ordering a key's changes.
+    pub sequence_by: String,
+    /// Latest row per key, or every version.
+    pub scd: Scd,
+    /// SQL condition: the change deletes its key.
+    pub delete_when: Option<String>,
+    /// Columns of `from` not kept (besides its `_` audit columns, never kept).
+    pub except_columns: Vec<String>,
+    /// SCD2: the columns whose changes open a new version; all kept columns when absent.
+    pub track_history_columns: Option<Vec<String>>,
+}
+
+/// Slowly changing dimension type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scd {
+    /// The latest row per key.
+    One,
+    /// Every version, with its validity.
+    Two,
 }
 
 impl TableKind {
     /// The query the table's rows come from; none for landing sources.
     pub fn sql(&self) -> Option<&str> {
         match self {
-            TableKind::Landing(_) => None,
+            TableKind::Landing(_) | TableKind::Cdc(_) => None,
             TableKind::Sql(sql) | TableKind::Als { sql, .. } => Some(sql),
         }
     }
@@ -122,6 +155,7 @@ impl TableKind {
     pub fn companion_suffixes(&self) -> &'static [&'static str] {
         match self {
             TableKind::Als { .. } => &super::ALS_COMPANIONS,
+            TableKind::Cdc(_) => &[CHANGES_SUFFIX],
             TableKind::Landing(_) | TableKind::Sql(_) => &[],
         }
     }

@@ -5,7 +5,9 @@ use std::collections::{BTreeMap, HashSet};
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::model::{Action, Expectation, Format, Layer, Pipeline, Source, TableKind, TableSpec, WriteMode};
+use super::model::{
+    Action, CdcSpec, Expectation, Format, Layer, Pipeline, Scd, Source, TableKind, TableSpec, WriteMode,
+};
 use super::model_spec::RawAls;
 use super::retry::{RetryPolicy, RetrySettings};
 use crate::error::{Error, Result};
@@ -46,6 +48,7 @@ struct RawTable {
     expectations: Vec<RawExpectation>,
     mode: Option<String>,
     als: Option<RawAls>,
+    cdc: Option<RawCdc>,
     retries: Option<u32>,
     timeout_seconds: Option<u64>,
     stall_seconds: Option<u64>,
@@ -63,6 +66,49 @@ struct RawSource {
     schema: BTreeMap<String, String>,
     #[serde(default)]
     columns: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCdc {
+    from: String,
+    keys: Vec<String>,
+    sequence_by: String,
+    #[serde(default = "scd_one")]
+    scd: u8,
+    delete_when: Option<String>,
+    #[serde(default)]
+    except_columns: Vec<String>,
+    track_history_columns: Option<Vec<String>>,
+}
+
+fn scd_one() -> u8 {
+    1
+}
+
+impl RawCdc {
+    fn convert(self) -> std::result::Result<CdcSpec, String> {
+        let scd = match self.scd {
+            1 => Scd::One,
+            2 => Scd::Two,
+            other => return Err(format!("cdc.scd = {other}; expected 1 or 2")),
+        };
+        if self.keys.is_empty() {
+            return Err("cdc.keys must name at least one column".into());
+        }
+        if scd == Scd::One && self.track_history_columns.is_some() {
+            return Err("cdc.track_history_columns needs scd = 2".into());
+        }
+        Ok(CdcSpec {
+            from: self.from,
+            keys: self.keys,
+            sequence_by: self.sequence_by,
+            scd,
+            delete_when: self.delete_when,
+            except_columns: self.except_columns,
+            track_history_columns: self.track_history_columns,
+        })
+    }
 }
 
 #[derive(Deserialize)]
@@ -143,21 +189,14 @@ fn convert_table(raw: RawTable, line: usize, path: &str) -> Result<TableSpec> {
             raw.layer
         ))
     })?;
-    let kind = match (raw.source, raw.sql, raw.als) {
-        (Some(_), Some(_), _) => return Err(err("has both `source` and `sql`; give one".into())),
-        (None, None, _) => return Err(err("needs a `source` or a `sql` query".into())),
-        (Some(_), None, Some(_)) if layer == Layer::Ml => {
-            return Err(err("`als` trains on a `sql` query, not a source".into()));
+    let kind = match (raw.source, raw.sql, raw.als, raw.cdc) {
+        (None, None, None, Some(cdc)) => TableKind::Cdc(cdc.convert().map_err(&err)?),
+        (_, _, _, Some(_)) => {
+            return Err(err(
+                "a `cdc` table reads its `from` table; give no `source`, `sql` or `als`".into(),
+            ));
         }
-        (_, _, Some(_)) if layer != Layer::Ml => {
-            return Err(err("`als` is only allowed on layer = \"ml\" tables".into()));
-        }
-        (Some(source), None, _) => TableKind::Landing(convert_source(source).map_err(&err)?),
-        (None, Some(sql), None) => TableKind::Sql(sql),
-        (None, Some(sql), Some(als)) => TableKind::Als {
-            sql,
-            params: als.convert().map_err(&err)?,
-        },
+        (source, sql, als, None) => kind_of(source, sql, als, layer).map_err(&err)?,
     };
     let mode = match raw.mode.as_deref() {
         None => default_mode(&kind),
@@ -200,11 +239,36 @@ fn convert_table(raw: RawTable, line: usize, path: &str) -> Result<TableSpec> {
     })
 }
 
+/// A landing, SQL or ALS table from the keys that say which.
+fn kind_of(
+    source: Option<RawSource>,
+    sql: Option<String>,
+    als: Option<RawAls>,
+    layer: Layer,
+) -> std::result::Result<TableKind, String> {
+    Ok(match (source, sql, als) {
+        (Some(_), Some(_), _) => return Err("has both `source` and `sql`; give one".into()),
+        (None, None, _) => return Err("needs a `source`, a `sql` query or a `cdc` block".into()),
+        (Some(_), None, Some(_)) if layer == Layer::Ml => {
+            return Err("`als` trains on a `sql` query, not a source".into());
+        }
+        (_, _, Some(_)) if layer != Layer::Ml => {
+            return Err("`als` is only allowed on layer = \"ml\" tables".into());
+        }
+        (Some(source), None, _) => TableKind::Landing(convert_source(source)?),
+        (None, Some(sql), None) => TableKind::Sql(sql),
+        (None, Some(sql), Some(als)) => TableKind::Als {
+            sql,
+            params: als.convert()?,
+        },
+    })
+}
+
 /// Sources accumulate batches; queries rebuild their table — as in dbt and DLT.
 fn default_mode(kind: &TableKind) -> WriteMode {
     match kind {
         TableKind::Landing(_) => WriteMode::Append,
-        TableKind::Sql(_) | TableKind::Als { .. } => WriteMode::Overwrite,
+        TableKind::Sql(_) | TableKind::Als { .. } | TableKind::Cdc(_) => WriteMode::Overwrite,
     }
 }
 
@@ -365,7 +429,10 @@ action = "drop"
                 "layer = \"gold\"\nsql = \"SELECT 1\"\nmode = \"merge\"",
                 "unknown mode `merge`",
             ),
-            ("layer = \"gold\"", "needs a `source` or a `sql` query"),
+            (
+                "layer = \"gold\"",
+                "needs a `source`, a `sql` query or a `cdc` block",
+            ),
             (
                 "layer = \"gold\"\nsql = \"SELECT 1\"\n[[table.expect]]\nname = \"r\"\nsql = \"1=1\"\naction = \"explode\"",
                 "unknown action `explode`",
@@ -373,6 +440,22 @@ action = "drop"
             (
                 "layer = \"bronze\"\nsource = { path = \"a\", format = \"csv\", header = false }",
                 "needs `columns`",
+            ),
+            (
+                "layer = \"silver\"\ncdc = { from = \"a\", keys = [\"id\"], sequence_by = \"s\", scd = 3 }",
+                "cdc.scd = 3; expected 1 or 2",
+            ),
+            (
+                "layer = \"silver\"\ncdc = { from = \"a\", keys = [], sequence_by = \"s\" }",
+                "cdc.keys must name at least one column",
+            ),
+            (
+                "layer = \"silver\"\ncdc = { from = \"a\", keys = [\"id\"], sequence_by = \"s\", track_history_columns = [\"x\"] }",
+                "cdc.track_history_columns needs scd = 2",
+            ),
+            (
+                "layer = \"silver\"\nsql = \"SELECT 1\"\ncdc = { from = \"a\", keys = [\"id\"], sequence_by = \"s\" }",
+                "a `cdc` table reads its `from` table",
             ),
         ];
         for (body, expected) in cases {

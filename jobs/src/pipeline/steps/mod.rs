@@ -5,11 +5,13 @@
 //! - [`landing`]: landing files into a bronze table, each file once.
 //! - [`sql`]: a query over other tables.
 //! - [`als`]: an ALS model trained on a query's ratings, with its recommendations.
+//! - [`cdc`]: keyed changes from another table applied as SCD type 1 or 2.
 //!
-//! All three write their rows and the rows their expectations drop in one pass
+//! All of them write their rows and the rows their expectations drop in one pass
 //! ([`checked_write`]).
 
 pub(super) mod als;
+pub(super) mod cdc;
 pub(super) mod checked_write;
 pub(super) mod landing;
 pub(super) mod sql;
