@@ -163,3 +163,59 @@ async fn random_batches_on_a_cluster_equal_a_full_refresh() {
     .await;
     assert!(current.contains("true"), "{current}");
 }
+
+const SHARDED: &str = r#"
+[pipeline]
+name = "cdc_sharded"
+
+[[table]]
+name = "accounts_raw"
+layer = "bronze"
+source = { path = "changes/*.csv", format = "csv", schema = { id = "bigint", shard = "bigint", seq = "bigint" } }
+
+[[table]]
+name = "accounts"
+layer = "silver"
+partition_by = ["shard"]
+cdc = { from = "accounts_raw", keys = ["id"], sequence_by = "seq", except_columns = ["seq"] }
+"#;
+
+/// The paths a Delta commit removed.
+fn removed_in(table: &std::path::Path, version: i64) -> Vec<String> {
+    let log = std::fs::read_to_string(table.join(format!("_delta_log/{version:020}.json"))).unwrap();
+    log.lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter_map(|a| a.get("remove")?.get("path")?.as_str().map(String::from))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_batch_rewrites_only_the_files_that_may_hold_its_keys() {
+    let ws = Workspace::new(SHARDED);
+    let rows: String = (0..50).map(|id| format!("{id},{},a{id},1\n", id / 10)).collect();
+    land(&ws, "1.csv", &format!("id,shard,name,seq\n{rows}"));
+    let first = ws.run("lake", &[]);
+    assert!(first.status.success(), "first run failed:\n{}", text(&first));
+    land(&ws, "2.csv", "id,shard,name,seq\n11,1,b11,2\n13,1,b13,2\n");
+    let second = ws.run("lake", &[]);
+    assert!(second.status.success(), "second run failed:\n{}", text(&second));
+
+    let table = ws.path("lake/silver/accounts");
+    let removed = removed_in(&table, version(&table).await);
+    assert!(!removed.is_empty(), "the batch replaced nothing");
+    assert!(
+        removed.iter().all(|p| p.starts_with("shard=1/")),
+        "only shard 1 holds ids 11 and 13: {removed:?}"
+    );
+    let full = ws.run("full", &["--full-refresh"]);
+    assert!(full.status.success(), "full refresh failed:\n{}", text(&full));
+    let rows = table_rows(&table, "id, shard, name").await;
+    assert_eq!(
+        rows,
+        table_rows(&ws.path("full/silver/accounts"), "id, shard, name").await
+    );
+    assert!(
+        rows.contains("| 11 | 1     | b11  |") && rows.contains("| 12 | 1     | a12  |"),
+        "{rows}"
+    );
+}

@@ -49,6 +49,7 @@ pub struct DeltaCommit {
     partition_by: Vec<String>,
     schema: SchemaRef,
     adds: Vec<Add>,
+    removes: Vec<Action>,
     watermarks: Vec<Transaction>,
 }
 
@@ -63,6 +64,7 @@ impl DeltaCommit {
             partition_by: vec![],
             schema: normalize_schema(&schema),
             adds: vec![],
+            removes: vec![],
             watermarks: vec![],
         }
     }
@@ -85,6 +87,13 @@ impl DeltaCommit {
     #[must_use]
     pub fn with_adds(mut self, adds: Vec<Add>) -> Self {
         self.adds = adds;
+        self
+    }
+
+    /// `Remove` actions committed with the adds (an append that rewrites some files).
+    #[must_use]
+    pub fn with_removes(mut self, removes: Vec<Action>) -> Self {
+        self.removes = removes;
         self
     }
 
@@ -121,6 +130,8 @@ impl DeltaCommit {
         }
         if self.mode == WriteMode::Overwrite {
             actions.extend(snapshot.remove_all()?);
+        } else {
+            actions.extend(self.removes.iter().cloned());
         }
         actions.extend(self.adds.iter().cloned().map(Action::Add));
         let state = snapshot

@@ -134,6 +134,46 @@ impl TableSnapshot {
         Ok(SinceVersion::Appended(added))
     }
 
+    /// The active files that may hold a row whose integer `column` is one of `keys` (sorted):
+    /// those whose statistics' range of the column contains one, or that have no such
+    /// statistics. The others certainly hold none.
+    pub fn files_holding(&self, column: &str, keys: &[i64]) -> Result<Vec<DeltaFile>> {
+        let state = self
+            .table
+            .snapshot()
+            .map_err(|s| delta_err(&self.url, "read state", s))?;
+        Ok(state
+            .log_data()
+            .iter()
+            .filter(|f| match key_range(f.stats().as_deref(), column) {
+                Some((min, max)) => {
+                    let first = keys.partition_point(|k| *k < min);
+                    keys.get(first).is_some_and(|k| *k <= max)
+                }
+                None => true,
+            })
+            .map(|f| DeltaFile {
+                path: f.path().to_string(),
+                size: f.size().max(0) as u64,
+                partition_values: f.partition_values_map().into_iter().collect(),
+            })
+            .collect())
+    }
+
+    /// `Remove` actions for these active files (by path), for a rewrite of some of them.
+    pub fn remove_files(&self, paths: &[String]) -> Result<Vec<Action>> {
+        let state = self
+            .table
+            .snapshot()
+            .map_err(|s| delta_err(&self.url, "read state", s))?;
+        Ok(state
+            .log_data()
+            .iter()
+            .filter(|f| paths.iter().any(|p| p.as_str() == f.path()))
+            .map(|f| Action::Remove(f.remove_action(true)))
+            .collect())
+    }
+
     /// `Remove` actions for every active file, for an overwrite.
     pub fn remove_all(&self) -> Result<Vec<Action>> {
         let state = self
@@ -146,6 +186,14 @@ impl TableSnapshot {
             .map(|f| Action::Remove(f.remove_action(true)))
             .collect())
     }
+}
+
+/// `(min, max)` of an integer column in a file's Delta statistics.
+fn key_range(stats: Option<&str>, column: &str) -> Option<(i64, i64)> {
+    let stats: serde_json::Value = serde_json::from_str(stats?).ok()?;
+    let min = stats.get("minValues")?.get(column)?.as_i64()?;
+    let max = stats.get("maxValues")?.get(column)?.as_i64()?;
+    Some((min, max))
 }
 
 /// Whether a `_delta_log` with at least one entry exists: a missing or empty folder is "no

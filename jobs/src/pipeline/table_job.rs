@@ -30,6 +30,14 @@ pub(crate) struct Attempted {
     pub(crate) failure: Failure,
 }
 
+/// What a commit that rewrites part of a table carries beside its new files.
+pub(super) struct Rewrite {
+    /// `Remove` actions of the files replaced (an append that rewrites some files).
+    pub(super) removes: Vec<deltalake::kernel::Action>,
+    /// `(app id, version)`: the version of another table the table now reflects.
+    pub(super) watermark: (String, i64),
+}
+
 /// Everything one table's work needs from its run.
 #[derive(Clone)]
 pub(crate) struct TableJob<'a> {
@@ -178,17 +186,17 @@ impl TableJob<'_> {
         self.commit_to(target, suffix, schema, mode, adds, None).await
     }
 
-    /// [`commit`](Self::commit) of the table itself, recording in the same commit that it
-    /// reflects another table up to a version (`(app id, version)`).
-    pub(super) async fn commit_with_watermark(
+    /// [`commit`](Self::commit) of the table itself, also removing the files `rewrite` lists
+    /// and recording in the same commit the version of another table it reflects.
+    pub(super) async fn commit_rewrite(
         &self,
         target: &WriteTarget,
         schema: SchemaRef,
         mode: WriteMode,
         adds: Vec<Add>,
-        watermark: (String, i64),
+        rewrite: Rewrite,
     ) -> Result<CommitOutcome> {
-        self.commit_to(target, "", schema, mode, adds, Some(watermark))
+        self.commit_to(target, "", schema, mode, adds, Some(rewrite))
             .await
     }
 
@@ -199,7 +207,7 @@ impl TableJob<'_> {
         schema: SchemaRef,
         mode: WriteMode,
         adds: Vec<Add>,
-        watermark: Option<(String, i64)>,
+        rewrite: Option<Rewrite>,
     ) -> Result<CommitOutcome> {
         let url = Url::parse(&target.url).map_err(|e| Error::Url {
             url: target.url.clone(),
@@ -218,8 +226,10 @@ impl TableJob<'_> {
             .with_mode(mode)
             .with_partition_by(target.partition_by.clone())
             .with_adds(adds);
-        if let Some((app_id, version)) = watermark {
-            commit = commit.with_watermark(app_id, version);
+        if let Some(rewrite) = rewrite {
+            commit = commit
+                .with_watermark(rewrite.watermark.0, rewrite.watermark.1)
+                .with_removes(rewrite.removes);
         }
         let commit = commit.execute(snapshot.as_ref()).await?;
         info!(%url, version = commit.version(), files, "committed");

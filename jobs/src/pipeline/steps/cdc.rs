@@ -15,13 +15,17 @@ use datafusion::prelude::coalesce;
 use super::TableStep;
 use super::checked_write::{CheckedWrite, MainOutput};
 use crate::cdc::{ChangeColumns, DELETE, SEQUENCE, scd1_sql, scd2_sql};
+use datafusion::arrow::array::Int64Array;
+use tracing::info;
+
 use crate::delta::{
-    DeltaScanTable, OutputName, SinceVersion, Staged, TableSnapshot, WriteResult, WriteSpec, WriteTarget,
+    DeltaFile, DeltaScanTable, OutputName, SinceVersion, Staged, TableSnapshot, WriteResult, WriteSpec,
+    WriteTarget,
 };
 use crate::error::Result;
 use crate::layers::ident;
 use crate::pipeline::outcome::{TableOutcome, TableStatus};
-use crate::pipeline::table_job::{TableJob, discard};
+use crate::pipeline::table_job::{Rewrite, TableJob, discard};
 use crate::quality::{Rule, rules_for};
 use crate::spec::{Action, CHANGES_SUFFIX, CdcSpec, Scd, WriteMode};
 
@@ -55,6 +59,8 @@ pub(crate) struct CdcWritten {
     schema: datafusion::arrow::datatypes::SchemaRef,
     /// New change files a resumed run found already in the log, deleted after the apply.
     duplicate_changes: Option<Staged>,
+    /// The table's files the write replaces; `None`: all of them (a rebuild).
+    rewritten: Option<Vec<String>>,
 }
 
 impl TableStep for CdcStep<'_> {
@@ -141,7 +147,7 @@ impl TableStep for CdcStep<'_> {
             .await?;
         let duplicate_changes =
             matches!(logged, crate::delta::CommitOutcome::AlreadyCommitted { .. }).then(|| new.clone());
-        let frame = self.applied(job, plan, &new).await?;
+        let (frame, rewritten) = self.applied(job, plan, &new).await?;
         let schema = Arc::new(frame.schema().as_arrow().clone());
         let spec = WriteSpec {
             targets: vec![WriteTarget {
@@ -160,6 +166,7 @@ impl TableStep for CdcStep<'_> {
             spec,
             schema,
             duplicate_changes,
+            rewritten,
         })
     }
 
@@ -174,9 +181,17 @@ impl TableStep for CdcStep<'_> {
         let files = written.table.output(&table);
         let target = &written.spec.targets[0];
         let schema = files.schema.unwrap_or(written.schema);
-        let watermark = (watermark_id(job, &self.spec.from), plan.source_version);
+        let (mode, removes) = match (&written.rewritten, self.target) {
+            (Some(paths), Some(table)) => (WriteMode::Append, table.remove_files(paths)?),
+            _ => (WriteMode::Overwrite, vec![]),
+        };
+        info!(table = %job.table.name, files_replaced = removes.len(), rebuild = plan.rebuild, "applying changes");
+        let rewrite = Rewrite {
+            removes,
+            watermark: (watermark_id(job, &self.spec.from), plan.source_version),
+        };
         let commit = job
-            .commit_with_watermark(target, schema, WriteMode::Overwrite, files.adds, watermark)
+            .commit_rewrite(target, schema, mode, files.adds, rewrite)
             .await?;
         if let Some(duplicates) = written.duplicate_changes {
             discard(&staged_target(&duplicates), &duplicates.adds).await;
@@ -247,8 +262,14 @@ impl CdcStep<'_> {
     }
 
     /// The table's rows after the new changes: every key's rows recomputed from its logged
-    /// changes when rebuilding; otherwise the touched keys recomputed and the others kept.
-    async fn applied(&self, job: &TableJob<'_>, plan: &CdcPlan, new: &Staged) -> Result<DataFrame> {
+    /// changes when rebuilding; otherwise the touched keys recomputed, plus the other rows of
+    /// the files that may hold touched keys (returned: the files the write replaces).
+    async fn applied(
+        &self,
+        job: &TableJob<'_>,
+        plan: &CdcPlan,
+        new: &Staged,
+    ) -> Result<(DataFrame, Option<Vec<String>>)> {
         let err = |e| job.query_err("apply changes", e);
         let log = TableSnapshot::load(&job.lakehouse.companion_url(job.table, CHANGES_SUFFIX))
             .await?
@@ -284,9 +305,15 @@ impl CdcStep<'_> {
             Scd::One => scd1_sql(&changes_name, &plan.columns),
             Scd::Two => scd2_sql(&changes_name, &plan.columns),
         };
-        let sql = match (plan.rebuild, self.target) {
+        let (sql, rewritten) = match (plan.rebuild, self.target) {
             (false, Some(target)) => {
-                register(&table_name, Arc::new(target.scan_table()?))?;
+                let files = self.files_holding_touched(job, plan, target, &new_name).await?;
+                let paths = files.iter().map(|f| f.path.clone()).collect();
+                let scan = DeltaScanTable {
+                    files,
+                    ..target.scan_table()?
+                };
+                register(&table_name, Arc::new(scan))?;
                 let applied = job.ctx.sql(&rows).await.map_err(err)?;
                 let columns = applied
                     .schema()
@@ -295,15 +322,62 @@ impl CdcStep<'_> {
                     .map(|f| format!("t.\"{}\"", f.name()))
                     .collect::<Vec<_>>()
                     .join(", ");
-                format!(
+                let sql = format!(
                     "SELECT * FROM ({rows}) AS applied UNION ALL \
                      SELECT {columns} FROM {table_name} t LEFT ANTI JOIN {new_name} n ON {}",
                     on("t", "n")
-                )
+                );
+                (sql, Some(paths))
             }
-            _ => rows,
+            _ => (rows, None),
         };
-        job.ctx.sql(&sql).await.map_err(err)
+        Ok((job.ctx.sql(&sql).await.map_err(err)?, rewritten))
+    }
+
+    /// The table's files that may hold a touched key: pruned by the statistics of an integer
+    /// first key column; every file otherwise.
+    async fn files_holding_touched(
+        &self,
+        job: &TableJob<'_>,
+        plan: &CdcPlan,
+        target: &TableSnapshot,
+        new_name: &str,
+    ) -> Result<Vec<DeltaFile>> {
+        let scan = target.scan_table()?;
+        let key = &plan.columns.keys[0];
+        let integer = scan
+            .schema
+            .field_with_name(key)
+            .is_ok_and(|f| f.data_type().is_integer());
+        if !integer {
+            return Ok(scan.files);
+        }
+        let err = |e| job.query_err("find touched files", e);
+        let batches = job
+            .ctx
+            .sql(&format!(
+                "SELECT DISTINCT CAST(\"{key}\" AS BIGINT) FROM {new_name}"
+            ))
+            .await
+            .map_err(err)?
+            .collect()
+            .await
+            .map_err(err)?;
+        let mut keys: Vec<i64> = Vec::new();
+        for batch in &batches {
+            let column = batch
+                .column(0)
+                .as_any()
+                .downcast_ref::<Int64Array>()
+                .ok_or_else(|| {
+                    err(datafusion::error::DataFusionError::Internal(
+                        "keys not BIGINT".into(),
+                    ))
+                })?;
+            keys.extend(column.iter().flatten());
+        }
+        keys.sort_unstable();
+        target.files_holding(key, &keys)
     }
 }
 
