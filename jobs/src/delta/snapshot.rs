@@ -283,4 +283,34 @@ mod tests {
             "the overwrite is version 3"
         );
     }
+
+    #[tokio::test]
+    async fn a_rewrite_of_files_another_commit_removed_since_it_read_them_is_a_conflict() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = Url::from_directory_path(dir.path()).unwrap();
+        let a = commit(&url, 1, WriteMode::Append, &[1]).await;
+        commit(&url, 2, WriteMode::Append, &[2]).await;
+        let read = TableSnapshot::load(&url).await.unwrap().unwrap();
+        let rewrite = |app: &'static str, rows: i64| {
+            let url = url.clone();
+            let removes = read.remove_files(&a).unwrap();
+            async move {
+                let batch =
+                    RecordBatch::try_from_iter([("x", Arc::new(Int64Array::from(vec![rows])) as _)]).unwrap();
+                let staged = write_here(&url, &batch).await.unwrap();
+                DeltaCommit::new(url, app, 1, Arc::clone(&staged.schema))
+                    .with_adds(staged.adds.clone())
+                    .with_removes(removes)
+            }
+        };
+        // Another writer rewrites file `a` first, from the same read.
+        let first = rewrite("writer-a", 10).await.execute(Some(&read)).await;
+        assert!(first.is_ok(), "{first:?}");
+        let second = rewrite("writer-b", 20).await.execute(Some(&read)).await;
+        assert!(
+            second.is_err(),
+            "the second rewrite of `a` must conflict, got {second:?}"
+        );
+        assert_eq!(TableSnapshot::load(&url).await.unwrap().unwrap().version(), 2);
+    }
 }

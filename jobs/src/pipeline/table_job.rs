@@ -31,11 +31,14 @@ pub(crate) struct Attempted {
 }
 
 /// What a commit that rewrites part of a table carries beside its new files.
-pub(super) struct Rewrite {
+pub(super) struct Rewrite<'a> {
     /// `Remove` actions of the files replaced (an append that rewrites some files).
     pub(super) removes: Vec<deltalake::kernel::Action>,
     /// `(app id, version)`: the version of another table the table now reflects.
     pub(super) watermark: (String, i64),
+    /// The table as the rewrite read it (none: it did not exist): whatever was committed since
+    /// is checked for conflicts, so a concurrent rewrite of the same files fails this commit.
+    pub(super) read: Option<&'a TableSnapshot>,
 }
 
 /// Everything one table's work needs from its run.
@@ -183,21 +186,32 @@ impl TableJob<'_> {
         mode: WriteMode,
         adds: Vec<Add>,
     ) -> Result<CommitOutcome> {
-        self.commit_to(target, suffix, schema, mode, adds, None).await
+        self.commit_to(target, suffix, schema, mode, adds).await
     }
 
     /// [`commit`](Self::commit) of the table itself, also removing the files `rewrite` lists
-    /// and recording in the same commit the version of another table it reflects.
+    /// and recording the version of another table it reflects; checked against the table as
+    /// the rewrite read it.
     pub(super) async fn commit_rewrite(
         &self,
         target: &WriteTarget,
         schema: SchemaRef,
         mode: WriteMode,
         adds: Vec<Add>,
-        rewrite: Rewrite,
+        rewrite: Rewrite<'_>,
     ) -> Result<CommitOutcome> {
-        self.commit_to(target, "", schema, mode, adds, Some(rewrite))
-            .await
+        let url = self.ensure_table(target).await?;
+        let files = adds.len();
+        let commit = DeltaCommit::new(url.clone(), self.app_id(""), self.run.seq, schema)
+            .with_mode(mode)
+            .with_partition_by(target.partition_by.clone())
+            .with_adds(adds)
+            .with_removes(rewrite.removes)
+            .with_watermark(rewrite.watermark.0, rewrite.watermark.1)
+            .execute(rewrite.read)
+            .await?;
+        info!(%url, version = commit.version(), files, "committed");
+        Ok(commit)
     }
 
     async fn commit_to(
@@ -207,33 +221,34 @@ impl TableJob<'_> {
         schema: SchemaRef,
         mode: WriteMode,
         adds: Vec<Add>,
-        rewrite: Option<Rewrite>,
     ) -> Result<CommitOutcome> {
+        let url = self.ensure_table(target).await?;
+        let snapshot = TableSnapshot::load(&url).await?;
+        let files = adds.len();
+        let commit = DeltaCommit::new(url.clone(), self.app_id(suffix), self.run.seq, schema)
+            .with_mode(mode)
+            .with_partition_by(target.partition_by.clone())
+            .with_adds(adds)
+            .execute(snapshot.as_ref())
+            .await?;
+        info!(%url, version = commit.version(), files, "committed");
+        Ok(commit)
+    }
+
+    /// The target's URL, its folder created if no table is there yet.
+    async fn ensure_table(&self, target: &WriteTarget) -> Result<Url> {
         let url = Url::parse(&target.url).map_err(|e| Error::Url {
             url: target.url.clone(),
             message: e.to_string(),
         })?;
-        let snapshot = TableSnapshot::load(&url).await?;
-        if snapshot.is_none() {
+        if TableSnapshot::load(&url).await?.is_none() {
             deltalake::ensure_table_uri(url.as_str()).map_err(|source| Error::Delta {
                 url: url.to_string(),
                 step: "create",
                 source: Box::new(source),
             })?;
         }
-        let files = adds.len();
-        let mut commit = DeltaCommit::new(url.clone(), self.app_id(suffix), self.run.seq, schema)
-            .with_mode(mode)
-            .with_partition_by(target.partition_by.clone())
-            .with_adds(adds);
-        if let Some(rewrite) = rewrite {
-            commit = commit
-                .with_watermark(rewrite.watermark.0, rewrite.watermark.1)
-                .with_removes(rewrite.removes);
-        }
-        let commit = commit.execute(snapshot.as_ref()).await?;
-        info!(%url, version = commit.version(), files, "committed");
-        Ok(commit)
+        Ok(url)
     }
 
     pub(super) fn query_err(&self, step: &'static str, source: datafusion::error::DataFusionError) -> Error {

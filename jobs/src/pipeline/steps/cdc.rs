@@ -189,6 +189,7 @@ impl TableStep for CdcStep<'_> {
         let rewrite = Rewrite {
             removes,
             watermark: (watermark_id(job, &self.spec.from), plan.source_version),
+            read: self.target,
         };
         let commit = job
             .commit_rewrite(target, schema, mode, files.adds, rewrite)
