@@ -177,7 +177,7 @@ source = { path = "changes/*.csv", format = "csv", schema = { id = "bigint", sha
 name = "accounts"
 layer = "silver"
 partition_by = ["shard"]
-cdc = { from = "accounts_raw", keys = ["id"], sequence_by = "seq", except_columns = ["seq"] }
+cdc = { from = "accounts_raw", keys = ["id"], sequence_by = "seq", select = ["id", "shard", "upper(name) AS name"] }
 "#;
 
 /// The paths a Delta commit removed.
@@ -215,7 +215,7 @@ async fn a_batch_rewrites_only_the_files_that_may_hold_its_keys() {
         table_rows(&ws.path("full/silver/accounts"), "id, shard, name").await
     );
     assert!(
-        rows.contains("| 11 | 1     | b11  |") && rows.contains("| 12 | 1     | a12  |"),
+        rows.contains("| 11 | 1     | B11  |") && rows.contains("| 12 | 1     | A12  |"),
         "{rows}"
     );
 }

@@ -127,7 +127,10 @@ pub struct CdcSpec {
     pub scd: Scd,
     /// SQL condition: the change deletes its key.
     pub delete_when: Option<String>,
-    /// Columns of `from` not kept (besides its `_` audit columns, never kept).
+    /// SQL expressions over `from`'s columns giving the change columns (typing, cleaning,
+    /// masking on the way in); every column of `from` when absent.
+    pub select: Option<Vec<String>>,
+    /// Columns not kept (besides columns starting with `_`, never kept).
     pub except_columns: Vec<String>,
     /// SCD2: the columns whose changes open a new version; all kept columns when absent.
     pub track_history_columns: Option<Vec<String>>,

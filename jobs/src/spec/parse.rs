@@ -77,6 +77,7 @@ struct RawCdc {
     #[serde(default = "scd_one")]
     scd: u8,
     delete_when: Option<String>,
+    select: Option<Vec<String>>,
     #[serde(default)]
     except_columns: Vec<String>,
     track_history_columns: Option<Vec<String>>,
@@ -105,6 +106,7 @@ impl RawCdc {
             sequence_by: self.sequence_by,
             scd,
             delete_when: self.delete_when,
+            select: self.select,
             except_columns: self.except_columns,
             track_history_columns: self.track_history_columns,
         })

@@ -9,8 +9,7 @@
 use std::sync::Arc;
 
 use datafusion::dataframe::DataFrame;
-use datafusion::logical_expr::{Expr, lit};
-use datafusion::prelude::coalesce;
+use datafusion::logical_expr::lit;
 
 use super::TableStep;
 use super::checked_write::{CheckedWrite, MainOutput};
@@ -23,7 +22,6 @@ use crate::delta::{
     WriteTarget,
 };
 use crate::error::Result;
-use crate::layers::ident;
 use crate::pipeline::outcome::{TableOutcome, TableStatus};
 use crate::pipeline::table_job::{Rewrite, TableJob, discard};
 use crate::quality::{Rule, rules_for};
@@ -95,7 +93,7 @@ impl TableStep for CdcStep<'_> {
             .ctx
             .read_table(Arc::new(scan))
             .map_err(|e| job.query_err("read changes", e))?;
-        let (frame, columns) = self.change_frame(job, frame)?;
+        let (frame, columns) = self.change_frame(job, frame).await?;
         let mut rules = key_rules(job, &frame, &columns)?;
         rules.extend(rules_for(job.pipeline, job.table, &frame)?);
         let written: Vec<String> = [
@@ -207,13 +205,51 @@ impl TableStep for CdcStep<'_> {
 }
 
 impl CdcStep<'_> {
-    /// The source rows as changes: keys, kept columns, [`SEQUENCE`] and [`DELETE`].
-    fn change_frame(&self, job: &TableJob<'_>, frame: DataFrame) -> Result<(DataFrame, ChangeColumns)> {
-        let names: Vec<String> = frame.schema().fields().iter().map(|f| f.name().clone()).collect();
+    /// The source rows as changes: keys, kept columns, [`SEQUENCE`] and [`DELETE`]. The
+    /// `select` list (default: every column of `from` but `except_columns`), `sequence_by` and
+    /// `delete_when` are all evaluated on the source row.
+    async fn change_frame(&self, job: &TableJob<'_>, frame: DataFrame) -> Result<(DataFrame, ChangeColumns)> {
+        let source = format!("__cdc_source_{}", job.table.name);
+        job.ctx.deregister_table(&source).ok();
+        job.ctx
+            .register_table(&source, frame.clone().into_view())
+            .map_err(|e| job.query_err("plan changes", e))?;
+        let select = match &self.spec.select {
+            Some(list) => list.join(", "),
+            None => frame
+                .schema()
+                .fields()
+                .iter()
+                .map(|f| f.name())
+                .filter(|n| !n.starts_with('_') && !self.spec.except_columns.contains(n))
+                .map(|n| format!("\"{n}\""))
+                .collect::<Vec<_>>()
+                .join(", "),
+        };
+        let delete = self.spec.delete_when.as_deref().unwrap_or("FALSE");
+        let sql = format!(
+            "SELECT {select}, ({sequence}) AS \"{SEQUENCE}\", COALESCE(({delete}), FALSE) AS \"{DELETE}\" FROM {source}",
+            sequence = self.spec.sequence_by,
+        );
+        let planned = job.ctx.sql(&sql).await;
+        job.ctx.deregister_table(&source).ok();
+        let frame = planned.map_err(|e| {
+            job.invalid(format!(
+                "cdc.select, sequence_by or delete_when does not plan over `{}`: {e}",
+                self.spec.from
+            ))
+        })?;
+        let names: Vec<String> = frame
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .filter(|n| n != SEQUENCE && n != DELETE)
+            .collect();
         if let Some(missing) = self.spec.keys.iter().find(|k| !names.contains(k)) {
             return Err(job.invalid(format!(
-                "cdc.keys: `{missing}` is not a column of `{}`",
-                self.spec.from
+                "cdc.keys: `{missing}` is not a change column (they are {})",
+                names.join(", ")
             )));
         }
         let values: Vec<String> = names
@@ -233,27 +269,6 @@ impl CdcStep<'_> {
                 "cdc.track_history_columns: `{unknown}` is not a kept column"
             )));
         }
-        let parse = |what: &'static str, sql: &str| {
-            frame
-                .parse_sql_expr(sql)
-                .map_err(|e| job.invalid(format!("cdc.{what} does not plan: {e}")))
-        };
-        let sequence = parse("sequence_by", &self.spec.sequence_by)?;
-        let delete = match &self.spec.delete_when {
-            Some(sql) => coalesce(vec![parse("delete_when", sql)?, lit(false)]),
-            None => lit(false),
-        };
-        let select: Vec<Expr> = self
-            .spec
-            .keys
-            .iter()
-            .chain(&values)
-            .map(|c| ident(c))
-            .chain([sequence.alias(SEQUENCE), delete.alias(DELETE)])
-            .collect();
-        let frame = frame
-            .select(select)
-            .map_err(|e| job.query_err("plan changes", e))?;
         let columns = ChangeColumns {
             keys: self.spec.keys.clone(),
             values,
