@@ -219,3 +219,73 @@ async fn a_batch_rewrites_only_the_files_that_may_hold_its_keys() {
         "{rows}"
     );
 }
+
+/// `kill -9` of `medallion run` at several moments of the second batch's apply, then either
+/// the same run resumed (`--run-id`) or a new run, as the next CronJob would: the tables equal a
+/// full refresh's, and a resumed run logs each change once.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_run_killed_during_an_apply_then_run_again_leaves_the_tables_of_a_full_refresh() {
+    for (trial, delay_ms) in [200u64, 260, 320, 380, 440, 520, 900].into_iter().enumerate() {
+        let ws = Workspace::new(SPEC);
+        land(&ws, "1.csv", FIRST);
+        assert!(
+            ws.run("lake", &[]).status.success(),
+            "trial {trial}: first run failed"
+        );
+        land(&ws, "2.csv", SECOND);
+        let micros = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_micros();
+        let id = format!("run-{micros}");
+        let mut killed = ws
+            .command("lake", &["--run-id", &id])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+        killed.kill().unwrap();
+        killed.wait().unwrap();
+        // Where the kill landed: the versions the killed run left (bronze, log, table).
+        let lake = ws.path("lake");
+        let left = [
+            version(&lake.join("bronze/customers_raw")).await,
+            version(&lake.join("silver/customers__changes")).await,
+            version(&lake.join("silver/customers")).await,
+        ];
+        eprintln!("cdc kill trial {trial}: killed after {delay_ms} ms, versions left {left:?}");
+        let resume = trial % 2 == 0;
+        let again = if resume {
+            ws.run("lake", &["--run-id", &id])
+        } else {
+            ws.run("lake", &[])
+        };
+        assert!(
+            again.status.success(),
+            "trial {trial}: the run after the kill failed:\n{}",
+            text(&again)
+        );
+        let full = ws.run("full", &["--full-refresh"]);
+        assert!(
+            full.status.success(),
+            "trial {trial}: full refresh failed:\n{}",
+            text(&full)
+        );
+        for table in [
+            "silver/customers",
+            "silver/customers_latest",
+            "gold/current_cities",
+        ] {
+            assert_eq!(
+                table_rows(&ws.path("lake").join(table), "*").await,
+                table_rows(&ws.path("full").join(table), "*").await,
+                "trial {trial} (killed after {delay_ms} ms, resumed: {resume}): {table} differs"
+            );
+        }
+        if resume {
+            let logged = table_rows(&ws.path("lake/silver/customers__changes"), "COUNT(*) AS n").await;
+            assert!(logged.contains("| 8 |"), "trial {trial}: {logged}");
+        }
+    }
+}

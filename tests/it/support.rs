@@ -102,6 +102,11 @@ impl Workspace {
 
     /// `medallion run` with the landing folder and `lake` as lakehouse, plus `extra` flags.
     pub(crate) fn run(&self, lake: &str, extra: &[&str]) -> Output {
+        self.command(lake, extra).output().unwrap()
+    }
+
+    /// The command [`run`](Self::run) runs, to start it in the background.
+    pub(crate) fn command(&self, lake: &str, extra: &[&str]) -> Command {
         let mut args = vec![
             "run".to_string(),
             "--spec".into(),
@@ -112,7 +117,9 @@ impl Workspace {
             self.path(lake).display().to_string(),
         ];
         args.extend(extra.iter().map(|s| s.to_string()));
-        Command::new(BIN).args(&args).output().unwrap()
+        let mut command = Command::new(BIN);
+        command.args(&args);
+        command
     }
 }
 
