@@ -70,10 +70,18 @@ impl ChangeColumns {
     }
 }
 
+/// The columns of the table built from changes with `columns`, in order: keys, values, and for
+/// SCD2 [`VALID_FROM`], [`VALID_TO`] and [`IS_CURRENT`].
+pub fn table_columns(columns: &ChangeColumns, scd2: bool) -> Vec<String> {
+    let validity = [VALID_FROM, VALID_TO, IS_CURRENT].map(String::from);
+    let extra: &[String] = if scd2 { &validity } else { &[] };
+    [&columns.keys[..], &columns.values[..], extra].concat()
+}
+
 /// The latest row of every key in `changes` (a table name) that is not deleted: the key and
 /// value columns.
 pub fn scd1_sql(changes: &str, columns: &ChangeColumns) -> String {
-    let out = list(&[columns.keys.clone(), columns.values.clone()].concat());
+    let out = list(&table_columns(columns, false));
     format!(
         "SELECT {out} FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY {keys} ORDER BY {seq} DESC, {delete} DESC{ties}) \
          AS __latest FROM {changes}) AS latest WHERE __latest = 1 AND NOT {delete}",
@@ -105,7 +113,7 @@ pub fn scd2_sql(changes: &str, columns: &ChangeColumns) -> String {
         .chain(std::iter::once("TRUE".to_string()))
         .collect::<Vec<_>>()
         .join(" AND ");
-    let out = list(&[columns.keys.clone(), columns.values.clone()].concat());
+    let out = list(&table_columns(columns, false));
     format!(
         "WITH events AS ({dedup}), \
          steps AS (SELECT *, LAG({delete}) OVER ({window}) AS __prev_delete, \

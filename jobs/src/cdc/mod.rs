@@ -10,4 +10,6 @@
 
 pub mod history;
 
-pub use history::{ChangeColumns, DELETE, IS_CURRENT, SEQUENCE, VALID_FROM, VALID_TO, scd1_sql, scd2_sql};
+pub use history::{
+    ChangeColumns, DELETE, IS_CURRENT, SEQUENCE, VALID_FROM, VALID_TO, scd1_sql, scd2_sql, table_columns,
+};

@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use crate::delta::CommitOutcome;
 use crate::spec::{Action, Layer};
 
 /// Final state of one table in a run.
@@ -75,6 +76,16 @@ pub struct TableOutcome {
 }
 
 impl TableOutcome {
+    /// Records the table's commit: its version, and whether this attempt or an earlier one of
+    /// the run made it.
+    pub(crate) fn committed(&mut self, commit: CommitOutcome) -> TableStatus {
+        self.version = Some(commit.version());
+        match commit {
+            CommitOutcome::Committed { .. } => TableStatus::Succeeded,
+            CommitOutcome::AlreadyCommitted { .. } => TableStatus::AlreadyCommitted,
+        }
+    }
+
     /// A table that has not run yet: failed until told otherwise, started now.
     pub fn new(table: &str, layer: Layer) -> Self {
         Self {

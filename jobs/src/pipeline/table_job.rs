@@ -200,7 +200,10 @@ impl TableJob<'_> {
         adds: Vec<Add>,
         rewrite: Rewrite<'_>,
     ) -> Result<CommitOutcome> {
-        let url = self.ensure_table(target).await?;
+        let url = target_url(target)?;
+        if rewrite.read.is_none() {
+            create_folder(&url)?;
+        }
         let files = adds.len();
         let commit = DeltaCommit::new(url.clone(), self.app_id(""), self.run.seq, schema)
             .with_mode(mode)
@@ -222,8 +225,11 @@ impl TableJob<'_> {
         mode: WriteMode,
         adds: Vec<Add>,
     ) -> Result<CommitOutcome> {
-        let url = self.ensure_table(target).await?;
+        let url = target_url(target)?;
         let snapshot = TableSnapshot::load(&url).await?;
+        if snapshot.is_none() {
+            create_folder(&url)?;
+        }
         let files = adds.len();
         let commit = DeltaCommit::new(url.clone(), self.app_id(suffix), self.run.seq, schema)
             .with_mode(mode)
@@ -233,22 +239,6 @@ impl TableJob<'_> {
             .await?;
         info!(%url, version = commit.version(), files, "committed");
         Ok(commit)
-    }
-
-    /// The target's URL, its folder created if no table is there yet.
-    async fn ensure_table(&self, target: &WriteTarget) -> Result<Url> {
-        let url = Url::parse(&target.url).map_err(|e| Error::Url {
-            url: target.url.clone(),
-            message: e.to_string(),
-        })?;
-        if TableSnapshot::load(&url).await?.is_none() {
-            deltalake::ensure_table_uri(url.as_str()).map_err(|source| Error::Delta {
-                url: url.to_string(),
-                step: "create",
-                source: Box::new(source),
-            })?;
-        }
-        Ok(url)
     }
 
     pub(super) fn query_err(&self, step: &'static str, source: datafusion::error::DataFusionError) -> Error {
@@ -268,6 +258,24 @@ impl TableJob<'_> {
             message,
         }
     }
+}
+
+fn target_url(target: &WriteTarget) -> Result<Url> {
+    Url::parse(&target.url).map_err(|e| Error::Url {
+        url: target.url.clone(),
+        message: e.to_string(),
+    })
+}
+
+/// Makes the folder of a table that is about to be created.
+fn create_folder(url: &Url) -> Result<()> {
+    deltalake::ensure_table_uri(url.as_str())
+        .map(|_| ())
+        .map_err(|source| Error::Delta {
+            url: url.to_string(),
+            step: "create",
+            source: Box::new(source),
+        })
 }
 
 /// Deletes files written for a table that will not be committed (best effort: uncommitted

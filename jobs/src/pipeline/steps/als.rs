@@ -251,12 +251,8 @@ async fn commit_model(
     commit_staged(job, &row, ALS_COMPANIONS[3], WriteMode::Append).await?;
     let recs = commit_staged(job, &model.recommendations, "", WriteMode::Overwrite).await?;
     outcome.rows_written = model.recommendations.rows;
-    outcome.version = Some(recs.version());
     info!(table = %job.table.name, users = model.user_factors.rows, items = model.item_factors.rows, "ALS model committed");
-    Ok(match recs {
-        CommitOutcome::Committed { .. } => TableStatus::Succeeded,
-        CommitOutcome::AlreadyCommitted { .. } => TableStatus::AlreadyCommitted,
-    })
+    Ok(outcome.committed(recs))
 }
 
 /// Commits staged files once for this run; files written again by a re-run are deleted.

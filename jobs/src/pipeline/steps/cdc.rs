@@ -11,15 +11,14 @@ use std::sync::Arc;
 use datafusion::dataframe::DataFrame;
 use datafusion::logical_expr::lit;
 
-use super::TableStep;
-use super::checked_write::{CheckedWrite, MainOutput};
-use crate::cdc::{ChangeColumns, DELETE, SEQUENCE, scd1_sql, scd2_sql};
 use datafusion::arrow::array::Int64Array;
 use tracing::info;
 
+use super::TableStep;
+use super::checked_write::{CheckedWrite, MainOutput};
+use crate::cdc::{ChangeColumns, DELETE, SEQUENCE, scd1_sql, scd2_sql, table_columns};
 use crate::delta::{
-    DeltaFile, DeltaScanTable, OutputName, SinceVersion, Staged, TableSnapshot, WriteResult, WriteSpec,
-    WriteTarget,
+    DeltaScanTable, OutputName, SinceVersion, Staged, TableSnapshot, WriteResult, WriteSpec, WriteTarget,
 };
 use crate::error::Result;
 use crate::pipeline::outcome::{TableOutcome, TableStatus};
@@ -177,7 +176,10 @@ impl TableStep for CdcStep<'_> {
     ) -> Result<TableStatus> {
         let table = OutputName::table();
         let files = written.table.output(&table);
-        let target = &written.spec.targets[0];
+        let target = written
+            .spec
+            .target(&table)
+            .expect("the write has the table's output");
         let schema = files.schema.unwrap_or(written.schema);
         let (mode, removes) = match (&written.rewritten, self.target) {
             (Some(paths), Some(table)) => (WriteMode::Append, table.remove_files(paths)?),
@@ -196,11 +198,7 @@ impl TableStep for CdcStep<'_> {
             discard(&staged_target(&duplicates), &duplicates.adds).await;
         }
         outcome.rows_written = files.rows;
-        outcome.version = Some(commit.version());
-        Ok(match commit {
-            crate::delta::CommitOutcome::Committed { .. } => TableStatus::Succeeded,
-            crate::delta::CommitOutcome::AlreadyCommitted { .. } => TableStatus::AlreadyCommitted,
-        })
+        Ok(outcome.committed(commit))
     }
 }
 
@@ -323,19 +321,12 @@ impl CdcStep<'_> {
         };
         let (sql, rewritten) = match (plan.rebuild, self.target) {
             (false, Some(target)) => {
-                let files = self.files_holding_touched(job, plan, target, &new_name).await?;
-                let paths = files.iter().map(|f| f.path.clone()).collect();
-                let scan = DeltaScanTable {
-                    files,
-                    ..target.scan_table()?
-                };
+                let scan = self.files_holding_touched(job, plan, target, &new_name).await?;
+                let paths = scan.files.iter().map(|f| f.path.clone()).collect();
                 register(&table_name, Arc::new(scan))?;
-                let applied = job.ctx.sql(&rows).await.map_err(err)?;
-                let columns = applied
-                    .schema()
-                    .fields()
+                let columns = table_columns(&plan.columns, self.spec.scd == Scd::Two)
                     .iter()
-                    .map(|f| format!("t.\"{}\"", f.name()))
+                    .map(|c| format!("t.\"{c}\""))
                     .collect::<Vec<_>>()
                     .join(", ");
                 let sql = format!(
@@ -350,15 +341,15 @@ impl CdcStep<'_> {
         Ok((job.ctx.sql(&sql).await.map_err(err)?, rewritten))
     }
 
-    /// The table's files that may hold a touched key: pruned by the statistics of an integer
-    /// first key column; every file otherwise.
+    /// A scan of the table's files that may hold a touched key: pruned by the statistics of an
+    /// integer first key column; every file otherwise.
     async fn files_holding_touched(
         &self,
         job: &TableJob<'_>,
         plan: &CdcPlan,
         target: &TableSnapshot,
         new_name: &str,
-    ) -> Result<Vec<DeltaFile>> {
+    ) -> Result<DeltaScanTable> {
         let scan = target.scan_table()?;
         let key = &plan.columns.keys[0];
         let integer = scan
@@ -366,7 +357,7 @@ impl CdcStep<'_> {
             .field_with_name(key)
             .is_ok_and(|f| f.data_type().is_integer());
         if !integer {
-            return Ok(scan.files);
+            return Ok(scan);
         }
         let err = |e| job.query_err("find touched files", e);
         let batches = job
@@ -393,7 +384,8 @@ impl CdcStep<'_> {
             keys.extend(column.iter().flatten());
         }
         keys.sort_unstable();
-        target.files_holding(key, &keys)
+        let files = target.files_holding(key, &keys)?;
+        Ok(DeltaScanTable { files, ..scan })
     }
 }
 

@@ -10,7 +10,7 @@ use datafusion::error::DataFusionError;
 use url::Url;
 
 use crate::delta::{
-    CommitOutcome, Counter, KeepWhen, OutputName, Staged, WriteResult, WriteSpec, WriteTarget, project_named,
+    Counter, KeepWhen, OutputName, Staged, WriteResult, WriteSpec, WriteTarget, project_named,
 };
 use crate::error::{Error, Result};
 use crate::pipeline::outcome::{TableOutcome, TableStatus};
@@ -148,14 +148,19 @@ impl CheckedWrite {
         Ok(())
     }
 
-    /// Commits the quarantine, then — unless a `fail` rule failed — the table.
+    /// Accounts for the rows, commits the quarantine, then — unless a `fail` rule failed — the
+    /// table. An append of no rows to a table that `exists` commits nothing.
     pub(crate) async fn commit_table(
         &self,
         job: &TableJob<'_>,
         result: &WriteResult,
-        mode: WriteMode,
+        (mode, exists): (WriteMode, bool),
         outcome: &mut TableOutcome,
     ) -> Result<TableStatus> {
+        if result.rows_read == 0 && mode == WriteMode::Append && exists {
+            return Ok(TableStatus::NoNewData);
+        }
+        self.account(job, result, outcome).await?;
         self.commit_quarantine(job, result, outcome).await?;
         let table = OutputName::table();
         let target = self.target(job, &table)?;
@@ -163,11 +168,7 @@ impl CheckedWrite {
         let schema = self.written_schema(job, target, written.schema)?;
         let commit = job.commit(target, "", schema, mode, written.adds).await?;
         outcome.rows_written = written.rows;
-        outcome.version = Some(commit.version());
-        Ok(match commit {
-            CommitOutcome::Committed { .. } => TableStatus::Succeeded,
-            CommitOutcome::AlreadyCommitted { .. } => TableStatus::AlreadyCommitted,
-        })
+        Ok(outcome.committed(commit))
     }
 
     /// Output `name`'s files, uncommitted, to be read by a later job.

@@ -77,12 +77,10 @@ impl TableStep for LandingStep<'_> {
         result: WriteResult,
         outcome: &mut TableOutcome,
     ) -> Result<TableStatus> {
-        if result.rows_read == 0 && self.mode == WriteMode::Append && self.snapshot.is_some() {
-            // Only empty landing files: no empty commit.
-            return Ok(TableStatus::NoNewData);
-        }
-        plan.account(job, &result, outcome).await?;
-        plan.commit_table(job, &result, self.mode, outcome).await
+        // Only empty landing files append nothing: no empty commit.
+        let exists = self.snapshot.is_some();
+        plan.commit_table(job, &result, (self.mode, exists), outcome)
+            .await
     }
 }
 

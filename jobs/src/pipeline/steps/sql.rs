@@ -57,11 +57,8 @@ impl TableStep for SqlStep<'_> {
         result: WriteResult,
         outcome: &mut TableOutcome,
     ) -> Result<TableStatus> {
-        if result.rows_read == 0 && self.mode == WriteMode::Append && self.exists {
-            return Ok(TableStatus::NoNewData);
-        }
-        plan.account(job, &result, outcome).await?;
-        plan.commit_table(job, &result, self.mode, outcome).await
+        plan.commit_table(job, &result, (self.mode, self.exists), outcome)
+            .await
     }
 }
 
