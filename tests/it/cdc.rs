@@ -222,7 +222,7 @@ async fn a_batch_rewrites_only_the_files_that_may_hold_its_keys() {
 
 /// `kill -9` of `medallion run` at several moments of the second batch's apply, then either
 /// the same run resumed (`--run-id`) or a new run, as the next CronJob would: the tables equal a
-/// full refresh's, and a resumed run logs each change once.
+/// full refresh's, each change is logged once and each bad row quarantined once.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_run_killed_during_an_apply_then_run_again_leaves_the_tables_of_a_full_refresh() {
     for (trial, delay_ms) in [200u64, 260, 320, 380, 440, 520, 900].into_iter().enumerate() {
@@ -232,7 +232,7 @@ async fn a_run_killed_during_an_apply_then_run_again_leaves_the_tables_of_a_full
             ws.run("lake", &[]).status.success(),
             "trial {trial}: first run failed"
         );
-        land(&ws, "2.csv", SECOND);
+        land(&ws, "2.csv", &format!("{SECOND},Ghost,Nowhere,U,6\n"));
         let micros = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap()
@@ -283,9 +283,17 @@ async fn a_run_killed_during_an_apply_then_run_again_leaves_the_tables_of_a_full
                 "trial {trial} (killed after {delay_ms} ms, resumed: {resume}): {table} differs"
             );
         }
-        if resume {
-            let logged = table_rows(&ws.path("lake/silver/customers__changes"), "COUNT(*) AS n").await;
-            assert!(logged.contains("| 8 |"), "trial {trial}: {logged}");
-        }
+        // Each change logged once and each bad row quarantined once, resumed or not.
+        let logged = table_rows(&ws.path("lake/silver/customers__changes"), "COUNT(*) AS n").await;
+        assert!(logged.contains("| 8 |"), "trial {trial}: {logged}");
+        let quarantined = |lake: &str| ws.path(lake).join("silver/customers__quarantine");
+        let quarantine = table_rows(&quarantined("lake"), "name, _rule").await;
+        let rebuilt = table_rows(&quarantined("full"), "name, _rule").await;
+        assert_eq!(quarantine, rebuilt, "trial {trial}");
+        assert_eq!(
+            quarantine.matches("_present").count(),
+            2,
+            "trial {trial}: {quarantine}"
+        );
     }
 }

@@ -167,6 +167,8 @@ enum KillPoint {
     Bronze,
     /// A silver table (window and shuffle stages) is running.
     Silver,
+    /// A CDC table logged its changes and is applying them (between its two commits).
+    CdcApply,
     /// A gold join is running.
     Gold,
     /// ALS alternates: a half-step between the first and the last iteration.
@@ -181,6 +183,7 @@ impl KillPoint {
         match self {
             KillPoint::Bronze => output.contains("started  bronze.clickstream_raw"),
             KillPoint::Silver => output.contains("started  silver.clickstream"),
+            KillPoint::CdcApply => has_entry(&lake.join("silver/customers__changes/_delta_log"), ".json"),
             KillPoint::Gold => output.contains("started  gold.fact_sales"),
             KillPoint::AlsHalfStep => has_entry(&als, "item_factors_3"),
             KillPoint::Scoring => {
@@ -352,6 +355,20 @@ async fn an_executor_killed_during_silver_leaves_the_tables_of_an_uninterrupted_
     );
 }
 
+/// The kill lands after `silver.customers` (SCD2) committed its change log, while it rewrites
+/// the table: the retried attempt applies the logged changes without logging them again.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_executor_killed_during_a_cdc_apply_leaves_the_tables_of_an_uninterrupted_run() {
+    baseline();
+    let (code, output, found) = trial(&[(KillPoint::CdcApply, 0, Duration::ZERO)]).await;
+    eprintln!("{output}");
+    assert_eq!(code, 0, "the run failed:\n{output}");
+    assert!(
+        found.is_empty(),
+        "tables differ from the uninterrupted run: {found:#?}\n{output}"
+    );
+}
+
 /// Five kills in one run, each executor restarted on its ports.
 #[tokio::test(flavor = "multi_thread")]
 async fn executors_killed_in_every_layer_leave_the_tables_of_an_uninterrupted_run() {
@@ -426,6 +443,7 @@ async fn randomized_chaos_trials() {
     let points = [
         KillPoint::Bronze,
         KillPoint::Silver,
+        KillPoint::CdcApply,
         KillPoint::Gold,
         KillPoint::AlsHalfStep,
         KillPoint::Scoring,

@@ -49,16 +49,21 @@ def main(lake):
         1 for c in set(per_customer) | set(gold_cust)
         if abs(per_customer.get(c, Decimal(0)) - gold_cust.get(c, Decimal(0))) > Decimal("0.011")
     )
-    # Row accounting for orders: bronze = silver + quarantined (this build) + duplicates removed,
-    # where duplicates are the bronze rows beyond the first of each normalised order id.
+    # Row accounting for orders: every bronze row was logged as a change or quarantined, once;
+    # silver holds one row per logged key, its change with the latest updated_at.
     bronze = rows(lake, "bronze/orders_raw")
-    keys = [norm_id(r["order_id"]) for r in bronze]
-    duplicates = len([k for k in keys if k is not None]) - len({k for k in keys if k is not None})
+    changes = rows(lake, "silver/orders__changes")
     silver = rows(lake, "silver/orders")
-    build = silver[0]["_built_by_run"] if silver else None
-    quarantined = [q for q in rows(lake, "silver/orders__quarantine") if q["_run_id"] == build]
+    latest = {}
+    for c in changes:
+        k = c["order_id"]
+        if k not in latest or c["updated_at"] > latest[k]:
+            latest[k] = c["updated_at"]
     out["orders_accounting"] = {
-        "bronze": len(bronze), "silver": len(silver), "quarantined": len(quarantined), "duplicates": duplicates,
+        "bronze": len(bronze), "changes": len(changes),
+        "quarantined": len(rows(lake, "silver/orders__quarantine")),
+        "logged_keys": len(latest), "silver": len(silver),
+        "not_latest": sum(1 for o in silver if o["updated_at"] != latest.get(o["order_id"])),
     }
     # SCD2: per customer, versions chain (valid_to = next valid_from) and exactly one current row,
     # the latest one.

@@ -4,7 +4,7 @@
 use std::process::ExitCode;
 
 use clap::{Args, ValueEnum};
-use medallion_jobs::generate::{EcommerceData, ExampleData, RatingsData};
+use medallion_jobs::generate::{ChangesData, EcommerceData, ExampleData, RatingsData};
 use medallion_jobs::pipeline::resolve_url;
 
 use crate::error::{Error, Result};
@@ -19,6 +19,9 @@ pub enum Dataset {
     Example,
     /// Ratings from a hidden low-rank taste model, for `pipelines/ratings` (ALS).
     Ratings,
+    /// Keyed account changes for `pipelines/changes` (CDC): every key in batch 0, a fraction
+    /// of them updated or deleted in each later batch.
+    Changes,
 }
 
 /// Flags of `medallion generate`.
@@ -38,7 +41,7 @@ pub struct GenerateArgs {
     /// Scale factor (e-commerce): 1 = 100K customers, 10K products, 2M orders, 5M events.
     #[arg(long, env = "MEDALLION_GENERATE_SCALE", default_value_t = 0.01)]
     pub scale: f64,
-    /// Batch (e-commerce): 0 is the initial load; 1, 2, … add and update records.
+    /// Batch (e-commerce, changes): 0 is the initial load; 1, 2, … add and update records.
     #[arg(long, env = "MEDALLION_GENERATE_BATCH", default_value_t = 0)]
     pub batch: u64,
     /// Number of orders (example data set; customers are a tenth of that).
@@ -47,6 +50,12 @@ pub struct GenerateArgs {
     /// Number of ratings (ratings data set; users are a hundredth, items a two-hundredth).
     #[arg(long, env = "MEDALLION_GENERATE_RATINGS", default_value_t = 100_000)]
     pub ratings: u64,
+    /// Number of keys (changes data set).
+    #[arg(long, env = "MEDALLION_GENERATE_KEYS", default_value_t = 100_000)]
+    pub keys: u64,
+    /// Fraction of the keys a later batch changes (changes data set).
+    #[arg(long, env = "MEDALLION_GENERATE_UPDATE_FRACTION", default_value_t = 0.01)]
+    pub update_fraction: f64,
     /// Random seed; the same seed writes the same bytes.
     #[arg(long, env = "MEDALLION_GENERATE_SEED", default_value_t = 42)]
     pub seed: u64,
@@ -90,6 +99,18 @@ pub(crate) async fn run(args: GenerateArgs) -> Result<ExitCode> {
                 .write()
                 .await?;
             println!("wrote {lines} rating lines under {out}/ratings");
+        }
+        Dataset::Changes => {
+            let lines = ChangesData::new(out.clone(), args.keys)
+                .with_batch(args.batch)
+                .with_update_fraction(args.update_fraction)
+                .with_seed(args.seed)
+                .write()
+                .await?;
+            println!(
+                "batch {}: wrote {lines} change lines under {out}/accounts",
+                args.batch
+            );
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -82,12 +82,7 @@ impl Dag {
 /// The pipeline tables a table's query (or a CDC table's `from`) reads; CTE names are not
 /// table references.
 fn references(pipeline: &Pipeline, table: &TableSpec) -> Result<BTreeSet<String>> {
-    let invalid = |message: String| Error::InvalidSpec {
-        path: pipeline.path.clone(),
-        line: table.line,
-        table: table.name.clone(),
-        message,
-    };
+    let invalid = invalid_spec(pipeline, table);
     if let TableKind::Cdc(cdc) = &table.kind {
         if cdc.from == table.name || pipeline.table(&cdc.from).is_none() {
             return Err(invalid(format!(
@@ -95,11 +90,31 @@ fn references(pipeline: &Pipeline, table: &TableSpec) -> Result<BTreeSet<String>
                 cdc.from
             )));
         }
-        return Ok(BTreeSet::from([cdc.from.clone()]));
+        let mut deps = BTreeSet::from([cdc.from.clone()]);
+        if let Some(sql) = cdc.shaping_sql(&cdc.from) {
+            deps.extend(query_references(pipeline, table, &sql)?);
+        }
+        return Ok(deps);
     }
-    let Some(sql) = table.kind.sql() else {
-        return Ok(BTreeSet::new());
-    };
+    match table.kind.sql() {
+        Some(sql) => query_references(pipeline, table, sql),
+        None => Ok(BTreeSet::new()),
+    }
+}
+
+/// An `InvalidSpec` error about `table`.
+fn invalid_spec<'a>(pipeline: &'a Pipeline, table: &'a TableSpec) -> impl Fn(String) -> Error + 'a {
+    move |message| Error::InvalidSpec {
+        path: pipeline.path.clone(),
+        line: table.line,
+        table: table.name.clone(),
+        message,
+    }
+}
+
+/// The pipeline tables `sql` reads.
+fn query_references(pipeline: &Pipeline, table: &TableSpec, sql: &str) -> Result<BTreeSet<String>> {
+    let invalid = invalid_spec(pipeline, table);
     let mut statements = DFParser::parse_sql(sql).map_err(|e| invalid(format!("SQL does not parse: {e}")))?;
     let statement = match (statements.pop_front(), statements.is_empty()) {
         (Some(s @ Statement::Statement(_)), true) => s,
@@ -251,6 +266,19 @@ mod tests {
         assert_eq!(
             e.to_string(),
             "p.toml:5: table `a`: dependency cycle: a <- c <- b <- a"
+        );
+    }
+
+    #[test]
+    fn a_cdc_table_depends_on_its_source_and_the_tables_its_sql_joins() {
+        let mut text = spec(&[("raw", ""), ("orders", "SELECT 1 AS id")]);
+        text += "\n[[table]]\nname = \"items\"\nlayer = \"silver\"\n[table.cdc]\nfrom = \"raw\"\n\
+                 keys = [\"id\"]\nsequence_by = \"id\"\n\
+                 sql = \"SELECT c.* FROM ${changes} c JOIN orders o ON c.id = o.id\"\n";
+        let d = Dag::build(&parse_spec(&text, "p.toml").unwrap()).unwrap();
+        assert_eq!(
+            d.upstream_of("items").iter().collect::<Vec<_>>(),
+            ["orders", "raw"]
         );
     }
 

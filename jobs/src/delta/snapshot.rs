@@ -134,6 +134,28 @@ impl TableSnapshot {
         Ok(SinceVersion::Appended(added))
     }
 
+    /// The data files the loaded version's commit added and removed: `(added, removed)`.
+    pub async fn last_commit_files(&self) -> Result<(usize, usize)> {
+        let version = self.version();
+        let bytes = self
+            .table
+            .log_store()
+            .read_commit_entry(version as u64)
+            .await
+            .map_err(|s| delta_err(&self.url, "read log", s))?
+            .ok_or_else(|| {
+                let missing = DeltaTableError::Generic(format!("commit {version} is missing"));
+                delta_err(&self.url, "read log", missing)
+            })?;
+        let actions = deltalake::logstore::get_actions(version as u64, &bytes)
+            .map_err(|s| delta_err(&self.url, "read log", s))?;
+        Ok(actions.iter().fold((0, 0), |(a, r), action| match action {
+            Action::Add(_) => (a + 1, r),
+            Action::Remove(_) => (a, r + 1),
+            _ => (a, r),
+        }))
+    }
+
     /// The active files that may hold a row whose integer `column` is one of `keys` (sorted):
     /// those whose statistics' range of the column contains one, or that have no such
     /// statistics. The others certainly hold none.

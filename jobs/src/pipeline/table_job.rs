@@ -34,12 +34,15 @@ pub(crate) struct Attempted {
 pub(super) struct Rewrite<'a> {
     /// `Remove` actions of the files replaced (an append that rewrites some files).
     pub(super) removes: Vec<deltalake::kernel::Action>,
-    /// `(app id, version)`: the version of another table the table now reflects.
-    pub(super) watermark: (String, i64),
+    /// The version of another table the table now reflects.
+    pub(super) watermark: Watermark,
     /// The table as the rewrite read it (none: it did not exist): whatever was committed since
     /// is checked for conflicts, so a concurrent rewrite of the same files fails this commit.
     pub(super) read: Option<&'a TableSnapshot>,
 }
+
+/// A `txn` action recording the version of another table a commit reflects: `(app id, version)`.
+pub(super) type Watermark = (String, i64);
 
 /// Everything one table's work needs from its run.
 #[derive(Clone)]
@@ -186,7 +189,20 @@ impl TableJob<'_> {
         mode: WriteMode,
         adds: Vec<Add>,
     ) -> Result<CommitOutcome> {
-        self.commit_to(target, suffix, schema, mode, adds).await
+        self.commit_to(target, suffix, schema, mode, adds, None).await
+    }
+
+    /// [`commit`](Self::commit), also recording the version of another table it reflects.
+    pub(super) async fn commit_watermarked(
+        &self,
+        target: &WriteTarget,
+        suffix: &str,
+        schema: SchemaRef,
+        (mode, adds): (WriteMode, Vec<Add>),
+        watermark: Watermark,
+    ) -> Result<CommitOutcome> {
+        self.commit_to(target, suffix, schema, mode, adds, Some(watermark))
+            .await
     }
 
     /// [`commit`](Self::commit) of the table itself, also removing the files `rewrite` lists
@@ -224,6 +240,7 @@ impl TableJob<'_> {
         schema: SchemaRef,
         mode: WriteMode,
         adds: Vec<Add>,
+        watermark: Option<Watermark>,
     ) -> Result<CommitOutcome> {
         let url = target_url(target)?;
         let snapshot = TableSnapshot::load(&url).await?;
@@ -231,12 +248,14 @@ impl TableJob<'_> {
             create_folder(&url)?;
         }
         let files = adds.len();
-        let commit = DeltaCommit::new(url.clone(), self.app_id(suffix), self.run.seq, schema)
+        let mut commit = DeltaCommit::new(url.clone(), self.app_id(suffix), self.run.seq, schema)
             .with_mode(mode)
             .with_partition_by(target.partition_by.clone())
-            .with_adds(adds)
-            .execute(snapshot.as_ref())
-            .await?;
+            .with_adds(adds);
+        if let Some((app_id, version)) = watermark {
+            commit = commit.with_watermark(app_id, version);
+        }
+        let commit = commit.execute(snapshot.as_ref()).await?;
         info!(%url, version = commit.version(), files, "committed");
         Ok(commit)
     }
@@ -247,6 +266,16 @@ impl TableJob<'_> {
             step,
             source: Box::new(source),
         }
+    }
+
+    /// `sql` with `${run_id}` and the pipeline's variables substituted.
+    pub(super) fn substituted(&self, sql: &str) -> String {
+        self.pipeline
+            .vars
+            .iter()
+            .fold(sql.replace("${run_id}", &self.run.id), |sql, (k, v)| {
+                sql.replace(&format!("${{{k}}}"), v)
+            })
     }
 
     /// A spec error on this table's line.

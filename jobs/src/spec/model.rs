@@ -130,10 +130,25 @@ pub struct CdcSpec {
     /// SQL expressions over `from`'s columns giving the change columns (typing, cleaning,
     /// masking on the way in); every column of `from` when absent.
     pub select: Option<Vec<String>>,
+    /// A query shaping the change rows instead of `select`: it reads the rows of `from` this run
+    /// applies as [`CHANGES_PLACEHOLDER`] and may join other tables of the pipeline.
+    pub sql: Option<String>,
     /// Columns not kept (besides columns starting with `_`, never kept).
     pub except_columns: Vec<String>,
     /// SCD2: the columns whose changes open a new version; all kept columns when absent.
     pub track_history_columns: Option<Vec<String>>,
+}
+
+/// In `cdc.sql`, the rows of `from` a run reads.
+pub const CHANGES_PLACEHOLDER: &str = "${changes}";
+
+impl CdcSpec {
+    /// `cdc.sql` with the new changes read from `relation`.
+    pub fn shaping_sql(&self, relation: &str) -> Option<String> {
+        self.sql
+            .as_ref()
+            .map(|sql| sql.replace(CHANGES_PLACEHOLDER, relation))
+    }
 }
 
 /// Slowly changing dimension type.

@@ -6,7 +6,8 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::model::{
-    Action, CdcSpec, Expectation, Format, Layer, Pipeline, Scd, Source, TableKind, TableSpec, WriteMode,
+    Action, CHANGES_PLACEHOLDER, CdcSpec, Expectation, Format, Layer, Pipeline, Scd, Source, TableKind,
+    TableSpec, WriteMode,
 };
 use super::model_spec::RawAls;
 use super::retry::{RetryPolicy, RetrySettings};
@@ -78,6 +79,7 @@ struct RawCdc {
     scd: u8,
     delete_when: Option<String>,
     select: Option<Vec<String>>,
+    sql: Option<String>,
     #[serde(default)]
     except_columns: Vec<String>,
     track_history_columns: Option<Vec<String>>,
@@ -97,6 +99,18 @@ impl RawCdc {
         if self.keys.is_empty() {
             return Err("cdc.keys must name at least one column".into());
         }
+        if self.select.is_some() && self.sql.is_some() {
+            return Err("cdc.select and cdc.sql exclude each other: give one".into());
+        }
+        if self
+            .sql
+            .as_deref()
+            .is_some_and(|sql| !sql.contains(CHANGES_PLACEHOLDER))
+        {
+            return Err(format!(
+                "cdc.sql must read the new changes as {CHANGES_PLACEHOLDER}"
+            ));
+        }
         if scd == Scd::One && self.track_history_columns.is_some() {
             return Err("cdc.track_history_columns needs scd = 2".into());
         }
@@ -107,6 +121,7 @@ impl RawCdc {
             scd,
             delete_when: self.delete_when,
             select: self.select,
+            sql: self.sql,
             except_columns: self.except_columns,
             track_history_columns: self.track_history_columns,
         })
@@ -454,6 +469,14 @@ action = "drop"
             (
                 "layer = \"silver\"\ncdc = { from = \"a\", keys = [\"id\"], sequence_by = \"s\", track_history_columns = [\"x\"] }",
                 "cdc.track_history_columns needs scd = 2",
+            ),
+            (
+                "layer = \"silver\"\ncdc = { from = \"a\", keys = [\"id\"], sequence_by = \"s\", select = [\"id\"], sql = \"SELECT * FROM ${changes}\" }",
+                "cdc.select and cdc.sql exclude each other",
+            ),
+            (
+                "layer = \"silver\"\ncdc = { from = \"a\", keys = [\"id\"], sequence_by = \"s\", sql = \"SELECT * FROM a\" }",
+                "cdc.sql must read the new changes as ${changes}",
             ),
             (
                 "layer = \"silver\"\nsql = \"SELECT 1\"\ncdc = { from = \"a\", keys = [\"id\"], sequence_by = \"s\" }",

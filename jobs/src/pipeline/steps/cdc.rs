@@ -1,10 +1,13 @@
-//! A CDC table: keyed changes read from another table since the version last applied, checked
+//! A CDC table: keyed changes read from another table since the version last read, checked
 //! against the table's expectations, appended to `<table>__changes`, and applied to the keys
 //! they touch as SCD type 1 rows or SCD type 2 histories ([`crate::cdc`]).
 //!
-//! The table records the source version it has applied up to in its own commit (a `txn`
-//! watermark). A run reads only the source files appended after it; if the source was rewritten
-//! (or on `--full-refresh`) the change log and the table are rebuilt from the whole source.
+//! Two watermarks make every step exactly once across crashes and new runs: the change log's
+//! commits record the version of `from` it holds changes up to (so a run reads only the source
+//! files appended after it), and the table's commits record the version of the change log it
+//! has applied (so changes logged by a run that stopped before its table commit are applied by
+//! the next run, not read again). If the source was rewritten (or on `--full-refresh`) the log,
+//! its quarantine and the table are rebuilt from the whole source.
 
 use std::sync::Arc;
 
@@ -15,15 +18,16 @@ use datafusion::arrow::array::Int64Array;
 use tracing::info;
 
 use super::TableStep;
-use super::checked_write::{CheckedWrite, MainOutput};
+use super::checked_write::{CheckedWrite, MainOutput, QuarantineCommit};
 use crate::cdc::{ChangeColumns, DELETE, SEQUENCE, scd1_sql, scd2_sql, table_columns};
 use crate::delta::{
-    DeltaScanTable, OutputName, SinceVersion, Staged, TableSnapshot, WriteResult, WriteSpec, WriteTarget,
+    CommitOutcome, DeltaFile, DeltaScanTable, OutputName, SinceVersion, TableSnapshot, WriteResult,
+    WriteSpec, WriteTarget,
 };
 use crate::error::Result;
 use crate::pipeline::outcome::{TableOutcome, TableStatus};
 use crate::pipeline::table_job::{Rewrite, TableJob, discard};
-use crate::quality::{Rule, rules_for};
+use crate::quality::{QUARANTINE_SUFFIX, Rule, rules_for};
 use crate::spec::{Action, CHANGES_SUFFIX, CdcSpec, Scd, WriteMode};
 
 /// The checked change rows' output: the change log.
@@ -43,19 +47,25 @@ pub(crate) struct CdcStep<'a> {
 pub(crate) struct CdcPlan {
     changes: CheckedWrite,
     columns: ChangeColumns,
+    /// Source files were read (otherwise only changes logged earlier are applied).
+    read_source: bool,
     /// The source version read up to.
     source_version: i64,
-    /// The whole source was read: the change log and the table are rebuilt.
-    rebuild: bool,
+    /// The whole source was read: the change log is rebuilt.
+    relog: bool,
+    /// The change log version the table has applied; `None`: the table is rebuilt from the log.
+    applied: Option<i64>,
 }
 
-/// The table's new rows, written, and the change rows they came from.
+/// The table's new rows, written.
 pub(crate) struct CdcWritten {
     table: WriteResult,
     spec: WriteSpec,
     schema: datafusion::arrow::datatypes::SchemaRef,
+    /// The change log version applied.
+    log_version: i64,
     /// New change files a resumed run found already in the log, deleted after the apply.
-    duplicate_changes: Option<Staged>,
+    duplicate_changes: Option<(WriteTarget, Vec<deltalake::kernel::Add>)>,
     /// The table's files the write replaces; `None`: all of them (a rebuild).
     rewritten: Option<Vec<String>>,
 }
@@ -72,22 +82,43 @@ impl TableStep for CdcStep<'_> {
         let Some(source) = TableSnapshot::load(&job.lakehouse.table_url(from)).await? else {
             return Ok(None);
         };
-        let watermark = match (self.full_refresh, self.target) {
-            (false, Some(target)) => target.txn_version(&watermark_id(job, &self.spec.from)).await?,
-            _ => None,
+        let log = match self.full_refresh {
+            true => None,
+            false => TableSnapshot::load(&log_url(job)).await?,
+        };
+        let logged = match &log {
+            Some(log) => {
+                log.txn_version(&source_watermark_id(job, &self.spec.from))
+                    .await?
+            }
+            None => None,
         };
         let mut scan = source.scan_table()?;
-        let rebuild = match watermark {
-            None => true,
+        let (relog, read_source) = match logged {
+            None => (true, true),
             Some(version) => match source.since(version).await? {
-                SinceVersion::Unchanged => return Ok(None),
+                SinceVersion::Unchanged => (false, false),
                 SinceVersion::Appended(files) => {
                     scan = DeltaScanTable { files, ..scan };
-                    false
+                    (false, true)
                 }
-                SinceVersion::Rewritten => true,
+                SinceVersion::Rewritten => (true, true),
             },
         };
+        let applied = match (relog, self.target) {
+            (false, Some(target)) => target.txn_version(&log_watermark_id(job)).await?,
+            _ => None,
+        };
+        let log_version = log.as_ref().map(TableSnapshot::version);
+        if !read_source && applied.is_some() && applied == log_version {
+            return Ok(None);
+        }
+        if !read_source {
+            scan = DeltaScanTable {
+                files: vec![],
+                ..scan
+            };
+        }
         let frame = job
             .ctx
             .read_table(Arc::new(scan))
@@ -103,48 +134,47 @@ impl TableStep for CdcStep<'_> {
         .concat();
         let main = MainOutput {
             name: OutputName::named(CHANGES),
-            url: job.lakehouse.companion_url(job.table, CHANGES_SUFFIX),
+            url: log_url(job),
             partition_by: vec![],
         };
-        let changes = CheckedWrite::plan(job, frame, rules, &written, &[], main)?;
+        let quarantine = self.quarantine_commit(job, relog, source.version()).await?;
+        let changes =
+            CheckedWrite::plan(job, frame, rules, &written, &[], main)?.with_quarantine_commit(quarantine);
         Ok(Some(CdcPlan {
             changes,
             columns,
+            read_source,
             source_version: source.version(),
-            rebuild,
+            relog,
+            applied,
         }))
     }
 
     /// Writes and commits the new changes to the log, then writes the table's rows for the keys
-    /// they touch (and, unless rebuilding, the other keys' rows as they are).
+    /// that the changes logged since the table's last apply touch (and, unless rebuilding, the
+    /// other keys' rows of the files they may be in, as they are).
     async fn write(
         &self,
         job: &TableJob<'_>,
         plan: &CdcPlan,
         outcome: &mut TableOutcome,
     ) -> Result<CdcWritten> {
-        let result = plan.changes.write(job).await?;
-        plan.changes.account(job, &result, outcome).await?;
-        plan.changes.commit_quarantine(job, &result, outcome).await?;
-        let new = plan.changes.staged(job, &result, &OutputName::named(CHANGES))?;
-        let log_mode = if plan.rebuild {
-            WriteMode::Overwrite
-        } else {
-            WriteMode::Append
+        let duplicate_changes = match plan.read_source {
+            true => self.log_changes(job, plan, outcome).await?,
+            false => None,
         };
-        let log_target = staged_target(&new);
-        let logged = job
-            .commit(
-                &log_target,
-                CHANGES_SUFFIX,
-                Arc::clone(&new.schema),
-                log_mode,
-                new.adds.clone(),
-            )
-            .await?;
-        let duplicate_changes =
-            matches!(logged, crate::delta::CommitOutcome::AlreadyCommitted { .. }).then(|| new.clone());
-        let (frame, rewritten) = self.applied(job, plan, &new).await?;
+        let log = TableSnapshot::load(&log_url(job))
+            .await?
+            .ok_or_else(|| job.invalid("the change log was not committed".into()))?;
+        let pending = match plan.applied {
+            Some(version) => match log.since(version).await? {
+                SinceVersion::Unchanged => Some(vec![]),
+                SinceVersion::Appended(files) => Some(files),
+                SinceVersion::Rewritten => None,
+            },
+            None => None,
+        };
+        let (frame, rewritten) = self.applied(job, plan, &log, pending).await?;
         let schema = Arc::new(frame.schema().as_arrow().clone());
         let spec = WriteSpec {
             targets: vec![WriteTarget {
@@ -162,6 +192,7 @@ impl TableStep for CdcStep<'_> {
             table,
             spec,
             schema,
+            log_version: log.version(),
             duplicate_changes,
             rewritten,
         })
@@ -185,17 +216,24 @@ impl TableStep for CdcStep<'_> {
             (Some(paths), Some(table)) => (WriteMode::Append, table.remove_files(paths)?),
             _ => (WriteMode::Overwrite, vec![]),
         };
-        info!(table = %job.table.name, files_replaced = removes.len(), rebuild = plan.rebuild, "applying changes");
+        info!(
+            table = %job.table.name,
+            files_replaced = removes.len(),
+            rebuild = written.rewritten.is_none(),
+            log_version = written.log_version,
+            source_version = plan.source_version,
+            "applying changes"
+        );
         let rewrite = Rewrite {
             removes,
-            watermark: (watermark_id(job, &self.spec.from), plan.source_version),
+            watermark: (log_watermark_id(job), written.log_version),
             read: self.target,
         };
         let commit = job
             .commit_rewrite(target, schema, mode, files.adds, rewrite)
             .await?;
-        if let Some(duplicates) = written.duplicate_changes {
-            discard(&staged_target(&duplicates), &duplicates.adds).await;
+        if let Some((target, adds)) = written.duplicate_changes {
+            discard(&target, &adds).await;
         }
         outcome.rows_written = files.rows;
         Ok(outcome.committed(commit))
@@ -203,37 +241,30 @@ impl TableStep for CdcStep<'_> {
 }
 
 impl CdcStep<'_> {
-    /// The source rows as changes: keys, kept columns, [`SEQUENCE`] and [`DELETE`]. The
-    /// `select` list (default: every column of `from` but `except_columns`), `sequence_by` and
-    /// `delete_when` are all evaluated on the source row.
+    /// The source rows as changes: keys, kept columns, [`SEQUENCE`] and [`DELETE`]. The change
+    /// columns are the `select` list over the source row, or `sql`'s output with the source
+    /// rows as `${changes}` (default: every column of `from` but `except_columns`);
+    /// `sequence_by` and `delete_when` are evaluated on the same row.
     async fn change_frame(&self, job: &TableJob<'_>, frame: DataFrame) -> Result<(DataFrame, ChangeColumns)> {
         let source = format!("__cdc_source_{}", job.table.name);
         job.ctx.deregister_table(&source).ok();
         job.ctx
             .register_table(&source, frame.clone().into_view())
             .map_err(|e| job.query_err("plan changes", e))?;
-        let select = match &self.spec.select {
-            Some(list) => list.join(", "),
-            None => frame
-                .schema()
-                .fields()
-                .iter()
-                .map(|f| f.name())
-                .filter(|n| !n.starts_with('_') && !self.spec.except_columns.contains(n))
-                .map(|n| format!("\"{n}\""))
-                .collect::<Vec<_>>()
-                .join(", "),
-        };
         let delete = self.spec.delete_when.as_deref().unwrap_or("FALSE");
-        let sql = format!(
-            "SELECT {select}, ({sequence}) AS \"{SEQUENCE}\", COALESCE(({delete}), FALSE) AS \"{DELETE}\" FROM {source}",
+        let extra = format!(
+            "({sequence}) AS \"{SEQUENCE}\", COALESCE(({delete}), FALSE) AS \"{DELETE}\"",
             sequence = self.spec.sequence_by,
         );
+        let sql = match self.spec.shaping_sql(&source) {
+            Some(shaping) => format!("SELECT *, {extra} FROM ({}) AS shaped", job.substituted(&shaping)),
+            None => format!("SELECT {}, {extra} FROM {source}", self.select_list(&frame)),
+        };
         let planned = job.ctx.sql(&sql).await;
         job.ctx.deregister_table(&source).ok();
         let frame = planned.map_err(|e| {
             job.invalid(format!(
-                "cdc.select, sequence_by or delete_when does not plan over `{}`: {e}",
+                "cdc.select or cdc.sql, sequence_by or delete_when does not plan over `{}`: {e}",
                 self.spec.from
             ))
         })?;
@@ -275,19 +306,102 @@ impl CdcStep<'_> {
         Ok((frame, columns))
     }
 
-    /// The table's rows after the new changes: every key's rows recomputed from its logged
-    /// changes when rebuilding; otherwise the touched keys recomputed, plus the other rows of
-    /// the files that may hold touched keys (returned: the files the write replaces).
+    /// `select`: the expressions given, or every column of `from` but `except_columns` and
+    /// the audit columns.
+    fn select_list(&self, frame: &DataFrame) -> String {
+        match &self.spec.select {
+            Some(list) => list.join(", "),
+            None => frame
+                .schema()
+                .fields()
+                .iter()
+                .map(|f| f.name())
+                .filter(|n| !n.starts_with('_') && !self.spec.except_columns.contains(n))
+                .map(|n| format!("\"{n}\""))
+                .collect::<Vec<_>>()
+                .join(", "),
+        }
+    }
+
+    /// Writes the new change rows: commits their quarantine, then appends them to the log (or
+    /// replaces it) with the source version read. Returns the log files an earlier attempt of
+    /// this run already committed the same changes in, to delete after the apply.
+    async fn log_changes(
+        &self,
+        job: &TableJob<'_>,
+        plan: &CdcPlan,
+        outcome: &mut TableOutcome,
+    ) -> Result<Option<(WriteTarget, Vec<deltalake::kernel::Add>)>> {
+        let result = plan.changes.write(job).await?;
+        plan.changes.account(job, &result, outcome).await?;
+        plan.changes.commit_quarantine(job, &result, outcome).await?;
+        let new = plan.changes.staged(job, &result, &OutputName::named(CHANGES))?;
+        let mode = match plan.relog {
+            true => WriteMode::Overwrite,
+            false => WriteMode::Append,
+        };
+        let target = WriteTarget {
+            name: OutputName::named(CHANGES),
+            url: new.url.to_string(),
+            partition_by: new.partition_by.clone(),
+            columns: vec![],
+            keep_when: None,
+        };
+        let watermark = (source_watermark_id(job, &self.spec.from), plan.source_version);
+        let logged = job
+            .commit_watermarked(
+                &target,
+                CHANGES_SUFFIX,
+                Arc::clone(&new.schema),
+                (mode, new.adds.clone()),
+                watermark,
+            )
+            .await?;
+        Ok(matches!(logged, CommitOutcome::AlreadyCommitted { .. }).then_some((target, new.adds)))
+    }
+
+    /// How the new changes' quarantine is committed: replaced when the log is rebuilt; with
+    /// the source version read, so that rows an attempt quarantined before it stopped (before
+    /// its log commit) are not quarantined again when the same source range is read again.
+    async fn quarantine_commit(
+        &self,
+        job: &TableJob<'_>,
+        relog: bool,
+        source_version: i64,
+    ) -> Result<QuarantineCommit> {
+        let id = format!(
+            "medallion/{}/{}{QUARANTINE_SUFFIX}/applied/{}",
+            job.pipeline.name, job.table.name, self.spec.from
+        );
+        let already_committed = match relog {
+            true => false,
+            false => match TableSnapshot::load(&job.lakehouse.quarantine_url(job.table)).await? {
+                Some(q) => q.txn_version(&id).await? == Some(source_version),
+                None => false,
+            },
+        };
+        Ok(QuarantineCommit {
+            mode: match relog {
+                true => WriteMode::Overwrite,
+                false => WriteMode::Append,
+            },
+            watermark: Some((id, source_version)),
+            already_committed,
+        })
+    }
+
+    /// The table's rows after the changes logged since its last apply (`pending`; `None`:
+    /// every key's rows recomputed from the whole log): the touched keys recomputed from all
+    /// their logged changes, plus the other rows of the files that may hold touched keys
+    /// (returned: the files the write replaces).
     async fn applied(
         &self,
         job: &TableJob<'_>,
         plan: &CdcPlan,
-        new: &Staged,
+        log: &TableSnapshot,
+        pending: Option<Vec<DeltaFile>>,
     ) -> Result<(DataFrame, Option<Vec<String>>)> {
         let err = |e| job.query_err("apply changes", e);
-        let log = TableSnapshot::load(&job.lakehouse.companion_url(job.table, CHANGES_SUFFIX))
-            .await?
-            .ok_or_else(|| job.invalid("the change log was not committed".into()))?;
         let name = |part: &str| format!("__cdc_{part}_{}", job.table.name);
         let (log_name, new_name, changes_name, table_name) =
             (name("log"), name("new"), name("changes"), name("table"));
@@ -295,8 +409,8 @@ impl CdcStep<'_> {
             job.ctx.deregister_table(name).ok();
             job.ctx.register_table(name, provider).map_err(err)
         };
-        register(&log_name, Arc::new(log.scan_table()?))?;
-        register(&new_name, Arc::new(new.scan_table()))?;
+        let log_scan = log.scan_table()?;
+        register(&log_name, Arc::new(log_scan.clone()))?;
         let on = |a: &str, b: &str| {
             plan.columns
                 .keys
@@ -305,13 +419,16 @@ impl CdcStep<'_> {
                 .collect::<Vec<_>>()
                 .join(" AND ")
         };
-        let touched = if plan.rebuild {
-            format!("SELECT * FROM {log_name}")
-        } else {
-            format!(
-                "SELECT l.* FROM {log_name} l LEFT SEMI JOIN {new_name} n ON {}",
-                on("l", "n")
-            )
+        let (touched, target) = match (pending, self.target) {
+            (Some(files), Some(target)) => {
+                register(&new_name, Arc::new(DeltaScanTable { files, ..log_scan }))?;
+                let touched = format!(
+                    "SELECT l.* FROM {log_name} l LEFT SEMI JOIN {new_name} n ON {}",
+                    on("l", "n")
+                );
+                (touched, Some(target))
+            }
+            _ => (format!("SELECT * FROM {log_name}"), None),
         };
         let changes = job.ctx.sql(&touched).await.map_err(err)?;
         register(&changes_name, changes.into_view())?;
@@ -319,26 +436,23 @@ impl CdcStep<'_> {
             Scd::One => scd1_sql(&changes_name, &plan.columns),
             Scd::Two => scd2_sql(&changes_name, &plan.columns),
         };
-        let (sql, rewritten) = match (plan.rebuild, self.target) {
-            (false, Some(target)) => {
-                let scan = self.files_holding_touched(job, plan, target, &new_name).await?;
-                let paths = scan.files.iter().map(|f| f.path.clone()).collect();
-                register(&table_name, Arc::new(scan))?;
-                let columns = table_columns(&plan.columns, self.spec.scd == Scd::Two)
-                    .iter()
-                    .map(|c| format!("t.\"{c}\""))
-                    .collect::<Vec<_>>()
-                    .join(", ");
-                let sql = format!(
-                    "SELECT * FROM ({rows}) AS applied UNION ALL \
-                     SELECT {columns} FROM {table_name} t LEFT ANTI JOIN {new_name} n ON {}",
-                    on("t", "n")
-                );
-                (sql, Some(paths))
-            }
-            _ => (rows, None),
+        let Some(target) = target else {
+            return Ok((job.ctx.sql(&rows).await.map_err(err)?, None));
         };
-        Ok((job.ctx.sql(&sql).await.map_err(err)?, rewritten))
+        let scan = self.files_holding_touched(job, plan, target, &new_name).await?;
+        let paths = scan.files.iter().map(|f| f.path.clone()).collect();
+        register(&table_name, Arc::new(scan))?;
+        let columns = table_columns(&plan.columns, self.spec.scd == Scd::Two)
+            .iter()
+            .map(|c| format!("t.\"{c}\""))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = format!(
+            "SELECT * FROM ({rows}) AS applied UNION ALL \
+             SELECT {columns} FROM {table_name} t LEFT ANTI JOIN {new_name} n ON {}",
+            on("t", "n")
+        );
+        Ok((job.ctx.sql(&sql).await.map_err(err)?, Some(paths)))
     }
 
     /// A scan of the table's files that may hold a touched key: pruned by the statistics of an
@@ -389,11 +503,25 @@ impl CdcStep<'_> {
     }
 }
 
-/// The `txn` app id of the source version the table has applied up to.
-fn watermark_id(job: &TableJob<'_>, from: &str) -> String {
+/// The change log's folder.
+fn log_url(job: &TableJob<'_>) -> url::Url {
+    job.lakehouse.companion_url(job.table, CHANGES_SUFFIX)
+}
+
+/// The `txn` app id, in the change log's commits, of the version of `from` it holds changes up to.
+fn source_watermark_id(job: &TableJob<'_>, from: &str) -> String {
     format!(
-        "medallion/{}/{}/applied/{from}",
+        "medallion/{}/{}{CHANGES_SUFFIX}/applied/{from}",
         job.pipeline.name, job.table.name
+    )
+}
+
+/// The `txn` app id, in the table's commits, of the change log version it has applied.
+fn log_watermark_id(job: &TableJob<'_>) -> String {
+    let table = &job.table.name;
+    format!(
+        "medallion/{}/{table}/applied/{table}{CHANGES_SUFFIX}",
+        job.pipeline.name
     )
 }
 
@@ -421,14 +549,4 @@ fn key_rules(job: &TableJob<'_>, frame: &DataFrame, columns: &ChangeColumns) -> 
         "cdc.sequence_by is null".into(),
     )?);
     Ok(rules)
-}
-
-fn staged_target(staged: &Staged) -> WriteTarget {
-    WriteTarget {
-        name: OutputName::named(CHANGES),
-        url: staged.url.to_string(),
-        partition_by: staged.partition_by.clone(),
-        columns: vec![],
-        keep_when: None,
-    }
 }

@@ -14,7 +14,7 @@ use crate::delta::{
 };
 use crate::error::{Error, Result};
 use crate::pipeline::outcome::{TableOutcome, TableStatus};
-use crate::pipeline::table_job::{TableJob, discard};
+use crate::pipeline::table_job::{TableJob, Watermark, discard};
 use crate::quality::{CheckedFrame, QUARANTINE_SUFFIX, Rule};
 use crate::spec::{Action, WriteMode};
 
@@ -28,11 +28,33 @@ pub(crate) struct MainOutput {
     pub(crate) partition_by: Vec<String>,
 }
 
+/// How the quarantine's rows are committed.
+pub(crate) struct QuarantineCommit {
+    /// Appended (each run's rows), or replacing every earlier run's (a rebuild).
+    pub(crate) mode: WriteMode,
+    /// The version of the table the rows were read from, recorded in the commit.
+    pub(crate) watermark: Option<Watermark>,
+    /// The same rows were committed by an earlier attempt that stopped before its later
+    /// commits: they are discarded, not committed twice.
+    pub(crate) already_committed: bool,
+}
+
+impl Default for QuarantineCommit {
+    fn default() -> Self {
+        Self {
+            mode: WriteMode::Append,
+            watermark: None,
+            already_committed: false,
+        }
+    }
+}
+
 /// The planned write.
 pub(crate) struct CheckedWrite {
     rules: Vec<Rule>,
     checked: CheckedFrame,
     spec: WriteSpec,
+    quarantine: QuarantineCommit,
 }
 
 impl CheckedWrite {
@@ -85,7 +107,17 @@ impl CheckedWrite {
             counters,
             file_tag: String::new(),
         };
-        Ok(Self { rules, checked, spec })
+        Ok(Self {
+            rules,
+            checked,
+            spec,
+            quarantine: QuarantineCommit::default(),
+        })
+    }
+
+    /// The quarantine committed as `quarantine` says instead of appended.
+    pub(crate) fn with_quarantine_commit(self, quarantine: QuarantineCommit) -> Self {
+        Self { quarantine, ..self }
     }
 
     /// Writes every output on the cluster; nothing is committed.
@@ -115,8 +147,8 @@ impl CheckedWrite {
         Ok(())
     }
 
-    /// Commits the quarantine when it has rows; then fails — deleting the other outputs'
-    /// files — if a `fail` rule had failing rows.
+    /// Commits the quarantine when it has rows (or replaces it); then fails — deleting the
+    /// other outputs' files — if a `fail` rule had failing rows.
     pub(crate) async fn commit_quarantine(
         &self,
         job: &TableJob<'_>,
@@ -124,14 +156,26 @@ impl CheckedWrite {
         outcome: &mut TableOutcome,
     ) -> Result<()> {
         let quarantine = OutputName::quarantine();
-        if let Some(target) = self.spec.target(&quarantine)
-            && result.rows(&quarantine) > 0
-        {
+        if let Some(target) = self.spec.target(&quarantine) {
             let written = result.output(&quarantine);
-            let schema = self.written_schema(job, target, written.schema)?;
-            job.commit(target, QUARANTINE_SUFFIX, schema, WriteMode::Append, written.adds)
-                .await?;
             outcome.rows_quarantined = written.rows;
+            let how = &self.quarantine;
+            if how.already_committed {
+                discard(target, &written.adds).await;
+            } else if written.rows > 0 || how.mode == WriteMode::Overwrite {
+                let schema = self.written_schema(job, target, written.schema)?;
+                let files = (how.mode, written.adds);
+                match &how.watermark {
+                    Some(mark) => {
+                        job.commit_watermarked(target, QUARANTINE_SUFFIX, schema, files, mark.clone())
+                            .await?
+                    }
+                    None => {
+                        job.commit(target, QUARANTINE_SUFFIX, schema, files.0, files.1)
+                            .await?
+                    }
+                };
+            }
         }
         if let Some((rule, _, rows)) = outcome
             .rule_failures

@@ -64,12 +64,5 @@ impl TableStep for SqlStep<'_> {
 
 /// The query with the run id and the pipeline's variables substituted, planned.
 pub(crate) async fn sql_frame(job: &TableJob<'_>, sql: &str) -> Result<DataFrame> {
-    let sql = job
-        .pipeline
-        .vars
-        .iter()
-        .fold(sql.replace("${run_id}", &job.run.id), |sql, (k, v)| {
-            sql.replace(&format!("${{{k}}}"), v)
-        });
-    query_frame(job.ctx, job.pipeline, job.table, &sql).await
+    query_frame(job.ctx, job.pipeline, job.table, &job.substituted(sql)).await
 }

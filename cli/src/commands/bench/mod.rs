@@ -1,5 +1,8 @@
 //! `medallion bench`: generate landing data at a chosen size, run the pipeline on it, and print
-//! seconds per layer and per table, rows/s and peak memory.
+//! seconds per layer and per table, rows/s and peak memory. `--dataset changes` benchmarks a
+//! CDC apply against a full rebuild ([`changes`]).
+
+mod changes;
 
 use std::process::ExitCode;
 use std::time::Instant;
@@ -30,6 +33,12 @@ pub struct BenchArgs {
     /// Orders to generate (example data set).
     #[arg(long, env = "MEDALLION_BENCH_ORDERS", default_value_t = 1_000_000)]
     pub orders: u64,
+    /// Keys (changes data set: CDC).
+    #[arg(long, env = "MEDALLION_BENCH_KEYS", default_value_t = 2_000_000)]
+    pub keys: u64,
+    /// Fraction of the keys the second batch changes (changes data set).
+    #[arg(long, env = "MEDALLION_BENCH_UPDATE_FRACTION", default_value_t = 0.01)]
+    pub update_fraction: f64,
     /// Ratings to generate (ratings data set, ALS).
     #[arg(long, env = "MEDALLION_BENCH_RATINGS", default_value_t = 1_000_000)]
     pub ratings: u64,
@@ -50,29 +59,13 @@ pub(crate) async fn run(args: BenchArgs) -> Result<ExitCode> {
         source,
     })?;
     let _ = std::fs::remove_dir_all(&dir);
-    let landing = dir.join("landing").display().to_string();
+    if args.dataset == Dataset::Changes {
+        return changes::run(&args, &dir).await;
+    }
     let generated_at = Instant::now();
-    let (spec, lines) = generate(&args, &landing).await?;
+    let (spec, lines) = generate(&args, &landing(&dir)).await?;
     let generate_secs = generated_at.elapsed().as_secs_f64();
-    let run_args = RunArgs {
-        spec: spec.into(),
-        lakehouse: Some(dir.join("lakehouse").display().to_string()),
-        landing: Some(landing),
-        select: vec![],
-        layer: vec![],
-        full_refresh: false,
-        run_id: None,
-        vars: vec![],
-        scheduler: args.scheduler.clone(),
-        parallelism: args.parallelism,
-        partitions: args.parallelism,
-        concurrency: 4,
-        quiet: true,
-        retries: None,
-        timeout_seconds: None,
-        stall_seconds: None,
-    };
-    let summary = execute(&run_args, None).await?;
+    let summary = execute(&run_args(&args, &dir, spec), None).await?;
     println!("generated {lines} landing lines in {generate_secs:.2}s");
     print_tables(&summary);
     print_layers(&summary);
@@ -96,6 +89,32 @@ pub(crate) async fn run(args: BenchArgs) -> Result<ExitCode> {
     })
 }
 
+fn landing(dir: &std::path::Path) -> String {
+    dir.join("landing").display().to_string()
+}
+
+/// A run of `spec` over the bench folder's landing data and lakehouse.
+fn run_args(args: &BenchArgs, dir: &std::path::Path, spec: &str) -> RunArgs {
+    RunArgs {
+        spec: spec.into(),
+        lakehouse: Some(dir.join("lakehouse").display().to_string()),
+        landing: Some(landing(dir)),
+        select: vec![],
+        layer: vec![],
+        full_refresh: false,
+        run_id: None,
+        vars: vec![],
+        scheduler: args.scheduler.clone(),
+        parallelism: args.parallelism,
+        partitions: args.parallelism,
+        concurrency: 4,
+        quiet: true,
+        retries: None,
+        timeout_seconds: None,
+        stall_seconds: None,
+    }
+}
+
 async fn generate(args: &BenchArgs, landing: &str) -> Result<(&'static str, u64)> {
     let out = resolve_url(None, landing)?;
     Ok(match args.dataset {
@@ -117,6 +136,7 @@ async fn generate(args: &BenchArgs, landing: &str) -> Result<(&'static str, u64)
             let lines = RatingsData::new(out, args.ratings).with_files(8).write().await?;
             ("pipelines/ratings/pipeline.toml", lines)
         }
+        Dataset::Changes => unreachable!("the changes benchmark generates its own batches"),
     })
 }
 
