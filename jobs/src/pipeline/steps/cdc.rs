@@ -57,6 +57,15 @@ pub(crate) struct CdcPlan {
     applied: Option<i64>,
 }
 
+/// What a run reads from the source and what it applies.
+struct Reading {
+    /// The source files to read: those appended since the log's watermark, or all.
+    scan: DeltaScanTable,
+    read_source: bool,
+    relog: bool,
+    applied: Option<i64>,
+}
+
 /// The table's new rows, written.
 pub(crate) struct CdcWritten {
     table: WriteResult,
@@ -82,43 +91,15 @@ impl TableStep for CdcStep<'_> {
         let Some(source) = TableSnapshot::load(&job.lakehouse.table_url(from)).await? else {
             return Ok(None);
         };
-        let log = match self.full_refresh {
-            true => None,
-            false => TableSnapshot::load(&log_url(job)).await?,
-        };
-        let logged = match &log {
-            Some(log) => {
-                log.txn_version(&source_watermark_id(job, &self.spec.from))
-                    .await?
-            }
-            None => None,
-        };
-        let mut scan = source.scan_table()?;
-        let (relog, read_source) = match logged {
-            None => (true, true),
-            Some(version) => match source.since(version).await? {
-                SinceVersion::Unchanged => (false, false),
-                SinceVersion::Appended(files) => {
-                    scan = DeltaScanTable { files, ..scan };
-                    (false, true)
-                }
-                SinceVersion::Rewritten => (true, true),
-            },
-        };
-        let applied = match (relog, self.target) {
-            (false, Some(target)) => target.txn_version(&log_watermark_id(job)).await?,
-            _ => None,
-        };
-        let log_version = log.as_ref().map(TableSnapshot::version);
-        if !read_source && applied.is_some() && applied == log_version {
+        let Some(Reading {
+            scan,
+            read_source,
+            relog,
+            applied,
+        }) = self.reading(job, &source).await?
+        else {
             return Ok(None);
-        }
-        if !read_source {
-            scan = DeltaScanTable {
-                files: vec![],
-                ..scan
-            };
-        }
+        };
         let frame = job
             .ctx
             .read_table(Arc::new(scan))
@@ -241,6 +222,47 @@ impl TableStep for CdcStep<'_> {
 }
 
 impl CdcStep<'_> {
+    /// From the watermarks: the source files appended since the log's (or every file, to
+    /// rebuild the log) and the log version the table has applied; `None` when there is
+    /// nothing to read and nothing logged left to apply.
+    async fn reading(&self, job: &TableJob<'_>, source: &TableSnapshot) -> Result<Option<Reading>> {
+        let log = match self.full_refresh {
+            true => None,
+            false => TableSnapshot::load(&log_url(job)).await?,
+        };
+        let logged = match &log {
+            Some(log) => {
+                log.txn_version(&source_watermark_id(job, &self.spec.from))
+                    .await?
+            }
+            None => None,
+        };
+        let all = source.scan_table()?;
+        let (files, relog) = match logged {
+            None => (all.files.clone(), true),
+            Some(version) => match source.since(version).await? {
+                SinceVersion::Unchanged => (vec![], false),
+                SinceVersion::Appended(files) => (files, false),
+                SinceVersion::Rewritten => (all.files.clone(), true),
+            },
+        };
+        let read_source = relog || !files.is_empty();
+        let applied = match (relog, self.target) {
+            (false, Some(target)) => target.txn_version(&log_watermark_id(job)).await?,
+            _ => None,
+        };
+        let log_version = log.as_ref().map(TableSnapshot::version);
+        if !read_source && applied.is_some() && applied == log_version {
+            return Ok(None);
+        }
+        Ok(Some(Reading {
+            scan: DeltaScanTable { files, ..all },
+            read_source,
+            relog,
+            applied,
+        }))
+    }
+
     /// The source rows as changes: keys, kept columns, [`SEQUENCE`] and [`DELETE`]. The change
     /// columns are the `select` list over the source row, or `sql`'s output with the source
     /// rows as `${changes}` (default: every column of `from` but `except_columns`);
