@@ -297,3 +297,93 @@ async fn a_run_killed_during_an_apply_then_run_again_leaves_the_tables_of_a_full
         );
     }
 }
+
+const BUCKETED: &str = r#"
+[pipeline]
+name = "cdc_buckets"
+
+[[table]]
+name = "customers_raw"
+layer = "bronze"
+source = { path = "changes/*.csv", format = "csv", schema = { id = "bigint", seq = "bigint" } }
+
+[[table]]
+name = "customers"
+layer = "silver"
+cdc = { from = "customers_raw", keys = ["id"], sequence_by = "seq", scd = 2, except_columns = ["seq"], buckets = 16 }
+"#;
+
+/// 200 customers in 16 key buckets; a batch moving 2 of them (1%) is one commit that replaces
+/// only files of those two buckets.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_batch_touching_one_percent_of_keys_rewrites_only_their_buckets() {
+    let ws = Workspace::new(BUCKETED);
+    let rows: String = (0..200).map(|id| format!("{id},c{id},Paris,1\n")).collect();
+    land(&ws, "1.csv", &format!("id,name,city,seq\n{rows}"));
+    let first = ws.run("lake", &[]);
+    assert!(first.status.success(), "first run failed:\n{}", text(&first));
+    let table = ws.path("lake/silver/customers");
+    let before = version(&table).await;
+    let files_before = count_files(&table);
+    land(&ws, "2.csv", "id,name,city,seq\n7,c7,Lyon,2\n123,c123,Oslo,2\n");
+    let second = ws.run("lake", &[]);
+    assert!(second.status.success(), "second run failed:\n{}", text(&second));
+
+    assert_eq!(version(&table).await, before + 1, "the batch is one commit");
+    let buckets: Vec<String> = ["7", "123"]
+        .map(|id| format!("_bucket={}/", medallion_jobs::cdc::bucket_of(&[id], 16)))
+        .to_vec();
+    let removed = removed_in(&table, before + 1);
+    eprintln!(
+        "buckets {buckets:?}: replaced {} of {files_before} files",
+        removed.len()
+    );
+    assert!(!removed.is_empty(), "the batch replaced nothing");
+    assert!(
+        removed
+            .iter()
+            .all(|p| buckets.iter().any(|b| p.starts_with(b.as_str()))),
+        "only buckets {buckets:?} hold ids 7 and 123: {removed:?}"
+    );
+    assert!(
+        removed.len() * 4 <= files_before,
+        "{} of {files_before} files replaced",
+        removed.len()
+    );
+    let full = ws.run("full", &["--full-refresh"]);
+    assert!(full.status.success(), "full refresh failed:\n{}", text(&full));
+    let history = "id, name, city, valid_from, valid_to, is_current, _bucket";
+    let rows = table_rows(&table, history).await;
+    assert_eq!(rows, table_rows(&ws.path("full/silver/customers"), history).await);
+    assert!(rows.contains("| 7   | c7   | Lyon  | 2          |"), "{rows}");
+}
+
+/// Data files of a table's current version (Parquet files under its folder minus those removed).
+fn count_files(table: &std::path::Path) -> usize {
+    let version = std::fs::read_dir(table.join("_delta_log"))
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .path()
+                .extension()
+                .is_some_and(|x| x == "json")
+        })
+        .count() as i64;
+    let mut active = std::collections::BTreeSet::new();
+    for v in 0..version {
+        let log = std::fs::read_to_string(table.join(format!("_delta_log/{v:020}.json"))).unwrap();
+        for action in log
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        {
+            if let Some(p) = action.get("add").and_then(|a| a.get("path")?.as_str()) {
+                active.insert(p.to_string());
+            }
+            if let Some(p) = action.get("remove").and_then(|a| a.get("path")?.as_str()) {
+                active.remove(p);
+            }
+        }
+    }
+    active.len()
+}

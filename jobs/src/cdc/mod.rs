@@ -8,8 +8,10 @@
 //! — the same answer as recomputing everything (its property test checks both against a plain
 //! in-order application).
 
+pub mod bucket;
 pub mod history;
 
+pub use bucket::{BUCKET, bucket_of, bucket_sql};
 pub use history::{
     ChangeColumns, DELETE, IS_CURRENT, SEQUENCE, VALID_FROM, VALID_TO, scd1_sql, scd2_sql, table_columns,
 };

@@ -137,6 +137,9 @@ pub struct CdcSpec {
     pub except_columns: Vec<String>,
     /// SCD2: the columns whose changes open a new version; all kept columns when absent.
     pub track_history_columns: Option<Vec<String>>,
+    /// Partition the table into this many key buckets (hidden column `_bucket`), so a batch
+    /// rewrites only the buckets of the keys it touches.
+    pub buckets: Option<u32>,
 }
 
 /// In `cdc.sql`, the rows of `from` a run reads.

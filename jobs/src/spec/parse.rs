@@ -83,6 +83,7 @@ struct RawCdc {
     #[serde(default)]
     except_columns: Vec<String>,
     track_history_columns: Option<Vec<String>>,
+    buckets: Option<u32>,
 }
 
 fn scd_one() -> u8 {
@@ -111,6 +112,9 @@ impl RawCdc {
                 "cdc.sql must read the new changes as {CHANGES_PLACEHOLDER}"
             ));
         }
+        if self.buckets.is_some_and(|n| !(2..=1024).contains(&n)) {
+            return Err("cdc.buckets must be between 2 and 1024".into());
+        }
         if scd == Scd::One && self.track_history_columns.is_some() {
             return Err("cdc.track_history_columns needs scd = 2".into());
         }
@@ -124,6 +128,7 @@ impl RawCdc {
             sql: self.sql,
             except_columns: self.except_columns,
             track_history_columns: self.track_history_columns,
+            buckets: self.buckets,
         })
     }
 }

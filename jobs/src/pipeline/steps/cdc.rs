@@ -19,7 +19,7 @@ use tracing::info;
 
 use super::TableStep;
 use super::checked_write::{CheckedWrite, MainOutput, QuarantineCommit};
-use crate::cdc::{ChangeColumns, DELETE, SEQUENCE, scd1_sql, scd2_sql, table_columns};
+use crate::cdc::{BUCKET, ChangeColumns, DELETE, SEQUENCE, bucket_sql, scd1_sql, scd2_sql, table_columns};
 use crate::delta::{
     CommitOutcome, DeltaFile, DeltaScanTable, OutputName, SinceVersion, TableSnapshot, WriteResult,
     WriteSpec, WriteTarget,
@@ -161,7 +161,7 @@ impl TableStep for CdcStep<'_> {
             targets: vec![WriteTarget {
                 name: OutputName::table(),
                 url: job.lakehouse.table_url(job.table).to_string(),
-                partition_by: job.table.partition_by.clone(),
+                partition_by: self.partition_by(job),
                 columns: schema.fields().iter().map(|f| f.name().clone()).collect(),
                 keep_when: None,
             }],
@@ -454,9 +454,20 @@ impl CdcStep<'_> {
         };
         let changes = job.ctx.sql(&touched).await.map_err(err)?;
         register(&changes_name, changes.into_view())?;
-        let rows = match self.spec.scd {
+        let mut rows = match self.spec.scd {
             Scd::One => scd1_sql(&changes_name, &plan.columns),
             Scd::Two => scd2_sql(&changes_name, &plan.columns),
+        };
+        let mut columns = table_columns(&plan.columns, self.spec.scd == Scd::Two);
+        if let Some(n) = self.spec.buckets {
+            let bucket = bucket_sql(&plan.columns.keys, n, None);
+            rows = format!("SELECT *, {bucket} AS \"{BUCKET}\" FROM ({rows}) AS versions");
+            columns.push(BUCKET.into());
+        }
+        // A table laid out otherwise (buckets or partitions changed) is rebuilt.
+        let target = match target {
+            Some(t) if t.scan_table()?.partition_columns == self.partition_by(job) => Some(t),
+            _ => None,
         };
         let Some(target) = target else {
             return Ok((job.ctx.sql(&rows).await.map_err(err)?, None));
@@ -464,7 +475,7 @@ impl CdcStep<'_> {
         let scan = self.files_holding_touched(job, plan, target, &new_name).await?;
         let paths = scan.files.iter().map(|f| f.path.clone()).collect();
         register(&table_name, Arc::new(scan))?;
-        let columns = table_columns(&plan.columns, self.spec.scd == Scd::Two)
+        let columns = columns
             .iter()
             .map(|c| format!("t.\"{c}\""))
             .collect::<Vec<_>>()
@@ -478,7 +489,7 @@ impl CdcStep<'_> {
     }
 
     /// A scan of the table's files that may hold a touched key: pruned by the statistics of an
-    /// integer first key column; every file otherwise.
+    /// integer first key column and by the touched keys' buckets; every file otherwise.
     async fn files_holding_touched(
         &self,
         job: &TableJob<'_>,
@@ -488,41 +499,58 @@ impl CdcStep<'_> {
     ) -> Result<DeltaScanTable> {
         let scan = target.scan_table()?;
         let key = &plan.columns.keys[0];
-        let integer = scan
+        let mut files = scan.files.clone();
+        if scan
             .schema
             .field_with_name(key)
-            .is_ok_and(|f| f.data_type().is_integer());
-        if !integer {
-            return Ok(scan);
+            .is_ok_and(|f| f.data_type().is_integer())
+        {
+            let sql = format!("SELECT DISTINCT CAST(\"{key}\" AS BIGINT) FROM {new_name}");
+            files = target.files_holding(key, &integers(job, &sql).await?)?;
         }
-        let err = |e| job.query_err("find touched files", e);
-        let batches = job
-            .ctx
-            .sql(&format!(
-                "SELECT DISTINCT CAST(\"{key}\" AS BIGINT) FROM {new_name}"
-            ))
-            .await
-            .map_err(err)?
-            .collect()
-            .await
-            .map_err(err)?;
-        let mut keys: Vec<i64> = Vec::new();
-        for batch in &batches {
-            let column = batch
-                .column(0)
-                .as_any()
-                .downcast_ref::<Int64Array>()
-                .ok_or_else(|| {
-                    err(datafusion::error::DataFusionError::Internal(
-                        "keys not BIGINT".into(),
-                    ))
-                })?;
-            keys.extend(column.iter().flatten());
+        if let Some(n) = self.spec.buckets {
+            let bucket = bucket_sql(&plan.columns.keys, n, None);
+            let sql = format!("SELECT DISTINCT CAST({bucket} AS BIGINT) FROM {new_name}");
+            let touched = integers(job, &sql).await?;
+            files.retain(|f| {
+                let bucket = f.partition_values.iter().find(|(c, _)| c == BUCKET);
+                let bucket = bucket.and_then(|(_, v)| v.as_deref()?.parse::<i64>().ok());
+                bucket.is_none_or(|b| touched.binary_search(&b).is_ok())
+            });
         }
-        keys.sort_unstable();
-        let files = target.files_holding(key, &keys)?;
         Ok(DeltaScanTable { files, ..scan })
     }
+
+    /// The table's partition columns: the spec's, then [`BUCKET`] with `cdc.buckets`.
+    fn partition_by(&self, job: &TableJob<'_>) -> Vec<String> {
+        let mut columns = job.table.partition_by.clone();
+        columns.extend(self.spec.buckets.map(|_| BUCKET.to_string()));
+        columns
+    }
+}
+
+/// The sorted values of a query's one integer column.
+async fn integers(job: &TableJob<'_>, sql: &str) -> Result<Vec<i64>> {
+    let err = |e| job.query_err("find touched files", e);
+    let batches = job
+        .ctx
+        .sql(sql)
+        .await
+        .map_err(err)?
+        .collect()
+        .await
+        .map_err(err)?;
+    let mut values: Vec<i64> = Vec::new();
+    for batch in &batches {
+        let column = batch
+            .column(0)
+            .as_any()
+            .downcast_ref::<Int64Array>()
+            .ok_or_else(|| err(datafusion::error::DataFusionError::Internal("not BIGINT".into())))?;
+        values.extend(column.iter().flatten());
+    }
+    values.sort_unstable();
+    Ok(values)
 }
 
 /// The change log's folder.
