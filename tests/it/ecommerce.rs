@@ -3,6 +3,8 @@
 
 use std::process::Command;
 
+use medallion_jobs::delta::{SinceVersion, TableSnapshot};
+
 use crate::support::*;
 
 fn generate(landing: &std::path::Path, batch: u64) {
@@ -92,6 +94,11 @@ async fn ecommerce_pipeline_is_correct_across_batches() {
     // No raw e-mail or phone past bronze.
     assert_eq!(report["pii_leaks"], serde_json::json!([]), "{report}");
 
+    // The last batch's customers commit replaced only files of the buckets its changes touched.
+    let (replaced, of) = customers_rewrite(&dir.path().join("lake/silver")).await;
+    eprintln!("last customers batch replaced {replaced} of {of} files");
+    assert!(replaced > 0, "the batch replaced no customer file");
+
     // The silver tables the batches built change by change equal a rebuild from all of bronze
     // (`--full-refresh` of a copy of the lakehouse).
     let copied = Command::new("cp")
@@ -115,4 +122,52 @@ async fn ecommerce_pipeline_is_correct_across_batches() {
             "silver.{table} differs from a full refresh"
         );
     }
+}
+
+/// The files the customers table's last commit removed — each checked to be in a bucket of a
+/// key of the change log's last commit — and the files the table had before it.
+async fn customers_rewrite(silver: &std::path::Path) -> (usize, usize) {
+    let load = |name: &str| {
+        let url = url::Url::from_directory_path(silver.join(name)).unwrap();
+        async move { TableSnapshot::load(&url).await.unwrap().unwrap() }
+    };
+    let (table, log) = (load("customers").await, load("customers__changes").await);
+    let SinceVersion::Appended(batch) = log.since(log.version() - 1).await.unwrap() else {
+        panic!("the change log's last commit appended")
+    };
+    let ctx = datafusion::prelude::SessionContext::new();
+    let scan = medallion_jobs::delta::DeltaScanTable {
+        files: batch,
+        ..log.scan_table().unwrap()
+    };
+    ctx.register_table("batch", std::sync::Arc::new(scan)).unwrap();
+    let ids = ctx
+        .sql("SELECT DISTINCT arrow_cast(CAST(customer_id AS VARCHAR), 'Utf8') AS id FROM batch")
+        .await
+        .unwrap()
+        .collect()
+        .await
+        .unwrap();
+    let mut buckets = std::collections::BTreeSet::new();
+    for batch in &ids {
+        let column = datafusion::arrow::array::as_string_array(batch.column(0));
+        for id in column.iter().flatten() {
+            buckets.insert(format!("_bucket={}/", medallion_jobs::cdc::bucket_of(&[id], 16)));
+        }
+    }
+    let log_path = silver.join(format!("customers/_delta_log/{:020}.json", table.version()));
+    let mut removed = 0;
+    for line in std::fs::read_to_string(log_path).unwrap().lines() {
+        let action: serde_json::Value = serde_json::from_str(line).unwrap();
+        if let Some(path) = action.get("remove").and_then(|r| r.get("path")?.as_str()) {
+            assert!(
+                buckets.iter().any(|b| path.starts_with(b.as_str())),
+                "{path} is in no bucket of the batch's {} customers",
+                buckets.len()
+            );
+            removed += 1;
+        }
+    }
+    let (added, _) = table.last_commit_files().await.unwrap();
+    (removed, table.scan_table().unwrap().files.len() + removed - added)
 }
