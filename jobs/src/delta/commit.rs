@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use datafusion::arrow::datatypes::SchemaRef;
 use deltalake::kernel::engine::arrow_conversion::TryIntoKernel;
 use deltalake::kernel::transaction::{CommitBuilder, CommitProperties};
-use deltalake::kernel::{Action, Add, MetadataExt, StructType, Transaction};
+use deltalake::kernel::{Action, Add, MetadataExt, StructType, Transaction, new_metadata};
 use deltalake::operations::create::CreateBuilder;
 use deltalake::protocol::{DeltaOperation, SaveMode};
 use url::Url;
@@ -121,11 +121,12 @@ impl DeltaCommit {
             });
         }
         let mut actions: Vec<Action> = Vec::new();
-        let table_schema = snapshot.scan_table()?.schema;
-        if table_schema.fields() != self.schema.fields() {
+        let table = snapshot.scan_table()?;
+        let table_schema = table.schema;
+        if table_schema.fields() != self.schema.fields() || table.partition_columns != self.partition_by {
             match self.mode {
                 WriteMode::Overwrite => actions.push(self.new_metadata(snapshot)?),
-                WriteMode::Append => return Err(self.mismatch(&table_schema)),
+                WriteMode::Append => return Err(self.mismatch(&table_schema, &table.partition_columns)),
             }
         }
         if self.mode == WriteMode::Overwrite {
@@ -191,26 +192,35 @@ impl DeltaCommit {
             .table()
             .snapshot()
             .map_err(|e| delta_err(&self.url, "read state", e))?;
-        let metadata = state
-            .metadata()
-            .clone()
-            .with_schema(&self.kernel_schema()?)
-            .map_err(|e| delta_err(&self.url, "replace schema", e.into()))?;
+        // The schema and the partition columns both change; the table keeps its id and settings.
+        let old = state.metadata();
+        let metadata = new_metadata(
+            &self.kernel_schema()?,
+            &self.partition_by,
+            old.configuration().clone(),
+        )
+        .and_then(|m| m.with_table_id(old.id().to_string()))
+        .map_err(|e| delta_err(&self.url, "replace schema", e.into()))?;
         Ok(Action::Metadata(metadata))
     }
 
-    fn mismatch(&self, table_schema: &SchemaRef) -> Error {
-        let describe = |s: &SchemaRef| {
-            s.fields()
+    fn mismatch(&self, table_schema: &SchemaRef, table_partitions: &[String]) -> Error {
+        let describe = |s: &SchemaRef, partitions: &[String]| {
+            let columns = s
+                .fields()
                 .iter()
                 .map(|f| format!("{} {}", f.name(), f.data_type()))
                 .collect::<Vec<_>>()
-                .join(", ")
+                .join(", ");
+            match partitions {
+                [] => columns,
+                _ => format!("{columns}; partitioned by {}", partitions.join(", ")),
+            }
         };
         Error::SchemaMismatch {
             url: self.url.to_string(),
-            expected: describe(table_schema),
-            found: describe(&self.schema),
+            expected: describe(table_schema, table_partitions),
+            found: describe(&self.schema, &self.partition_by),
         }
     }
 }

@@ -199,9 +199,9 @@ impl TableJob<'_> {
         suffix: &str,
         schema: SchemaRef,
         (mode, adds): (WriteMode, Vec<Add>),
-        watermark: Watermark,
+        watermark: Option<Watermark>,
     ) -> Result<CommitOutcome> {
-        self.commit_to(target, suffix, schema, mode, adds, Some(watermark))
+        self.commit_to(target, suffix, schema, mode, adds, watermark)
             .await
     }
 

@@ -376,7 +376,7 @@ impl CdcStep<'_> {
                 CHANGES_SUFFIX,
                 Arc::clone(&new.schema),
                 (mode, new.adds.clone()),
-                watermark,
+                Some(watermark),
             )
             .await?;
         Ok(matches!(logged, CommitOutcome::AlreadyCommitted { .. }).then_some((target, new.adds)))
@@ -441,7 +441,12 @@ impl CdcStep<'_> {
                 .collect::<Vec<_>>()
                 .join(" AND ")
         };
-        let (touched, target) = match (pending, self.target) {
+        // A table laid out otherwise (buckets or partitions changed) is rebuilt.
+        let target = match self.target {
+            Some(t) if t.scan_table()?.partition_columns == self.partition_by(job) => Some(t),
+            _ => None,
+        };
+        let (touched, target) = match (pending, target) {
             (Some(files), Some(target)) => {
                 register(&new_name, Arc::new(DeltaScanTable { files, ..log_scan }))?;
                 let touched = format!(
@@ -464,11 +469,6 @@ impl CdcStep<'_> {
             rows = format!("SELECT *, {bucket} AS \"{BUCKET}\" FROM ({rows}) AS versions");
             columns.push(BUCKET.into());
         }
-        // A table laid out otherwise (buckets or partitions changed) is rebuilt.
-        let target = match target {
-            Some(t) if t.scan_table()?.partition_columns == self.partition_by(job) => Some(t),
-            _ => None,
-        };
         let Some(target) = target else {
             return Ok((job.ctx.sql(&rows).await.map_err(err)?, None));
         };

@@ -165,16 +165,8 @@ impl CheckedWrite {
             } else if written.rows > 0 || how.mode == WriteMode::Overwrite {
                 let schema = self.written_schema(job, target, written.schema)?;
                 let files = (how.mode, written.adds);
-                match &how.watermark {
-                    Some(mark) => {
-                        job.commit_watermarked(target, QUARANTINE_SUFFIX, schema, files, mark.clone())
-                            .await?
-                    }
-                    None => {
-                        job.commit(target, QUARANTINE_SUFFIX, schema, files.0, files.1)
-                            .await?
-                    }
-                };
+                job.commit_watermarked(target, QUARANTINE_SUFFIX, schema, files, how.watermark.clone())
+                    .await?;
             }
         }
         if let Some((rule, _, rows)) = outcome
