@@ -57,9 +57,7 @@ async fn held(jobs: &HashMap<JobId, JobInfoCache>) -> HashMap<String, u32> {
     for job in jobs.values() {
         let graph = job.execution_graph.read().await;
         for task in graph.running_tasks() {
-            let vcores = graph
-                .task_vcores(task.stage_id as usize, task.task_id as usize)
-                .unwrap_or(1);
+            let vcores = graph.task_vcores(task.stage_id, task.task_id).unwrap_or(1);
             *held.entry(task.executor_id).or_default() += vcores;
         }
     }
@@ -251,7 +249,7 @@ mod tests {
 
     async fn bind(state: &dyn ClusterState, jobs: &Arc<HashMap<JobId, JobInfoCache>>) -> usize {
         state
-            .bind_schedulable_tasks(TaskDistributionPolicy::Bias, jobs.clone(), None)
+            .bind_schedulable_tasks(TaskDistributionPolicy::Bias, Arc::clone(jobs), None)
             .await
             .unwrap()
             .len()

@@ -324,7 +324,7 @@ async fn a_batch_touching_one_percent_of_keys_rewrites_only_their_buckets() {
     assert!(first.status.success(), "first run failed:\n{}", text(&first));
     let table = ws.path("lake/silver/customers");
     let before = version(&table).await;
-    let files_before = count_files(&table);
+    let files_before = count_files(&table).await;
     land(&ws, "2.csv", "id,name,city,seq\n7,c7,Lyon,2\n123,c123,Oslo,2\n");
     let second = ws.run("lake", &[]);
     assert!(second.status.success(), "second run failed:\n{}", text(&second));
@@ -358,34 +358,14 @@ async fn a_batch_touching_one_percent_of_keys_rewrites_only_their_buckets() {
     assert!(rows.contains("| 7   | c7   | Lyon  | 2          |"), "{rows}");
 }
 
-/// Data files of a table's current version (Parquet files under its folder minus those removed).
-fn count_files(table: &std::path::Path) -> usize {
-    let version = std::fs::read_dir(table.join("_delta_log"))
+/// Data files of a table's current version.
+async fn count_files(table: &std::path::Path) -> usize {
+    let url = url::Url::from_directory_path(table).unwrap();
+    let snapshot = medallion_jobs::delta::TableSnapshot::load(&url)
+        .await
         .unwrap()
-        .filter(|e| {
-            e.as_ref()
-                .unwrap()
-                .path()
-                .extension()
-                .is_some_and(|x| x == "json")
-        })
-        .count() as i64;
-    let mut active = std::collections::BTreeSet::new();
-    for v in 0..version {
-        let log = std::fs::read_to_string(table.join(format!("_delta_log/{v:020}.json"))).unwrap();
-        for action in log
-            .lines()
-            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        {
-            if let Some(p) = action.get("add").and_then(|a| a.get("path")?.as_str()) {
-                active.insert(p.to_string());
-            }
-            if let Some(p) = action.get("remove").and_then(|a| a.get("path")?.as_str()) {
-                active.remove(p);
-            }
-        }
-    }
-    active.len()
+        .unwrap();
+    snapshot.scan_table().unwrap().files.len()
 }
 
 /// Buckets added to a table that has rows: the next batch rebuilds it in the new layout (a

@@ -183,6 +183,9 @@ pub(crate) fn free_port() -> u16 {
         .port()
 }
 
+/// Starts executor `i` on its ports with a given work dir.
+type SpawnExecutor = Box<dyn Fn(usize, &Path) -> Child + Send>;
+
 /// Child processes killed when dropped.
 pub(crate) struct Cluster {
     children: Vec<Child>,
@@ -190,7 +193,7 @@ pub(crate) struct Cluster {
     /// How the scheduler (children[0]) was started, to start it again.
     restart: Box<dyn Fn() -> Child + Send>,
     /// How executor `i` (children[i + 1]) is started on its ports with a given work dir.
-    spawn_executor: Box<dyn Fn(usize, &Path) -> Child + Send>,
+    spawn_executor: SpawnExecutor,
     executor_ports: Vec<u16>,
     work: PathBuf,
 }
@@ -357,12 +360,12 @@ pub(crate) fn start_cluster_with_flags(
         work: work.to_path_buf(),
     };
     wait_for_port(port, "scheduler");
-    for i in 0..executors {
+    for (i, (port, _)) in ports.iter().enumerate().take(executors) {
         let dir = work.join(format!("executor{i}"));
         std::fs::create_dir_all(&dir).unwrap();
         let child = (cluster.spawn_executor)(i, &dir);
         cluster.children.push(child);
-        wait_for_port(ports[i].0, "executor");
+        wait_for_port(*port, "executor");
     }
     // Executors register with the scheduler on their first heartbeat.
     std::thread::sleep(Duration::from_secs(2));

@@ -7,11 +7,10 @@
 
 use std::fmt::Write as _;
 
-use object_store::ObjectStoreExt;
 use url::Url;
 
 use super::rng::Rng;
-use crate::error::{Error, Result};
+use crate::error::Result;
 
 const CITIES: [&str; 8] = [
     "Lisbon", "Porto", "Madrid", "Paris", "Lyon", "Berlin", "Vienna", "Oslo",
@@ -67,14 +66,7 @@ impl ChangesData {
         for part in 0..self.files {
             let (text, n) = self.file(part);
             let rel = format!("accounts/batch_{}/part-{part}.csv", self.batch);
-            let path = rel.split('/').fold(root.clone(), |p, s| p.join(s));
-            store
-                .put(&path, text.into_bytes().into())
-                .await
-                .map_err(|source| Error::ObjectStore {
-                    url: format!("{}/{rel}", self.out.as_str().trim_end_matches('/')),
-                    source: Box::new(source),
-                })?;
+            super::put_text(&*store, (&self.out, &root), &rel, text).await?;
             lines += n;
         }
         Ok(lines)

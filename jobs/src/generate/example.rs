@@ -5,12 +5,12 @@
 
 use std::fmt::Write as _;
 
+use object_store::ObjectStore;
 use object_store::path::Path;
-use object_store::{ObjectStore, ObjectStoreExt};
 use url::Url;
 
 use super::rng::Rng;
-use crate::error::{Error, Result};
+use crate::error::Result;
 
 const STATUSES: [&str; 4] = ["completed", "pending", "cancelled", "returned"];
 const COUNTRIES: [&str; 6] = ["DE", "FR", "GB", "US", "ES", "NL"];
@@ -102,15 +102,7 @@ impl ExampleData {
         text: String,
         out: &mut GeneratedFiles,
     ) -> Result<()> {
-        let path = rel.split('/').fold(root.clone(), |p, part| p.join(part));
-        let url = format!("{}/{rel}", self.out.as_str().trim_end_matches('/'));
-        store
-            .put(&path, text.into_bytes().into())
-            .await
-            .map_err(|source| Error::ObjectStore {
-                url: url.clone(),
-                source: Box::new(source),
-            })?;
+        let url = super::put_text(store, (&self.out, root), rel, text).await?;
         out.files.push(url);
         Ok(())
     }

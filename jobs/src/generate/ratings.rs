@@ -8,11 +8,10 @@
 
 use std::fmt::Write as _;
 
-use object_store::ObjectStoreExt;
 use url::Url;
 
 use super::rng::Rng;
-use crate::error::{Error, Result};
+use crate::error::Result;
 
 const TASTES: usize = 5;
 
@@ -77,14 +76,7 @@ impl RatingsData {
         for part in 0..self.files {
             let (text, n) = self.file(part, &users, &items);
             let rel = format!("ratings/ratings_{part}.csv");
-            let path = rel.split('/').fold(root.clone(), |p, s| p.join(s));
-            store
-                .put(&path, text.into_bytes().into())
-                .await
-                .map_err(|source| Error::ObjectStore {
-                    url: format!("{}/{rel}", self.out.as_str().trim_end_matches('/')),
-                    source: Box::new(source),
-                })?;
+            super::put_text(&*store, (&self.out, &root), &rel, text).await?;
             lines += n;
         }
         Ok(lines)
