@@ -432,7 +432,6 @@ impl CdcStep<'_> {
             job.ctx.register_table(name, provider).map_err(err)
         };
         let log_scan = log.scan_table()?;
-        register(&log_name, Arc::new(log_scan.clone()))?;
         let on = |a: &str, b: &str| {
             plan.columns
                 .keys
@@ -446,16 +445,38 @@ impl CdcStep<'_> {
             Some(t) if t.scan_table()?.partition_columns == self.partition_by(job) => Some(t),
             _ => None,
         };
-        let (touched, target) = match (pending, target) {
+        let (touched, target, keys) = match (pending, target) {
             (Some(files), Some(target)) => {
-                register(&new_name, Arc::new(DeltaScanTable { files, ..log_scan }))?;
+                register(
+                    &new_name,
+                    Arc::new(DeltaScanTable {
+                        files,
+                        ..log_scan.clone()
+                    }),
+                )?;
+                // Only the log files that may hold a touched key are joined.
+                let keys = self.touched_integer_keys(job, plan, &log_scan, &new_name).await?;
+                let files = match &keys {
+                    Some(keys) => log.files_holding(&plan.columns.keys[0], keys)?,
+                    None => log_scan.files.clone(),
+                };
+                info!(
+                    table = %job.table.name,
+                    log_files = files.len(),
+                    of = log_scan.files.len(),
+                    "reading the logged changes of the touched keys"
+                );
+                register(&log_name, Arc::new(DeltaScanTable { files, ..log_scan }))?;
                 let touched = format!(
                     "SELECT l.* FROM {log_name} l LEFT SEMI JOIN {new_name} n ON {}",
                     on("l", "n")
                 );
-                (touched, Some(target))
+                (touched, Some(target), keys)
             }
-            _ => (format!("SELECT * FROM {log_name}"), None),
+            _ => {
+                register(&log_name, Arc::new(log_scan))?;
+                (format!("SELECT * FROM {log_name}"), None, None)
+            }
         };
         let changes = job.ctx.sql(&touched).await.map_err(err)?;
         register(&changes_name, changes.into_view())?;
@@ -472,7 +493,9 @@ impl CdcStep<'_> {
         let Some(target) = target else {
             return Ok((job.ctx.sql(&rows).await.map_err(err)?, None));
         };
-        let scan = self.files_holding_touched(job, plan, target, &new_name).await?;
+        let scan = self
+            .files_holding_touched(job, plan, target, keys.as_deref(), &new_name)
+            .await?;
         let paths = scan.files.iter().map(|f| f.path.clone()).collect();
         register(&table_name, Arc::new(scan))?;
         let columns = columns
@@ -488,26 +511,43 @@ impl CdcStep<'_> {
         Ok((job.ctx.sql(&sql).await.map_err(err)?, Some(paths)))
     }
 
+    /// The touched values of the first key column, sorted, when it is an integer (the Delta
+    /// statistics then tell which files may hold them).
+    async fn touched_integer_keys(
+        &self,
+        job: &TableJob<'_>,
+        plan: &CdcPlan,
+        log: &DeltaScanTable,
+        new_name: &str,
+    ) -> Result<Option<Vec<i64>>> {
+        let key = &plan.columns.keys[0];
+        if !log
+            .schema
+            .field_with_name(key)
+            .is_ok_and(|f| f.data_type().is_integer())
+        {
+            return Ok(None);
+        }
+        let sql = format!("SELECT DISTINCT CAST(\"{key}\" AS BIGINT) FROM {new_name}");
+        Ok(Some(integers(job, &sql).await?))
+    }
+
     /// A scan of the table's files that may hold a touched key: pruned by the statistics of an
-    /// integer first key column and by the touched keys' buckets; every file otherwise.
+    /// integer first key column (`keys`, its touched values) and by the touched keys' buckets;
+    /// every file otherwise.
     async fn files_holding_touched(
         &self,
         job: &TableJob<'_>,
         plan: &CdcPlan,
         target: &TableSnapshot,
+        keys: Option<&[i64]>,
         new_name: &str,
     ) -> Result<DeltaScanTable> {
         let scan = target.scan_table()?;
-        let key = &plan.columns.keys[0];
-        let mut files = scan.files.clone();
-        if scan
-            .schema
-            .field_with_name(key)
-            .is_ok_and(|f| f.data_type().is_integer())
-        {
-            let sql = format!("SELECT DISTINCT CAST(\"{key}\" AS BIGINT) FROM {new_name}");
-            files = target.files_holding(key, &integers(job, &sql).await?)?;
-        }
+        let mut files = match keys {
+            Some(keys) => target.files_holding(&plan.columns.keys[0], keys)?,
+            None => scan.files.clone(),
+        };
         if let Some(n) = self.spec.buckets {
             let bucket = bucket_sql(&plan.columns.keys, n, None);
             let sql = format!("SELECT DISTINCT CAST({bucket} AS BIGINT) FROM {new_name}");
