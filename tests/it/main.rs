@@ -9,6 +9,7 @@ mod bad_input;
 mod cdc;
 mod chaos;
 mod ecommerce;
+mod incremental;
 mod jobs_api;
 mod pipeline_e2e;
 mod s3;

@@ -146,7 +146,8 @@ impl TableJob<'_> {
                 let step = SqlStep {
                     sql,
                     mode,
-                    exists: snapshot.is_some(),
+                    target: snapshot.as_ref(),
+                    incremental: self.table.incremental,
                 };
                 steps::run(&step, self, outcome).await
             }

@@ -86,6 +86,8 @@ pub struct TableSpec {
     pub expectations: Vec<Expectation>,
     /// How the table is written.
     pub mode: WriteMode,
+    /// SQL tables: compute from the input's new rows when the query allows it.
+    pub incremental: bool,
     /// This table's own watch and retry settings, over the pipeline's.
     pub retry: super::RetrySettings,
     /// 1-based line of the table's declaration in the spec file.

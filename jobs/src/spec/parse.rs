@@ -50,6 +50,8 @@ struct RawTable {
     mode: Option<String>,
     als: Option<RawAls>,
     cdc: Option<RawCdc>,
+    #[serde(default)]
+    incremental: bool,
     retries: Option<u32>,
     timeout_seconds: Option<u64>,
     stall_seconds: Option<u64>,
@@ -240,6 +242,9 @@ fn convert_table(raw: RawTable, line: usize, path: &str) -> Result<TableSpec> {
             "an `als` table is written by the model; it takes no partition_by".into(),
         ));
     }
+    if raw.incremental && !matches!(kind, TableKind::Sql(_)) {
+        return Err(err("`incremental` applies to `sql` tables".into()));
+    }
     let mut rules = HashSet::new();
     if let Some(dup) = expectations.iter().find(|e| !rules.insert(e.name.as_str())) {
         return Err(err(format!("expectation `{}` declared more than once", dup.name)));
@@ -252,6 +257,7 @@ fn convert_table(raw: RawTable, line: usize, path: &str) -> Result<TableSpec> {
         partition_by: raw.partition_by,
         expectations,
         mode,
+        incremental: raw.incremental,
         retry: RetrySettings {
             retries: raw.retries,
             timeout_seconds: raw.timeout_seconds,

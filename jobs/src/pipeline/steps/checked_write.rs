@@ -55,6 +55,8 @@ pub(crate) struct CheckedWrite {
     checked: CheckedFrame,
     spec: WriteSpec,
     quarantine: QuarantineCommit,
+    /// Recorded in the table's commit: the version of another table it reflects.
+    table_watermark: Option<Watermark>,
 }
 
 impl CheckedWrite {
@@ -112,12 +114,21 @@ impl CheckedWrite {
             checked,
             spec,
             quarantine: QuarantineCommit::default(),
+            table_watermark: None,
         })
     }
 
     /// The quarantine committed as `quarantine` says instead of appended.
     pub(crate) fn with_quarantine_commit(self, quarantine: QuarantineCommit) -> Self {
         Self { quarantine, ..self }
+    }
+
+    /// The table's commit records `watermark`.
+    pub(crate) fn with_table_watermark(self, watermark: Option<Watermark>) -> Self {
+        Self {
+            table_watermark: watermark,
+            ..self
+        }
     }
 
     /// Writes every output on the cluster; nothing is committed.
@@ -202,7 +213,10 @@ impl CheckedWrite {
         let target = self.target(job, &table)?;
         let written = result.output(&table);
         let schema = self.written_schema(job, target, written.schema)?;
-        let commit = job.commit(target, "", schema, mode, written.adds).await?;
+        let files = (mode, written.adds);
+        let commit = job
+            .commit_watermarked(target, "", schema, files, self.table_watermark.clone())
+            .await?;
         outcome.rows_written = written.rows;
         Ok(outcome.committed(commit))
     }

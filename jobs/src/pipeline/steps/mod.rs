@@ -13,6 +13,7 @@
 pub(super) mod als;
 pub(super) mod cdc;
 pub(super) mod checked_write;
+pub(super) mod incremental;
 pub(super) mod landing;
 pub(super) mod sql;
 
