@@ -178,6 +178,7 @@ fn concurrent_writers_to_one_s3_table_both_commit_in_order() {
             .args(args)
             .args(["--select", "orders_raw", "--full-refresh"])
             .envs(s3.env())
+            .env("MEDALLION_LOG", "info")
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
             .spawn()
@@ -201,14 +202,26 @@ fn concurrent_writers_to_one_s3_table_both_commit_in_order() {
         .args(["-c", "import os, sys, deltalake\nopts=dict(AWS_ACCESS_KEY_ID='test', AWS_SECRET_ACCESS_KEY='test', AWS_REGION='us-east-1', AWS_ENDPOINT_URL=sys.argv[2], AWS_ALLOW_HTTP='true')\nt=deltalake.DeltaTable(sys.argv[1], storage_options=opts)\nprint(t.version(), t.to_pyarrow_table().num_rows, flush=True)\nos._exit(0)", "s3://race/lake/bronze/orders_raw", &s3.endpoint])
         .output()
         .unwrap();
-    assert!(log.status.success(), "{}", text(&log));
+    assert!(
+        log.status.success(),
+        "{}\n--- first writer:\n{}\n--- second writer:\n{}",
+        text(&log),
+        text(&a),
+        text(&b)
+    );
     let out = String::from_utf8_lossy(&log.stdout);
     let mut parts = out.split_whitespace();
     let (version, rows): (usize, usize) = (
         parts.next().unwrap().parse().unwrap(),
         parts.next().unwrap().parse().unwrap(),
     );
-    assert_eq!(version, committed, "one version per successful writer");
+    assert_eq!(
+        version,
+        committed,
+        "one version per successful writer:\n--- first writer:\n{}\n--- second writer:\n{}",
+        text(&a),
+        text(&b)
+    );
     assert_eq!(rows, s3.python_rows("s3://race/lake/bronze/orders_raw"));
     assert!(rows > 0);
 }
