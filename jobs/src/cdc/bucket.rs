@@ -7,13 +7,11 @@
 /// The partition column holding a row's key bucket.
 pub const BUCKET: &str = "_bucket";
 
-/// SQL giving the bucket (INT, `0..buckets`) of the row's `keys`, optionally qualified by
-/// `relation`.
-pub fn bucket_sql(keys: &[String], buckets: u32, relation: Option<&str>) -> String {
-    let prefix = relation.map(|r| format!("{r}.")).unwrap_or_default();
+/// SQL giving the bucket (INT, `0..buckets`) of the row's `keys`.
+pub fn bucket_sql(keys: &[String], buckets: u32) -> String {
     let texts = keys
         .iter()
-        .map(|k| format!("CAST({prefix}\"{}\" AS VARCHAR)", k.replace('"', "\"\"")))
+        .map(|k| format!("CAST(\"{}\" AS VARCHAR)", k.replace('"', "\"\"")))
         .collect::<Vec<_>>()
         .join(", ");
     format!("CAST(floor(split_hash('{BUCKET}', concat_ws(chr(31), {texts}), '') * {buckets}) AS INT)")

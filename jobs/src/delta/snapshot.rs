@@ -107,18 +107,11 @@ impl TableSnapshot {
         if version >= self.version() {
             return Ok(SinceVersion::Unchanged);
         }
-        let store = self.table.log_store();
         let mut added = Vec::new();
         for v in (version + 1).max(0)..=self.version() {
-            let Some(bytes) = store
-                .read_commit_entry(v as u64)
-                .await
-                .map_err(|s| delta_err(&self.url, "read log", s))?
-            else {
+            let Some(actions) = self.commit_actions(v).await? else {
                 return Ok(SinceVersion::Rewritten);
             };
-            let actions = deltalake::logstore::get_actions(v as u64, &bytes)
-                .map_err(|s| delta_err(&self.url, "read log", s))?;
             for action in actions {
                 match action {
                     Action::Add(add) if add.data_change => added.push(DeltaFile {
@@ -134,21 +127,30 @@ impl TableSnapshot {
         Ok(SinceVersion::Appended(added))
     }
 
-    /// The data files the loaded version's commit added and removed: `(added, removed)`.
-    pub async fn last_commit_files(&self) -> Result<(usize, usize)> {
-        let version = self.version();
-        let bytes = self
+    /// The actions of commit `version`; `None` if its log entry is gone (cleaned up).
+    async fn commit_actions(&self, version: i64) -> Result<Option<Vec<Action>>> {
+        let read = |s| delta_err(&self.url, "read log", s);
+        let Some(bytes) = self
             .table
             .log_store()
             .read_commit_entry(version as u64)
             .await
-            .map_err(|s| delta_err(&self.url, "read log", s))?
-            .ok_or_else(|| {
-                let missing = DeltaTableError::Generic(format!("commit {version} is missing"));
-                delta_err(&self.url, "read log", missing)
-            })?;
-        let actions = deltalake::logstore::get_actions(version as u64, &bytes)
-            .map_err(|s| delta_err(&self.url, "read log", s))?;
+            .map_err(read)?
+        else {
+            return Ok(None);
+        };
+        deltalake::logstore::get_actions(version as u64, &bytes)
+            .map(Some)
+            .map_err(read)
+    }
+
+    /// The data files the loaded version's commit added and removed: `(added, removed)`.
+    pub async fn last_commit_files(&self) -> Result<(usize, usize)> {
+        let version = self.version();
+        let actions = self.commit_actions(version).await?.ok_or_else(|| {
+            let missing = DeltaTableError::Generic(format!("commit {version} is missing"));
+            delta_err(&self.url, "read log", missing)
+        })?;
         Ok(actions.iter().fold((0, 0), |(a, r), action| match action {
             Action::Add(_) => (a + 1, r),
             Action::Remove(_) => (a, r + 1),

@@ -454,18 +454,9 @@ impl CdcStep<'_> {
                         ..log_scan.clone()
                     }),
                 )?;
-                // Only the log files that may hold a touched key are joined.
-                let keys = self.touched_integer_keys(job, plan, &log_scan, &new_name).await?;
-                let files = match &keys {
-                    Some(keys) => log.files_holding(&plan.columns.keys[0], keys)?,
-                    None => log_scan.files.clone(),
-                };
-                info!(
-                    table = %job.table.name,
-                    log_files = files.len(),
-                    of = log_scan.files.len(),
-                    "reading the logged changes of the touched keys"
-                );
+                let (files, keys) = self
+                    .log_files_holding(job, plan, log, &log_scan, &new_name)
+                    .await?;
                 register(&log_name, Arc::new(DeltaScanTable { files, ..log_scan }))?;
                 let touched = format!(
                     "SELECT l.* FROM {log_name} l LEFT SEMI JOIN {new_name} n ON {}",
@@ -480,16 +471,7 @@ impl CdcStep<'_> {
         };
         let changes = job.ctx.sql(&touched).await.map_err(err)?;
         register(&changes_name, changes.into_view())?;
-        let mut rows = match self.spec.scd {
-            Scd::One => scd1_sql(&changes_name, &plan.columns),
-            Scd::Two => scd2_sql(&changes_name, &plan.columns),
-        };
-        let mut columns = table_columns(&plan.columns, self.spec.scd == Scd::Two);
-        if let Some(n) = self.spec.buckets {
-            let bucket = bucket_sql(&plan.columns.keys, n, None);
-            rows = format!("SELECT *, {bucket} AS \"{BUCKET}\" FROM ({rows}) AS versions");
-            columns.push(BUCKET.into());
-        }
+        let (rows, columns) = self.versions_sql(&changes_name, &plan.columns);
         let Some(target) = target else {
             return Ok((job.ctx.sql(&rows).await.map_err(err)?, None));
         };
@@ -509,6 +491,46 @@ impl CdcStep<'_> {
             on("t", "n")
         );
         Ok((job.ctx.sql(&sql).await.map_err(err)?, Some(paths)))
+    }
+
+    /// The table's rows for the keys whose changes are in `changes` (a table name), with
+    /// [`BUCKET`] when bucketed, and the table's columns.
+    fn versions_sql(&self, changes: &str, columns: &ChangeColumns) -> (String, Vec<String>) {
+        let mut rows = match self.spec.scd {
+            Scd::One => scd1_sql(changes, columns),
+            Scd::Two => scd2_sql(changes, columns),
+        };
+        let mut names = table_columns(columns, self.spec.scd == Scd::Two);
+        if let Some(n) = self.spec.buckets {
+            let bucket = bucket_sql(&columns.keys, n);
+            rows = format!("SELECT *, {bucket} AS \"{BUCKET}\" FROM ({rows}) AS versions");
+            names.push(BUCKET.into());
+        }
+        (rows, names)
+    }
+
+    /// The change-log files that may hold a touched key (all of them unless the first key is
+    /// an integer), and the touched values of that key.
+    async fn log_files_holding(
+        &self,
+        job: &TableJob<'_>,
+        plan: &CdcPlan,
+        log: &TableSnapshot,
+        log_scan: &DeltaScanTable,
+        new_name: &str,
+    ) -> Result<(Vec<DeltaFile>, Option<Vec<i64>>)> {
+        let keys = self.touched_integer_keys(job, plan, log_scan, new_name).await?;
+        let files = match &keys {
+            Some(keys) => log.files_holding(&plan.columns.keys[0], keys)?,
+            None => log_scan.files.clone(),
+        };
+        info!(
+            table = %job.table.name,
+            log_files = files.len(),
+            of = log_scan.files.len(),
+            "reading the logged changes of the touched keys"
+        );
+        Ok((files, keys))
     }
 
     /// The touched values of the first key column, sorted, when it is an integer (the Delta
@@ -549,7 +571,7 @@ impl CdcStep<'_> {
             None => scan.files.clone(),
         };
         if let Some(n) = self.spec.buckets {
-            let bucket = bucket_sql(&plan.columns.keys, n, None);
+            let bucket = bucket_sql(&plan.columns.keys, n);
             let sql = format!("SELECT DISTINCT CAST({bucket} AS BIGINT) FROM {new_name}");
             let touched = integers(job, &sql).await?;
             files.retain(|f| {
