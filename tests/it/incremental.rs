@@ -1,6 +1,7 @@
-//! Incremental SQL tables: a row-wise query over an appended input computes only the new rows,
-//! and after random batches equals a `--full-refresh`; a query that is not row-wise is computed
-//! in full, with the reason logged.
+//! Incremental SQL tables: after random batches (late, duplicate, updated, deleted rows, an
+//! empty batch, a skipped run) each equals a `--full-refresh` — a row-wise query over an
+//! appended input appends its new rows, an aggregate recomputes the groups that changed, a join
+//! of merged inputs replaces the keys that changed; the run says how each was computed.
 
 use crate::support::*;
 
@@ -57,25 +58,18 @@ async fn a_row_wise_table_computes_only_new_rows_and_equals_a_full_refresh() {
         // Batch 2 is empty: a run with nothing new.
         let rows = if b == 2 { 0 } else { 40 };
         std::fs::write(dir.join(format!("{b}.csv")), batch(&mut rng, b * 100, rows)).unwrap();
-        let run = ws
-            .command("lake", &[])
-            .env("MEDALLION_LOG", "info")
-            .output()
-            .unwrap();
+        let run = ws.run("lake", &[]);
         assert!(run.status.success(), "batch {b} failed:\n{}", text(&run));
         let out = text(&run);
-        if b == 0 {
-            assert!(!out.contains("computed from the appended rows"), "{out}");
-        } else if b != 2 {
-            assert!(
-                out.contains("computed from the appended rows"),
+        match b {
+            0 => assert_eq!(out.matches("full: first run").count(), 2, "{out}"),
+            2 => assert!(!out.contains("incremental_"), "{out}"),
+            _ => assert!(
+                out.contains("incremental_append: the rows of its inputs' new files (events_raw")
+                    && out.contains("incremental_by_key: the keys its inputs' changes touch"),
                 "batch {b}: {out}"
-            );
+            ),
         }
-        assert!(
-            out.contains("computed in full") && out.contains("an aggregate over the whole input"),
-            "batch {b}: {out}"
-        );
     }
     let full = ws.run("full", &["--full-refresh"]);
     assert!(full.status.success(), "full refresh failed:\n{}", text(&full));
@@ -102,4 +96,254 @@ async fn a_row_wise_table_computes_only_new_rows_and_equals_a_full_refresh() {
     let quarantined = |lake: &str| ws.path(lake).join("silver/events__quarantine");
     let q = table_rows(&quarantined("lake"), "id, _rule").await;
     assert_eq!(q, table_rows(&quarantined("full"), "id, _rule").await);
+}
+
+const KEYED_SPEC: &str = r#"
+[pipeline]
+name = "incremental_keys"
+
+[[table]]
+name = "orders_raw"
+layer = "bronze"
+source = { path = "orders/*.csv", format = "csv", schema = { order_id = "bigint", customer_id = "bigint", seq = "bigint" } }
+
+[[table]]
+name = "customers_raw"
+layer = "bronze"
+source = { path = "customers/*.csv", format = "csv", schema = { customer_id = "bigint", seq = "bigint" } }
+
+[[table]]
+name = "orders"
+layer = "silver"
+# Buckets: a batch rewrites only the files of the keys it touches, as a real merge does.
+cdc = { from = "orders_raw", keys = ["order_id"], sequence_by = "seq", delete_when = "op = 'D'", except_columns = ["op", "seq"], buckets = 16 }
+
+[[table]]
+name = "customers"
+layer = "silver"
+cdc = { from = "customers_raw", keys = ["customer_id"], sequence_by = "seq", except_columns = ["seq"], buckets = 4 }
+
+# A join of two merged inputs, by key.
+[[table]]
+name = "order_facts"
+layer = "gold"
+incremental = true
+keys = ["order_id"]
+sql = """
+SELECT o.order_id, o.customer_id, c.country, CAST(o.day AS DATE) AS day, o.status,
+       CAST(o.amount AS DECIMAL(12, 2)) AS amount
+FROM orders o JOIN customers c ON o.customer_id = c.customer_id
+WHERE o.status <> 'cancelled'
+"""
+
+# An aggregate grouped by an expression.
+[[table]]
+name = "daily"
+layer = "gold"
+incremental = true
+sql = """
+SELECT CAST(day AS DATE) AS day, count(*) AS orders, sum(CAST(amount AS DECIMAL(12, 2))) AS revenue,
+       count(DISTINCT customer_id) AS customers
+FROM orders WHERE status <> 'cancelled' GROUP BY CAST(day AS DATE)
+"""
+
+# An aggregate of a join, grouped by a dimension's column (NULL countries form a group), with HAVING.
+[[table]]
+name = "by_country"
+layer = "gold"
+incremental = true
+sql = """
+SELECT c.country, o.status, count(*) AS orders, sum(CAST(o.amount AS DECIMAL(12, 2))) AS revenue,
+       max(o.order_id) AS last_order
+FROM orders o JOIN customers c ON o.customer_id = c.customer_id
+GROUP BY c.country, o.status HAVING count(*) > 1
+"""
+"#;
+
+/// Landing batches of order and customer changes: new orders (some for customers not yet
+/// known), updates (some arriving late), deletes, exact duplicates, and customers moving —
+/// mostly customers of orders the same batch changes, so both sides of a join change at once.
+struct Batches {
+    rng: medallion_jobs::generate::Rng,
+    orders: u64,
+    customers: u64,
+    seq: u64,
+    customer_of: std::collections::HashMap<u64, u64>,
+    touched: Vec<u64>,
+}
+
+impl Batches {
+    fn new(seed: u64) -> Self {
+        Self {
+            rng: medallion_jobs::generate::Rng::new(seed),
+            orders: 0,
+            customers: 0,
+            seq: 0,
+            customer_of: Default::default(),
+            touched: vec![],
+        }
+    }
+
+    fn orders(&mut self, new: u64, changed: u64) -> String {
+        let mut csv = String::from("order_id,customer_id,day,status,amount,op,seq\n");
+        let rng = &mut self.rng;
+        let ids: Vec<u64> = (self.orders..self.orders + new)
+            .chain((0..changed.min(self.orders)).map(|_| rng.below(self.orders.max(1))))
+            .collect();
+        self.orders += new;
+        for id in ids {
+            self.seq += 1;
+            // A late change carries an older sequence number than one already applied.
+            let seq = if rng.chance(0.1) {
+                self.seq.saturating_sub(40)
+            } else {
+                self.seq
+            };
+            let customer = match self.customer_of.get(&id) {
+                Some(&c) if rng.chance(0.7) => c,
+                _ => 1 + rng.below(self.customers + 3),
+            };
+            self.touched.extend(self.customer_of.insert(id, customer));
+            let day = format!("2024-05-{:02}", 1 + rng.below(9));
+            let status = *rng.pick(&["completed", "completed", "pending", "cancelled"]);
+            let op = if rng.chance(0.1) { "D" } else { "U" };
+            let cents = rng.below(100_000);
+            let line = format!(
+                "{id},{customer},{day},{status},{}.{:02},{op},{seq}\n",
+                cents / 100,
+                cents % 100
+            );
+            if rng.chance(0.05) {
+                csv += &line;
+            }
+            csv += &line;
+        }
+        csv
+    }
+
+    fn customers(&mut self, new: u64, moved: u64) -> String {
+        let mut csv = String::from("customer_id,country,seq\n");
+        let rng = &mut self.rng;
+        let mut ids: Vec<u64> = (self.customers + 1..=self.customers + new).collect();
+        for _ in 0..moved.min(self.customers) {
+            ids.push(match self.touched.pop() {
+                Some(c) if c <= self.customers => c,
+                _ => 1 + rng.below(self.customers),
+            });
+        }
+        self.touched.clear();
+        self.customers += new;
+        for id in ids {
+            self.seq += 1;
+            let country = *rng.pick(&["FR", "DE", "IT", ""]);
+            csv += &format!("{id},{country},{}\n", self.seq);
+        }
+        csv
+    }
+}
+
+/// A workspace for [`KEYED_SPEC`] with empty `orders` and `customers` landing folders.
+fn keyed_workspace() -> Workspace {
+    let ws = Workspace::new(KEYED_SPEC);
+    for dir in ["landing/orders", "landing/customers"] {
+        std::fs::remove_dir_all(ws.path(dir)).ok();
+        std::fs::create_dir_all(ws.path(dir)).unwrap();
+    }
+    ws
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn keyed_and_grouped_tables_over_merged_inputs_equal_a_full_refresh() {
+    for seed in [5, 6, 7] {
+        keyed_and_grouped_equal_a_full_refresh(seed).await;
+    }
+}
+
+async fn keyed_and_grouped_equal_a_full_refresh(seed: u64) {
+    let ws = keyed_workspace();
+    let mut batches = Batches::new(seed);
+    // (new orders, changed orders, new customers, moved customers, run after landing)
+    let plan = [
+        (200, 0, 12, 0, true),
+        (6, 4, 1, 3, true),
+        (0, 0, 0, 0, true),  // an empty batch
+        (0, 5, 0, 4, true),  // only updates
+        (3, 2, 0, 1, false), // a skipped run: covered by the next
+        (5, 4, 1, 3, true),
+    ];
+    for (b, &(new, changed, customers, moved, run)) in plan.iter().enumerate() {
+        let orders = batches.orders(new, changed);
+        std::fs::write(ws.path(&format!("landing/orders/{b}.csv")), orders).unwrap();
+        let customers = batches.customers(customers, moved);
+        std::fs::write(ws.path(&format!("landing/customers/{b}.csv")), customers).unwrap();
+        if !run {
+            continue;
+        }
+        let out = ws.run("lake", &[]);
+        assert!(
+            out.status.success(),
+            "seed {seed}, batch {b} failed:\n{}",
+            text(&out)
+        );
+        let out = text(&out);
+        let by_key = out.matches("incremental_by_key:").count();
+        match b {
+            0 => assert!(out.contains("full: first run"), "{out}"),
+            2 => assert_eq!(by_key, 0, "an empty batch recomputes nothing:\n{out}"),
+            _ => assert_eq!(by_key, 3, "seed {seed}, batch {b}:\n{out}"),
+        }
+    }
+    let full = ws.run("full", &["--full-refresh"]);
+    assert!(full.status.success(), "full refresh failed:\n{}", text(&full));
+    assert!(text(&full).contains("full: --full-refresh"));
+    for table in ["gold/order_facts", "gold/daily", "gold/by_country"] {
+        let incremental = table_rows(&ws.path("lake").join(table), "*").await;
+        assert!(incremental.lines().count() > 8, "{table}: {incremental}");
+        assert_eq!(
+            incremental,
+            table_rows(&ws.path("full").join(table), "*").await,
+            "seed {seed}: {table} differs from a full refresh"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_group_whose_rows_left_through_both_sides_of_a_join_at_once_is_recomputed() {
+    let ws = keyed_workspace();
+    let land = |dir: &str, file: &str, csv: &str| std::fs::write(ws.path(dir).join(file), csv).unwrap();
+    let header = "order_id,customer_id,day,status,amount,op,seq\n";
+    land(
+        "landing/orders",
+        "1.csv",
+        &format!(
+            "{header}1,1,2024-05-01,completed,10.00,U,1\n2,1,2024-05-01,completed,5.00,U,1\n3,2,2024-05-02,completed,7.00,U,1\n4,2,2024-05-02,completed,1.00,U,1\n"
+        ),
+    );
+    land(
+        "landing/customers",
+        "1.csv",
+        "customer_id,country,seq\n1,FR,1\n2,IT,1\n",
+    );
+    assert!(ws.run("lake", &[]).status.success());
+    // Order 1 is deleted and order 2 moves to customer 2 while customer 1 moves to Germany:
+    // the (FR, completed) group lost its rows through both inputs of the join at once.
+    land(
+        "landing/orders",
+        "2.csv",
+        &format!("{header}1,1,2024-05-01,completed,10.00,D,2\n2,2,2024-05-01,completed,5.00,U,2\n"),
+    );
+    land("landing/customers", "2.csv", "customer_id,country,seq\n1,DE,2\n");
+    let run = ws.run("lake", &[]);
+    assert!(run.status.success(), "{}", text(&run));
+    let countries = table_rows(&ws.path("lake/gold/by_country"), "country, orders, revenue").await;
+    assert_eq!(
+        countries.trim(),
+        "+---------+--------+---------+\n\
+         | country | orders | revenue |\n\
+         +---------+--------+---------+\n\
+         | IT      | 3      | 13.00   |\n\
+         +---------+--------+---------+",
+        "{}",
+        text(&run)
+    );
 }

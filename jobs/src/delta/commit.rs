@@ -144,14 +144,34 @@ impl DeltaCommit {
             partition_by: (!self.partition_by.is_empty()).then(|| self.partition_by.clone()),
             predicate: None,
         };
-        let finalized = CommitBuilder::from(self.properties())
+        let committed = CommitBuilder::from(self.properties())
             .with_actions(actions)
             .build(Some(state), snapshot.table().log_store(), operation)
-            .await
-            .map_err(|e| delta_err(&self.url, "commit", e))?;
-        Ok(CommitOutcome::Committed {
-            version: finalized.version() as i64,
-        })
+            .await;
+        match committed {
+            Ok(finalized) => Ok(CommitOutcome::Committed {
+                version: finalized.version() as i64,
+            }),
+            Err(e) => self.landed_anyway(delta_err(&self.url, "commit", e)).await,
+        }
+    }
+
+    /// After a failed commit: `Committed` if the log holds this commit all the same, else the
+    /// error. A log entry written with a request whose reply was lost, then retried, fails
+    /// the retry as a conflict with itself; the files it references must not be discarded.
+    async fn landed_anyway(&self, error: Error) -> Result<CommitOutcome> {
+        let Ok(Some(now)) = TableSnapshot::load(&self.url).await else {
+            return Err(error);
+        };
+        match now.txn_version(&self.app_id).await {
+            Ok(Some(v)) if v >= self.sequence => {
+                tracing::warn!(url = %self.url, %error, version = now.version(), "the commit landed although it reported an error");
+                Ok(CommitOutcome::Committed {
+                    version: now.version(),
+                })
+            }
+            _ => Err(error),
+        }
     }
 
     async fn create(&self) -> Result<CommitOutcome> {
@@ -162,11 +182,13 @@ impl DeltaCommit {
             .with_partition_columns(self.partition_by.clone())
             .with_actions(self.adds.iter().cloned().map(Action::Add))
             .with_commit_properties(self.properties())
-            .await
-            .map_err(|e| delta_err(&self.url, "create", e))?;
-        Ok(CommitOutcome::Committed {
-            version: table.version().map_or(0, |v| v as i64),
-        })
+            .await;
+        match table {
+            Ok(table) => Ok(CommitOutcome::Committed {
+                version: table.version().map_or(0, |v| v as i64),
+            }),
+            Err(e) => self.landed_anyway(delta_err(&self.url, "create", e)).await,
+        }
     }
 
     fn properties(&self) -> CommitProperties {

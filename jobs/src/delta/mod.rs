@@ -15,7 +15,7 @@ mod written;
 pub use commit::{CommitOutcome, DeltaCommit};
 pub use normalize::{normalize_batch, normalize_schema};
 pub use scan::{DeltaFile, DeltaScanTable, project};
-pub use snapshot::{SinceVersion, TableSnapshot};
+pub use snapshot::{FileChanges, SinceVersion, TableSnapshot};
 pub use staged::{FileTag, Staged, project_named, write_here, write_on_cluster};
 pub use tagged::{discard_tagged, tag_path};
 pub use write_exec::DeltaWriteExec;

@@ -22,6 +22,15 @@ pub enum SinceVersion {
     Rewritten,
 }
 
+/// The data files added and removed between two versions of a table.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct FileChanges {
+    /// Files added (their rows are new or replacements).
+    pub added: Vec<DeltaFile>,
+    /// Files removed (their rows are gone or replaced).
+    pub removed: Vec<DeltaFile>,
+}
+
 /// A loaded Delta table at its latest version.
 #[derive(Debug)]
 pub struct TableSnapshot {
@@ -101,30 +110,52 @@ impl TableSnapshot {
     }
 
     /// What was committed after `version` (`-1`: before the table existed) up to the loaded
-    /// one, from the commits in the log. Files rewritten without changing data (compaction,
-    /// `dataChange = false`) are neither new rows nor a rewrite.
+    /// one, for a reader that needs only appended rows.
     pub async fn since(&self, version: i64) -> Result<SinceVersion> {
-        if version >= self.version() {
-            return Ok(SinceVersion::Unchanged);
-        }
-        let mut added = Vec::new();
+        Ok(match self.changes_since(version).await? {
+            None => SinceVersion::Rewritten,
+            Some(c) if !c.removed.is_empty() => SinceVersion::Rewritten,
+            Some(c) if c.added.is_empty() => SinceVersion::Unchanged,
+            Some(c) => SinceVersion::Appended(c.added),
+        })
+    }
+
+    /// The data files added and removed after `version` up to the loaded one, from the commits
+    /// in the log (`None` if it no longer holds them all). Net: a file added and removed since
+    /// is in neither list. Files rewritten without changing data (compaction, `dataChange =
+    /// false`) are in neither either.
+    pub async fn changes_since(&self, version: i64) -> Result<Option<FileChanges>> {
+        let mut changes = FileChanges::default();
         for v in (version + 1).max(0)..=self.version() {
             let Some(actions) = self.commit_actions(v).await? else {
-                return Ok(SinceVersion::Rewritten);
+                return Ok(None);
             };
             for action in actions {
                 match action {
-                    Action::Add(add) if add.data_change => added.push(DeltaFile {
+                    Action::Add(add) if add.data_change => changes.added.push(DeltaFile {
                         path: add.path,
                         size: add.size.max(0) as u64,
                         partition_values: add.partition_values.into_iter().collect(),
                     }),
-                    Action::Remove(remove) if remove.data_change => return Ok(SinceVersion::Rewritten),
+                    Action::Remove(remove) if remove.data_change => {
+                        match changes.added.iter().position(|f| f.path == remove.path) {
+                            Some(i) => drop(changes.added.remove(i)),
+                            None => changes.removed.push(DeltaFile {
+                                path: remove.path,
+                                size: remove.size.unwrap_or_default().max(0) as u64,
+                                partition_values: remove
+                                    .partition_values
+                                    .unwrap_or_default()
+                                    .into_iter()
+                                    .collect(),
+                            }),
+                        }
+                    }
                     _ => {}
                 }
             }
         }
-        Ok(SinceVersion::Appended(added))
+        Ok(Some(changes))
     }
 
     /// The actions of commit `version`; `None` if its log entry is gone (cleaned up).

@@ -3,14 +3,17 @@
 
 use std::sync::{Arc, LazyLock};
 
-use datafusion::arrow::array::{ArrayRef, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray};
+use datafusion::arrow::array::{
+    ArrayRef, Int64Array, Int64Builder, ListBuilder, RecordBatch, StringArray, StringBuilder, StructBuilder,
+    TimestampMicrosecondArray,
+};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use deltalake::operations::write::SchemaMode;
 use deltalake::protocol::SaveMode;
 use tokio::sync::Mutex;
 use url::Url;
 
-use super::outcome::TableOutcome;
+use super::outcome::{Refresh, TableOutcome};
 use crate::delta::TableSnapshot;
 use crate::error::{Error, Result};
 
@@ -36,8 +39,57 @@ static SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
         Field::new("error", DataType::Utf8, true),
         Field::new("cluster", DataType::Utf8, true),
         Field::new("attempt", DataType::Int64, true),
+        Field::new("refresh", DataType::Utf8, true),
+        Field::new("refresh_detail", DataType::Utf8, true),
+        Field::new(
+            "input_versions",
+            DataType::List(Arc::new(input_versions_item())),
+            true,
+        ),
     ]))
 });
+
+/// One input's versions an incremental table covered.
+fn input_versions_item() -> Field {
+    let fields = vec![
+        Field::new("table_name", DataType::Utf8, true),
+        Field::new("from_version", DataType::Int64, true),
+        Field::new("to_version", DataType::Int64, true),
+    ];
+    Field::new("item", DataType::Struct(fields.into()), true)
+}
+
+/// The input versions of one outcome, as the event log's one-row list column.
+fn input_versions(refresh: Option<&Refresh>) -> ArrayRef {
+    let DataType::Struct(fields) = input_versions_item().data_type().clone() else {
+        unreachable!("the item is a struct")
+    };
+    let builder = StructBuilder::from_fields(fields, 0);
+    let mut list = ListBuilder::new(builder).with_field(Arc::new(input_versions_item()));
+    match refresh {
+        None => list.append_null(),
+        Some(refresh) => {
+            let items = list.values();
+            for input in &refresh.inputs {
+                items
+                    .field_builder::<StringBuilder>(0)
+                    .expect("text")
+                    .append_value(&input.table);
+                items
+                    .field_builder::<Int64Builder>(1)
+                    .expect("int")
+                    .append_option(input.from);
+                items
+                    .field_builder::<Int64Builder>(2)
+                    .expect("int")
+                    .append_value(input.to);
+                items.append(true);
+            }
+            list.append(true);
+        }
+    }
+    Arc::new(list.finish())
+}
 
 /// Appends `batch` to the Delta table at `url` in this process (creating the table the first
 /// time): for small logs written by the driver or the scheduler, one commit per call.
@@ -138,6 +190,13 @@ impl EventLog {
                 Arc::new(StringArray::from(vec![o.error.clone()])),
                 text(&self.cluster),
                 int(Some(i64::from(o.attempts))),
+                Arc::new(StringArray::from(vec![
+                    o.refresh.as_ref().map(|r| r.kind.as_str()),
+                ])),
+                Arc::new(StringArray::from(vec![
+                    o.refresh.as_ref().map(|r| r.detail.clone()),
+                ])),
+                input_versions(o.refresh.as_ref()),
             ],
         )
     }

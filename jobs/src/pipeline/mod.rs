@@ -12,7 +12,7 @@ mod steps;
 mod table_job;
 
 pub use event_log::{EVENT_LOG_PATH, EventLog, append_rows};
-pub use outcome::{RunEvent, RunSummary, TableOutcome, TableStatus};
+pub use outcome::{InputVersions, Refresh, RefreshKind, RunEvent, RunSummary, TableOutcome, TableStatus};
 pub use paths::{Lakehouse, resolve_url};
 pub use resolved::ResolvedRun;
 pub use run::PipelineRun;

@@ -73,6 +73,53 @@ pub struct TableOutcome {
     pub metrics: Vec<(String, f64)>,
     /// Attempts made (1 unless the table was retried).
     pub attempts: u32,
+    /// How an incremental table was computed (`None` for other tables).
+    pub refresh: Option<Refresh>,
+}
+
+/// How an incremental table was computed in a run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Refresh {
+    /// In full, or from its inputs' changes.
+    pub kind: RefreshKind,
+    /// Why in full, or which rows were recomputed.
+    pub detail: String,
+    /// The input versions it covered.
+    pub inputs: Vec<InputVersions>,
+}
+
+/// Whether an incremental table was computed in full.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefreshKind {
+    /// From every row of its inputs.
+    Full,
+    /// From its inputs' new rows, appended.
+    Appended,
+    /// The keys or groups its inputs' changes touch, recomputed.
+    ByKey,
+}
+
+impl RefreshKind {
+    /// Name used in the event log and the summary.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RefreshKind::Full => "full",
+            RefreshKind::Appended => "incremental_append",
+            RefreshKind::ByKey => "incremental_by_key",
+        }
+    }
+}
+
+/// The versions of one input an incremental run covered: after `from` (`None`: from the
+/// start) up to `to`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InputVersions {
+    /// The input table.
+    pub table: String,
+    /// The version the table had recorded, if any.
+    pub from: Option<i64>,
+    /// The version read.
+    pub to: i64,
 }
 
 impl TableOutcome {
@@ -102,6 +149,7 @@ impl TableOutcome {
             error: None,
             metrics: vec![],
             attempts: 1,
+            refresh: None,
         }
     }
 }
@@ -180,6 +228,9 @@ impl RunSummary {
                     .collect();
                 out += &format!("{:<8}   metrics: {}\n", "", shown.join(" "));
             }
+            if let Some(refresh) = &t.refresh {
+                out += &format!("{:<8}   {}\n", "", refresh.render());
+            }
             if let Some(e) = &t.error {
                 out += &format!("{:<8}   error: {e}\n", "");
             }
@@ -192,6 +243,25 @@ impl RunSummary {
             self.duration.as_secs_f64()
         );
         out
+    }
+}
+
+impl Refresh {
+    /// `full: <why>` or `incremental_append: <what> (orders 3→5, …)`.
+    pub fn render(&self) -> String {
+        let inputs: Vec<String> = self
+            .inputs
+            .iter()
+            .map(|i| match i.from {
+                Some(from) => format!("{} {from}→{}", i.table, i.to),
+                None => format!("{} →{}", i.table, i.to),
+            })
+            .collect();
+        let mut line = format!("{}: {}", self.kind.as_str(), self.detail);
+        if !inputs.is_empty() {
+            line += &format!(" ({})", inputs.join(", "));
+        }
+        line
     }
 }
 

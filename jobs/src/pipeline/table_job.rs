@@ -190,19 +190,19 @@ impl TableJob<'_> {
         mode: WriteMode,
         adds: Vec<Add>,
     ) -> Result<CommitOutcome> {
-        self.commit_to(target, suffix, schema, mode, adds, None).await
+        self.commit_to(target, suffix, schema, mode, adds, vec![]).await
     }
 
-    /// [`commit`](Self::commit), also recording the version of another table it reflects.
+    /// [`commit`](Self::commit), also recording the versions of other tables it reflects.
     pub(super) async fn commit_watermarked(
         &self,
         target: &WriteTarget,
         suffix: &str,
         schema: SchemaRef,
         (mode, adds): (WriteMode, Vec<Add>),
-        watermark: Option<Watermark>,
+        watermarks: Vec<Watermark>,
     ) -> Result<CommitOutcome> {
-        self.commit_to(target, suffix, schema, mode, adds, watermark)
+        self.commit_to(target, suffix, schema, mode, adds, watermarks)
             .await
     }
 
@@ -241,7 +241,7 @@ impl TableJob<'_> {
         schema: SchemaRef,
         mode: WriteMode,
         adds: Vec<Add>,
-        watermark: Option<Watermark>,
+        watermarks: Vec<Watermark>,
     ) -> Result<CommitOutcome> {
         let url = target_url(target)?;
         let snapshot = TableSnapshot::load(&url).await?;
@@ -253,7 +253,7 @@ impl TableJob<'_> {
             .with_mode(mode)
             .with_partition_by(target.partition_by.clone())
             .with_adds(adds);
-        if let Some((app_id, version)) = watermark {
+        for (app_id, version) in watermarks {
             commit = commit.with_watermark(app_id, version);
         }
         let commit = commit.execute(snapshot.as_ref()).await?;

@@ -376,7 +376,7 @@ impl CdcStep<'_> {
                 CHANGES_SUFFIX,
                 Arc::clone(&new.schema),
                 (mode, new.adds.clone()),
-                Some(watermark),
+                vec![watermark],
             )
             .await?;
         Ok(matches!(logged, CommitOutcome::AlreadyCommitted { .. }).then_some((target, new.adds)))

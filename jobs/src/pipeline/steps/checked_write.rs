@@ -55,8 +55,8 @@ pub(crate) struct CheckedWrite {
     checked: CheckedFrame,
     spec: WriteSpec,
     quarantine: QuarantineCommit,
-    /// Recorded in the table's commit: the version of another table it reflects.
-    table_watermark: Option<Watermark>,
+    /// Recorded in the table's commit: the versions of other tables it reflects.
+    table_watermarks: Vec<Watermark>,
 }
 
 impl CheckedWrite {
@@ -114,7 +114,7 @@ impl CheckedWrite {
             checked,
             spec,
             quarantine: QuarantineCommit::default(),
-            table_watermark: None,
+            table_watermarks: vec![],
         })
     }
 
@@ -123,10 +123,10 @@ impl CheckedWrite {
         Self { quarantine, ..self }
     }
 
-    /// The table's commit records `watermark`.
-    pub(crate) fn with_table_watermark(self, watermark: Option<Watermark>) -> Self {
+    /// The table's commit records `watermarks`.
+    pub(crate) fn with_table_watermarks(self, watermarks: Vec<Watermark>) -> Self {
         Self {
-            table_watermark: watermark,
+            table_watermarks: watermarks,
             ..self
         }
     }
@@ -176,8 +176,14 @@ impl CheckedWrite {
             } else if written.rows > 0 || how.mode == WriteMode::Overwrite {
                 let schema = self.written_schema(job, target, written.schema)?;
                 let files = (how.mode, written.adds);
-                job.commit_watermarked(target, QUARANTINE_SUFFIX, schema, files, how.watermark.clone())
-                    .await?;
+                job.commit_watermarked(
+                    target,
+                    QUARANTINE_SUFFIX,
+                    schema,
+                    files,
+                    how.watermark.iter().cloned().collect(),
+                )
+                .await?;
             }
         }
         if let Some((rule, _, rows)) = outcome
@@ -215,7 +221,7 @@ impl CheckedWrite {
         let schema = self.written_schema(job, target, written.schema)?;
         let files = (mode, written.adds);
         let commit = job
-            .commit_watermarked(target, "", schema, files, self.table_watermark.clone())
+            .commit_watermarked(target, "", schema, files, self.table_watermarks.clone())
             .await?;
         outcome.rows_written = written.rows;
         Ok(outcome.committed(commit))

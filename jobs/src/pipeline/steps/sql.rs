@@ -1,19 +1,16 @@
 //! A table computed by a SQL query over other tables of the pipeline (silver, gold, ml).
 
-use std::sync::Arc;
-
 use datafusion::dataframe::DataFrame;
-use sha2::{Digest, Sha256};
 use tracing::info;
 
 use super::TableStep;
 use super::checked_write::{CheckedWrite, MainOutput, QuarantineCommit};
-use super::incremental::{row_wise_input, with_scan};
-use crate::delta::{DeltaScanTable, OutputName, SinceVersion, TableSnapshot, WriteResult};
+use super::incremental::{Computed, Decided, Query, computed};
+use crate::delta::{OutputName, TableSnapshot, WriteResult};
 use crate::error::Result;
 use crate::layers::query_frame;
-use crate::pipeline::outcome::{TableOutcome, TableStatus};
-use crate::pipeline::table_job::{TableJob, Watermark};
+use crate::pipeline::outcome::{Refresh, RefreshKind, TableOutcome, TableStatus};
+use crate::pipeline::table_job::TableJob;
 use crate::quality::rules_for;
 use crate::spec::WriteMode;
 
@@ -36,16 +33,7 @@ pub(crate) struct SqlStep<'a> {
 pub(crate) struct SqlPlan {
     write: CheckedWrite,
     mode: WriteMode,
-}
-
-/// How an incremental table is computed this run.
-enum Computed {
-    /// From every row of its inputs, recording the input's version when the query is row-wise.
-    Full(Option<Watermark>),
-    /// From the rows appended to its input since the version it recorded, appended.
-    Appended(DataFrame, Watermark),
-    /// Nothing was appended to its input.
-    Unchanged,
+    refresh: Option<Refresh>,
 }
 
 impl TableStep for SqlStep<'_> {
@@ -54,15 +42,46 @@ impl TableStep for SqlStep<'_> {
 
     async fn plan(&self, job: &TableJob<'_>) -> Result<Option<SqlPlan>> {
         let frame = sql_frame(job, self.sql).await?;
-        let (frame, mode, watermark) = match self.incremental {
-            false => (frame, self.mode, None),
-            true => match self.computed(job, &frame).await? {
-                Computed::Full(watermark) => (frame, WriteMode::Overwrite, watermark),
-                Computed::Appended(new, watermark) => (new, WriteMode::Append, Some(watermark)),
-                Computed::Unchanged => return Ok(None),
-            },
-        };
         let rules = rules_for(job.pipeline, job.table, &frame)?;
+        let (frame, mode, watermarks, refresh) = match self.incremental {
+            false => (frame, self.mode, vec![], None),
+            true => {
+                let query = Query {
+                    sql: self.sql,
+                    frame: &frame,
+                    rules: &rules,
+                    target: self.target,
+                };
+                let Decided { computed, inputs } = computed(job, query).await?;
+                let refresh = |kind: RefreshKind, detail: String| {
+                    info!(table = %job.table.name, refresh = kind.as_str(), %detail, "incremental table");
+                    Some(Refresh { kind, detail, inputs })
+                };
+                match computed {
+                    Computed::Full { reason, watermarks } => (
+                        frame,
+                        WriteMode::Overwrite,
+                        watermarks,
+                        refresh(RefreshKind::Full, reason),
+                    ),
+                    Computed::Appended { frame, watermarks } => {
+                        let refresh =
+                            refresh(RefreshKind::Appended, "the rows of its inputs' new files".into());
+                        (frame, WriteMode::Append, watermarks, refresh)
+                    }
+                    Computed::Replaced { frame, watermarks } => {
+                        let detail = "the keys its inputs' changes touch, recomputed".into();
+                        (
+                            frame,
+                            WriteMode::Overwrite,
+                            watermarks,
+                            refresh(RefreshKind::ByKey, detail),
+                        )
+                    }
+                    Computed::Unchanged => return Ok(None),
+                }
+            }
+        };
         let columns = job.output_columns(&frame)?;
         let main = MainOutput {
             name: OutputName::table(),
@@ -70,15 +89,16 @@ impl TableStep for SqlStep<'_> {
             partition_by: job.table.partition_by.clone(),
         };
         let mut write =
-            CheckedWrite::plan(job, frame, rules, &columns, &[], main)?.with_table_watermark(watermark);
+            CheckedWrite::plan(job, frame, rules, &columns, &[], main)?.with_table_watermarks(watermarks);
         if self.incremental && mode == WriteMode::Overwrite {
-            // Recomputed in full: its quarantine is too, so a bad row is there once.
+            // Recomputed in full (or by key, with no quarantine): so is its quarantine, so a
+            // bad row is there once.
             write = write.with_quarantine_commit(QuarantineCommit {
                 mode: WriteMode::Overwrite,
                 ..QuarantineCommit::default()
             });
         }
-        Ok(Some(SqlPlan { write, mode }))
+        Ok(Some(SqlPlan { write, mode, refresh }))
     }
 
     async fn write(&self, job: &TableJob<'_>, plan: &SqlPlan, _: &mut TableOutcome) -> Result<WriteResult> {
@@ -93,57 +113,10 @@ impl TableStep for SqlStep<'_> {
         outcome: &mut TableOutcome,
     ) -> Result<TableStatus> {
         let exists = self.target.is_some();
+        outcome.refresh = plan.refresh;
         plan.write
             .commit_table(job, &result, (plan.mode, exists), outcome)
             .await
-    }
-}
-
-impl SqlStep<'_> {
-    /// Whether the query is row-wise over one input (from its logical plan) and, if so, what
-    /// was appended to that input since the table's last commit recorded its version.
-    async fn computed(&self, job: &TableJob<'_>, frame: &DataFrame) -> Result<Computed> {
-        let input = match row_wise_input(frame.logical_plan()) {
-            Ok(input) => input,
-            Err(reason) => {
-                info!(table = %job.table.name, %reason, "computed in full");
-                return Ok(Computed::Full(None));
-            }
-        };
-        let Some(spec) = job.pipeline.table(&input) else {
-            return Ok(Computed::Full(None));
-        };
-        let Some(source) = TableSnapshot::load(&job.lakehouse.table_url(spec)).await? else {
-            return Ok(Computed::Full(None));
-        };
-        // The query's hash is part of the id: rows computed by an edited query are recomputed.
-        let query = hex::encode(&Sha256::digest(self.sql.as_bytes())[..6]);
-        let id = format!(
-            "medallion/{}/{}/applied/{input}/{query}",
-            job.pipeline.name, job.table.name
-        );
-        let watermark = (id.clone(), source.version());
-        let recorded = match self.target {
-            Some(target) => target.txn_version(&id).await?,
-            None => None,
-        };
-        let (false, Some(version)) = (job.full_refresh, recorded) else {
-            return Ok(Computed::Full(Some(watermark)));
-        };
-        let files = match source.since(version).await? {
-            SinceVersion::Unchanged => return Ok(Computed::Unchanged),
-            SinceVersion::Appended(files) => files,
-            SinceVersion::Rewritten => return Ok(Computed::Full(Some(watermark))),
-        };
-        info!(table = %job.table.name, %input, files = files.len(), "computed from the appended rows");
-        let provider = Arc::new(DeltaScanTable {
-            files,
-            ..source.scan_table()?
-        });
-        let plan = with_scan(frame.logical_plan().clone(), &input, provider)
-            .map_err(|e| job.query_err("plan incremental rows", e))?;
-        let new = DataFrame::new(job.ctx.state(), plan);
-        Ok(Computed::Appended(new, watermark))
     }
 }
 

@@ -1,0 +1,244 @@
+//! Plans built from a table's query for an incremental run: the query over chosen files of
+//! its inputs, the keys its inputs' changes touch, and the groups or rows to keep.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use datafusion::catalog::TableProvider;
+use datafusion::common::Column;
+use datafusion::common::tree_node::{Transformed, TreeNode};
+use datafusion::datasource::provider_as_source;
+use datafusion::error::{DataFusionError, Result};
+use datafusion::logical_expr::{
+    Aggregate, Expr, JoinType, LogicalPlan, LogicalPlanBuilder, Operator, TableScanBuilder, binary_expr,
+    cast, col,
+};
+
+use crate::delta::{DeltaFile, DeltaScanTable};
+
+/// The affected keys' relation: one column per key, `__k0`, `__k1`, …
+const AFFECTED: &str = "__affected";
+
+/// One input of an incremental table: its files now, and the files added and removed since
+/// the version the table last recorded (net: a file added and removed since is in neither).
+#[derive(Debug, Clone)]
+pub(crate) struct InputFiles {
+    /// The input's name in the query.
+    pub(crate) name: String,
+    /// Its files now.
+    pub(crate) current: DeltaScanTable,
+    /// Files added since.
+    pub(crate) added: Vec<DeltaFile>,
+    /// Files removed since (their rows are the removed or replaced ones).
+    pub(crate) removed: Vec<DeltaFile>,
+}
+
+impl InputFiles {
+    /// Whether anything was added or removed.
+    pub(crate) fn changed(&self) -> bool {
+        !self.added.is_empty() || !self.removed.is_empty()
+    }
+
+    fn scan(&self, files: Vec<DeltaFile>) -> Arc<dyn TableProvider> {
+        Arc::new(DeltaScanTable {
+            files,
+            ..self.current.clone()
+        })
+    }
+
+    fn added(&self) -> Arc<dyn TableProvider> {
+        self.scan(self.added.clone())
+    }
+
+    fn changed_rows(&self) -> Arc<dyn TableProvider> {
+        self.scan([self.added.clone(), self.removed.clone()].concat())
+    }
+
+    fn current_and_removed(&self) -> Arc<dyn TableProvider> {
+        self.scan([self.current.files.clone(), self.removed.clone()].concat())
+    }
+
+    fn current_but_added(&self) -> Arc<dyn TableProvider> {
+        let files = self
+            .current
+            .files
+            .iter()
+            .filter(|f| !self.added.contains(f))
+            .cloned();
+        self.scan(files.collect())
+    }
+}
+
+/// `plan` with each scan of a table in `scans` reading that provider instead.
+pub(crate) fn with_scans(
+    plan: LogicalPlan,
+    scans: &HashMap<&str, Arc<dyn TableProvider>>,
+) -> Result<LogicalPlan> {
+    plan.transform_up(|node| match node {
+        LogicalPlan::TableScan(scan) if scans.contains_key(scan.table_name.table()) => {
+            let provider = Arc::clone(&scans[scan.table_name.table()]);
+            let replaced = TableScanBuilder::new(scan.table_name, provider_as_source(provider))
+                .with_projection(scan.projection)
+                .with_filters(scan.filters)
+                .with_fetch(scan.fetch)
+                .build()?;
+            Ok(Transformed::yes(LogicalPlan::TableScan(replaced)))
+        }
+        other => Ok(Transformed::no(other)),
+    })
+    .map(|t| t.data)
+}
+
+/// The rows an SPJ `plan` gains from its inputs' added files: for each input with added
+/// files, the plan over those files joined with the inputs before it as they were (their
+/// current files but the added ones) and the inputs after it as they are. Each new row is in
+/// exactly one term.
+pub(crate) fn added_rows(plan: &LogicalPlan, inputs: &[InputFiles]) -> Result<Option<LogicalPlan>> {
+    let mut terms = vec![];
+    for (i, input) in inputs
+        .iter()
+        .enumerate()
+        .filter(|(_, input)| !input.added.is_empty())
+    {
+        let scans = inputs
+            .iter()
+            .enumerate()
+            .map(|(j, other)| {
+                let provider = match j.cmp(&i) {
+                    std::cmp::Ordering::Less => other.current_but_added(),
+                    std::cmp::Ordering::Equal => input.added(),
+                    std::cmp::Ordering::Greater => other.scan(other.current.files.clone()),
+                };
+                (other.name.as_str(), provider)
+            })
+            .collect();
+        terms.push(with_scans(plan.clone(), &scans)?);
+    }
+    union_all(terms)
+}
+
+/// The distinct values of `keys` (expressions over `plan`'s output) of every row `plan` gained
+/// or lost through its inputs' changes, as columns `__k0`, `__k1`, … of relation `__affected`.
+/// For each changed input: the plan over its added and removed files joined with the other
+/// inputs' current and removed files — a superset of the rows gained or lost.
+pub(crate) fn affected_keys(
+    plan: &LogicalPlan,
+    keys: &[Expr],
+    inputs: &[InputFiles],
+) -> Result<Option<LogicalPlan>> {
+    let mut terms = vec![];
+    for (i, input) in inputs.iter().enumerate().filter(|(_, input)| input.changed()) {
+        let scans = inputs
+            .iter()
+            .enumerate()
+            .map(|(j, other)| {
+                let provider = if i == j {
+                    input.changed_rows()
+                } else {
+                    other.current_and_removed()
+                };
+                (other.name.as_str(), provider)
+            })
+            .collect();
+        let projected = keys
+            .iter()
+            .enumerate()
+            .map(|(n, k)| k.clone().alias(key_column(n)));
+        terms.push(
+            LogicalPlanBuilder::from(with_scans(plan.clone(), &scans)?)
+                .project(projected)?
+                .build()?,
+        );
+    }
+    let Some(union) = union_all(terms)? else {
+        return Ok(None);
+    };
+    LogicalPlanBuilder::from(union)
+        .distinct()?
+        .alias(AFFECTED)?
+        .build()
+        .map(Some)
+}
+
+/// `plan` (grouped) with its aggregate reading only the rows of the groups in `affected`.
+pub(crate) fn only_affected_groups(plan: LogicalPlan, affected: &LogicalPlan) -> Result<LogicalPlan> {
+    plan.transform_up(|node| match node {
+        LogicalPlan::Aggregate(aggregate) => {
+            let on = keys_match(&aggregate.group_expr);
+            let input = LogicalPlanBuilder::from(Arc::unwrap_or_clone(aggregate.input))
+                .join_on(affected.clone(), JoinType::LeftSemi, on)?
+                .build()?;
+            let restricted = Aggregate::try_new(Arc::new(input), aggregate.group_expr, aggregate.aggr_expr)?;
+            Ok(Transformed::yes(LogicalPlan::Aggregate(restricted)))
+        }
+        other => Ok(Transformed::no(other)),
+    })
+    .map(|t| t.data)
+}
+
+/// The target's rows whose `keys` (output columns) are not in `affected`, as `like`'s columns.
+pub(crate) fn unaffected_rows(
+    target: DeltaScanTable,
+    keys: &[String],
+    affected: &LogicalPlan,
+    like: &LogicalPlan,
+) -> Result<LogicalPlan> {
+    const TARGET: &str = "__target";
+    let key_exprs: Vec<Expr> = keys.iter().map(|k| col(Column::new(Some(TARGET), k))).collect();
+    let schema = like.schema();
+    let columns = schema
+        .fields()
+        .iter()
+        .map(|f| {
+            let column = col(Column::new(Some(TARGET), f.name()));
+            Ok(cast(column, f.data_type().clone()).alias(f.name()))
+        })
+        .collect::<Result<Vec<Expr>>>()?;
+    LogicalPlanBuilder::scan(TARGET, provider_as_source(Arc::new(target)), None)?
+        .join_on(affected.clone(), JoinType::LeftAnti, keys_match(&key_exprs))?
+        .project(columns)?
+        .build()
+}
+
+/// The group expressions of the aggregate at the end of `plan`'s chain of one-input nodes.
+pub(crate) fn group_exprs(plan: &LogicalPlan) -> Result<(Vec<Expr>, LogicalPlan)> {
+    let mut node = plan;
+    loop {
+        if let LogicalPlan::Aggregate(aggregate) = node {
+            return Ok((aggregate.group_expr.clone(), aggregate.input.as_ref().clone()));
+        }
+        match node.inputs().as_slice() {
+            [one] => node = one,
+            _ => return Err(DataFusionError::Internal("no aggregate in a grouped plan".into())),
+        }
+    }
+}
+
+/// `left.union(right)` of every plan, or `None` for none.
+fn union_all(plans: Vec<LogicalPlan>) -> Result<Option<LogicalPlan>> {
+    let mut plans = plans.into_iter();
+    let Some(first) = plans.next() else {
+        return Ok(None);
+    };
+    plans
+        .try_fold(LogicalPlanBuilder::from(first), |builder, plan| {
+            builder.union(plan)
+        })?
+        .build()
+        .map(Some)
+}
+
+/// `key_i IS NOT DISTINCT FROM __affected.__k<i>`: NULL keys match NULL keys, as GROUP BY has it.
+fn keys_match(keys: &[Expr]) -> Vec<Expr> {
+    keys.iter()
+        .enumerate()
+        .map(|(n, k)| {
+            let affected = col(Column::new(Some(AFFECTED), key_column(n)));
+            binary_expr(k.clone(), Operator::IsNotDistinctFrom, affected)
+        })
+        .collect()
+}
+
+fn key_column(n: usize) -> String {
+    format!("__k{n}")
+}
