@@ -242,6 +242,14 @@ impl Batches {
     }
 }
 
+/// Whether `"<k> of <n> file(s) replaced)…"` has k < n.
+fn replaced_fewer(counts: &str) -> bool {
+    let mut words = counts.split(' ');
+    let k: usize = words.next().and_then(|w| w.parse().ok()).unwrap_or(usize::MAX);
+    let n: usize = words.nth(1).and_then(|w| w.parse().ok()).unwrap_or(0);
+    k < n
+}
+
 /// A workspace for [`KEYED_SPEC`] with empty `orders` and `customers` landing folders.
 fn keyed_workspace() -> Workspace {
     let ws = Workspace::new(KEYED_SPEC);
@@ -346,4 +354,39 @@ async fn a_group_whose_rows_left_through_both_sides_of_a_join_at_once_is_recompu
         "{}",
         text(&run)
     );
+    // New orders, then a change to one of them: the merge replaces only the files whose key
+    // range holds it, not the older ones.
+    land(
+        "landing/orders",
+        "3.csv",
+        &format!("{header}5,2,2024-05-03,completed,2.00,U,3\n6,2,2024-05-03,completed,3.00,U,3\n"),
+    );
+    assert!(ws.run("lake", &[]).status.success());
+    land(
+        "landing/orders",
+        "4.csv",
+        &format!("{header}6,2,2024-05-03,cancelled,3.00,U,4\n"),
+    );
+    let run = ws.run("lake", &[]);
+    assert!(run.status.success(), "{}", text(&run));
+    let facts = text(&run)
+        .lines()
+        .skip_while(|l| !l.contains(" order_facts "))
+        .nth(1)
+        .unwrap_or_default()
+        .to_string();
+    let counts = facts.split("recomputed (").nth(1).unwrap_or_default();
+    assert!(replaced_fewer(counts), "{}", text(&run));
+    let facts = table_rows(&ws.path("lake/gold/order_facts"), "order_id, country, status").await;
+    assert_eq!(
+        facts,
+        table_rows_of_full_refresh(&ws, "gold/order_facts", "order_id, country, status").await
+    );
+}
+
+/// The rows of `table` after a `--full-refresh` of `ws`'s landing data into a new lakehouse.
+async fn table_rows_of_full_refresh(ws: &Workspace, table: &str, select: &str) -> String {
+    let full = ws.run("full", &["--full-refresh"]);
+    assert!(full.status.success(), "{}", text(&full));
+    table_rows(&ws.path("full").join(table), select).await
 }

@@ -31,14 +31,14 @@ pub(crate) struct Attempted {
 }
 
 /// What a commit that rewrites part of a table carries beside its new files.
-pub(super) struct Rewrite<'a> {
+pub(crate) struct Rewrite<'a> {
     /// `Remove` actions of the files replaced (an append that rewrites some files).
-    pub(super) removes: Vec<deltalake::kernel::Action>,
-    /// The version of another table the table now reflects.
-    pub(super) watermark: Watermark,
+    pub(crate) removes: Vec<deltalake::kernel::Action>,
+    /// The versions of other tables the table now reflects.
+    pub(crate) watermarks: Vec<Watermark>,
     /// The table as the rewrite read it (none: it did not exist): whatever was committed since
     /// is checked for conflicts, so a concurrent rewrite of the same files fails this commit.
-    pub(super) read: Option<&'a TableSnapshot>,
+    pub(crate) read: Option<&'a TableSnapshot>,
 }
 
 /// A `txn` action recording the version of another table a commit reflects: `(app id, version)`.
@@ -226,8 +226,11 @@ impl TableJob<'_> {
             .with_mode(mode)
             .with_partition_by(target.partition_by.clone())
             .with_adds(adds)
-            .with_removes(rewrite.removes)
-            .with_watermark(rewrite.watermark.0, rewrite.watermark.1)
+            .with_removes(rewrite.removes);
+        let commit = rewrite
+            .watermarks
+            .into_iter()
+            .fold(commit, |c, (app_id, version)| c.with_watermark(app_id, version))
             .execute(rewrite.read)
             .await?;
         info!(%url, version = commit.version(), files, "committed");

@@ -207,7 +207,7 @@ impl TableStep for CdcStep<'_> {
         );
         let rewrite = Rewrite {
             removes,
-            watermark: (log_watermark_id(job), written.log_version),
+            watermarks: vec![(log_watermark_id(job), written.log_version)],
             read: self.target,
         };
         let commit = job

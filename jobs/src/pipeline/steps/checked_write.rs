@@ -10,11 +10,11 @@ use datafusion::error::DataFusionError;
 use url::Url;
 
 use crate::delta::{
-    Counter, KeepWhen, OutputName, Staged, WriteResult, WriteSpec, WriteTarget, project_named,
+    Counter, KeepWhen, OutputName, Staged, TableSnapshot, WriteResult, WriteSpec, WriteTarget, project_named,
 };
 use crate::error::{Error, Result};
 use crate::pipeline::outcome::{TableOutcome, TableStatus};
-use crate::pipeline::table_job::{TableJob, Watermark, discard};
+use crate::pipeline::table_job::{Rewrite, TableJob, Watermark, discard};
 use crate::quality::{CheckedFrame, QUARANTINE_SUFFIX, Rule};
 use crate::spec::{Action, WriteMode};
 
@@ -47,6 +47,17 @@ impl Default for QuarantineCommit {
             already_committed: false,
         }
     }
+}
+
+/// How a checked write's table output is committed.
+pub(crate) enum TableCommit<'a> {
+    /// Appended or replacing the table; `true` when the table has been committed before.
+    Write(WriteMode, bool),
+    /// Appended, removing the files it replaces; checked against the table as `read`.
+    Replacing {
+        removes: Vec<deltalake::kernel::Action>,
+        read: &'a TableSnapshot,
+    },
 }
 
 /// The planned write.
@@ -202,15 +213,15 @@ impl CheckedWrite {
     }
 
     /// Accounts for the rows, commits the quarantine, then — unless a `fail` rule failed — the
-    /// table. An append of no rows to a table that `exists` commits nothing.
+    /// table. An append of no rows to a table that exists commits nothing.
     pub(crate) async fn commit_table(
         &self,
         job: &TableJob<'_>,
         result: &WriteResult,
-        (mode, exists): (WriteMode, bool),
+        how: TableCommit<'_>,
         outcome: &mut TableOutcome,
     ) -> Result<TableStatus> {
-        if result.rows_read == 0 && mode == WriteMode::Append && exists {
+        if result.rows_read == 0 && matches!(how, TableCommit::Write(WriteMode::Append, true)) {
             return Ok(TableStatus::NoNewData);
         }
         self.account(job, result, outcome).await?;
@@ -219,10 +230,23 @@ impl CheckedWrite {
         let target = self.target(job, &table)?;
         let written = result.output(&table);
         let schema = self.written_schema(job, target, written.schema)?;
-        let files = (mode, written.adds);
-        let commit = job
-            .commit_watermarked(target, "", schema, files, self.table_watermarks.clone())
-            .await?;
+        let watermarks = self.table_watermarks.clone();
+        let commit = match how {
+            TableCommit::Write(mode, _) => {
+                let files = (mode, written.adds);
+                job.commit_watermarked(target, "", schema, files, watermarks)
+                    .await?
+            }
+            TableCommit::Replacing { removes, read } => {
+                let rewrite = Rewrite {
+                    removes,
+                    watermarks,
+                    read: Some(read),
+                };
+                job.commit_rewrite(target, schema, WriteMode::Append, written.adds, rewrite)
+                    .await?
+            }
+        };
         outcome.rows_written = written.rows;
         Ok(outcome.committed(commit))
     }

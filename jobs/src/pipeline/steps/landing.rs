@@ -9,7 +9,7 @@ use datafusion::arrow::datatypes::DataType;
 use datafusion::dataframe::DataFrame;
 
 use super::TableStep;
-use super::checked_write::{CheckedWrite, MainOutput};
+use super::checked_write::{CheckedWrite, MainOutput, TableCommit};
 use crate::delta::{OutputName, TableSnapshot, WriteResult};
 use crate::error::Result;
 use crate::landing::{CORRUPT_RECORD, RESCUED_DATA, SOURCE_FILE};
@@ -79,7 +79,7 @@ impl TableStep for LandingStep<'_> {
     ) -> Result<TableStatus> {
         // Only empty landing files append nothing: no empty commit.
         let exists = self.snapshot.is_some();
-        plan.commit_table(job, &result, (self.mode, exists), outcome)
+        plan.commit_table(job, &result, TableCommit::Write(self.mode, exists), outcome)
             .await
     }
 }

@@ -4,7 +4,7 @@ use datafusion::dataframe::DataFrame;
 use tracing::info;
 
 use super::TableStep;
-use super::checked_write::{CheckedWrite, MainOutput, QuarantineCommit};
+use super::checked_write::{CheckedWrite, MainOutput, QuarantineCommit, TableCommit};
 use super::incremental::{Computed, Decided, Query, computed};
 use crate::delta::{OutputName, TableSnapshot, WriteResult};
 use crate::error::Result;
@@ -34,6 +34,8 @@ pub(crate) struct SqlPlan {
     write: CheckedWrite,
     mode: WriteMode,
     refresh: Option<Refresh>,
+    /// The table's files the rows replace (paths), for an incremental table by key.
+    replacing: Option<Vec<String>>,
 }
 
 impl TableStep for SqlStep<'_> {
@@ -43,6 +45,7 @@ impl TableStep for SqlStep<'_> {
     async fn plan(&self, job: &TableJob<'_>) -> Result<Option<SqlPlan>> {
         let frame = sql_frame(job, self.sql).await?;
         let rules = rules_for(job.pipeline, job.table, &frame)?;
+        let mut replacing = None;
         let (frame, mode, watermarks, refresh) = match self.incremental {
             false => (frame, self.mode, vec![], None),
             true => {
@@ -69,11 +72,20 @@ impl TableStep for SqlStep<'_> {
                             refresh(RefreshKind::Appended, "the rows of its inputs' new files".into());
                         (frame, WriteMode::Append, watermarks, refresh)
                     }
-                    Computed::Replaced { frame, watermarks } => {
-                        let detail = "the keys its inputs' changes touch, recomputed".into();
+                    Computed::Replaced {
+                        frame,
+                        watermarks,
+                        files,
+                        of,
+                    } => {
+                        let detail = format!(
+                            "the keys its inputs' changes touch, recomputed ({} of {of} file(s) replaced)",
+                            files.len()
+                        );
+                        replacing = Some(files);
                         (
                             frame,
-                            WriteMode::Overwrite,
+                            WriteMode::Append,
                             watermarks,
                             refresh(RefreshKind::ByKey, detail),
                         )
@@ -98,7 +110,12 @@ impl TableStep for SqlStep<'_> {
                 ..QuarantineCommit::default()
             });
         }
-        Ok(Some(SqlPlan { write, mode, refresh }))
+        Ok(Some(SqlPlan {
+            write,
+            mode,
+            refresh,
+            replacing,
+        }))
     }
 
     async fn write(&self, job: &TableJob<'_>, plan: &SqlPlan, _: &mut TableOutcome) -> Result<WriteResult> {
@@ -112,11 +129,15 @@ impl TableStep for SqlStep<'_> {
         result: WriteResult,
         outcome: &mut TableOutcome,
     ) -> Result<TableStatus> {
-        let exists = self.target.is_some();
+        let how = match (plan.replacing, self.target) {
+            (Some(paths), Some(read)) => TableCommit::Replacing {
+                removes: read.remove_files(&paths)?,
+                read,
+            },
+            _ => TableCommit::Write(plan.mode, self.target.is_some()),
+        };
         outcome.refresh = plan.refresh;
-        plan.write
-            .commit_table(job, &result, (plan.mode, exists), outcome)
-            .await
+        plan.write.commit_table(job, &result, how, outcome).await
     }
 }
 

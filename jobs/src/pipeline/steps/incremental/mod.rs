@@ -12,23 +12,21 @@
 //! includes the query's hash, so a skipped or failed run is covered by the next one and an
 //! edited query is computed in full. What the plans read is built in [`rewrite`].
 
+mod by_key;
 mod rewrite;
 mod shape;
 
 use datafusion::dataframe::DataFrame;
-use datafusion::logical_expr::{Expr, LogicalPlan, LogicalPlanBuilder, col};
 use sha2::{Digest, Sha256};
 
-use self::rewrite::{
-    InputFiles, added_rows, affected_keys, group_exprs, only_affected_groups, unaffected_rows,
-};
+use self::by_key::{Incremental, Output};
+use self::rewrite::InputFiles;
 pub(crate) use self::shape::Shape;
-use crate::delta::{DeltaScanTable, TableSnapshot};
+use crate::delta::TableSnapshot;
 use crate::error::Result;
 use crate::pipeline::outcome::InputVersions;
 use crate::pipeline::table_job::{TableJob, Watermark};
 use crate::quality::Rule;
-use crate::spec::Action;
 
 /// How an incremental table is computed this run.
 pub(crate) enum Computed {
@@ -43,10 +41,13 @@ pub(crate) enum Computed {
         frame: DataFrame,
         watermarks: Vec<Watermark>,
     },
-    /// The recomputed keys' rows and every other key's rows as they are, replacing the table.
+    /// The recomputed keys' rows, and the other rows of the table's files that held those
+    /// keys, replacing those `files` (paths) of the table's `of`.
     Replaced {
         frame: DataFrame,
         watermarks: Vec<Watermark>,
+        files: Vec<String>,
+        of: usize,
     },
     /// Nothing changed in its inputs.
     Unchanged,
@@ -167,9 +168,14 @@ pub(crate) async fn computed(job: &TableJob<'_>, query: Query<'_>) -> Result<Dec
         target,
         inputs: &inputs,
     };
-    let computed = match incremental.frame(&shape, &query)? {
-        Ok(Some((frame, false))) => Computed::Appended { frame, watermarks },
-        Ok(Some((frame, true))) => Computed::Replaced { frame, watermarks },
+    let computed = match incremental.frame(&shape, &query).await? {
+        Ok(Some((frame, Output::Appended))) => Computed::Appended { frame, watermarks },
+        Ok(Some((frame, Output::Replacing { files, of }))) => Computed::Replaced {
+            frame,
+            watermarks,
+            files,
+            of,
+        },
         Ok(None) => Computed::Unchanged,
         Err(reason) => return full(reason, &inputs_read),
     };
@@ -177,107 +183,4 @@ pub(crate) async fn computed(job: &TableJob<'_>, query: Query<'_>) -> Result<Dec
         computed,
         inputs: inputs_read,
     })
-}
-
-/// One incremental computation.
-struct Incremental<'a> {
-    job: &'a TableJob<'a>,
-    plan: &'a LogicalPlan,
-    target: &'a TableSnapshot,
-    inputs: &'a [InputFiles],
-}
-
-/// The frame and whether it replaces the table (else it is appended), or why not.
-type Planned = std::result::Result<Option<(DataFrame, bool)>, String>;
-
-impl Incremental<'_> {
-    fn frame(&self, shape: &Shape, query: &Query<'_>) -> Result<Planned> {
-        let err = |e| self.job.query_err("plan incremental rows", e);
-        let appended_only = self.inputs.iter().all(|i| i.removed.is_empty());
-        let keys = match shape {
-            Shape::Spj { .. } if appended_only => {
-                let rows = added_rows(self.plan, self.inputs).map_err(err)?;
-                return Ok(Ok(rows.map(|plan| (self.data_frame(plan), false))));
-            }
-            Shape::Spj { .. } => match self.declared_keys() {
-                Ok(keys) => keys,
-                Err(why) => return Ok(Err(why)),
-            },
-            Shape::Grouped { keys, .. } => keys.clone(),
-        };
-        if query.rules.iter().any(|r| r.action == Action::Drop) {
-            return Ok(Err(
-                "its quarantined rows cannot be replaced by key (a `drop` expectation)".into(),
-            ));
-        }
-        if let Some(helper) = self
-            .plan
-            .schema()
-            .fields()
-            .iter()
-            .find(|f| f.name().starts_with("__"))
-        {
-            return Ok(Err(format!(
-                "helper column `{}` is not stored to keep",
-                helper.name()
-            )));
-        }
-        let target = self.target.scan_table()?;
-        let replaced = self.replaced(shape, &keys, target).map_err(err)?;
-        Ok(Ok(replaced.map(|plan| (self.data_frame(plan), true))))
-    }
-
-    /// The table's `keys`, when they are all output columns.
-    fn declared_keys(&self) -> std::result::Result<Vec<String>, String> {
-        let table = &self.job.table;
-        if table.keys.is_empty() {
-            return Err("its inputs had rows removed or replaced and the table declares no `keys`".into());
-        }
-        let schema = self.plan.schema();
-        match table
-            .keys
-            .iter()
-            .find(|k| schema.field_with_unqualified_name(k).is_err())
-        {
-            Some(k) => Err(format!("key `{k}` is not an output column")),
-            None => Ok(table.keys.clone()),
-        }
-    }
-
-    /// The rows of the keys the changes touch, recomputed, and the table's other rows.
-    fn replaced(
-        &self,
-        shape: &Shape,
-        keys: &[String],
-        target: DeltaScanTable,
-    ) -> datafusion::error::Result<Option<LogicalPlan>> {
-        let (recomputed, affected) = match shape {
-            Shape::Spj { .. } => {
-                let key_exprs: Vec<Expr> = keys.iter().map(|k| col(k.as_str())).collect();
-                let Some(affected) = affected_keys(self.plan, &key_exprs, self.inputs)? else {
-                    return Ok(None);
-                };
-                let Some(added) = added_rows(self.plan, self.inputs)? else {
-                    return unaffected_rows(target, keys, &affected, self.plan).map(Some);
-                };
-                (added, affected)
-            }
-            Shape::Grouped { .. } => {
-                let (groups, input) = group_exprs(self.plan)?;
-                let Some(affected) = affected_keys(&input, &groups, self.inputs)? else {
-                    return Ok(None);
-                };
-                (only_affected_groups(self.plan.clone(), &affected)?, affected)
-            }
-        };
-        let kept = unaffected_rows(target, keys, &affected, self.plan)?;
-        LogicalPlanBuilder::from(recomputed)
-            .union(kept)?
-            .build()
-            .map(Some)
-    }
-
-    fn data_frame(&self, plan: LogicalPlan) -> DataFrame {
-        DataFrame::new(self.job.ctx.state(), plan)
-    }
 }

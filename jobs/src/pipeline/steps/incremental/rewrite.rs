@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use datafusion::arrow::array::RecordBatch;
 use datafusion::catalog::TableProvider;
 use datafusion::common::Column;
 use datafusion::common::tree_node::{Transformed, TreeNode};
@@ -11,8 +12,9 @@ use datafusion::datasource::provider_as_source;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::logical_expr::{
     Aggregate, Expr, JoinType, LogicalPlan, LogicalPlanBuilder, Operator, TableScanBuilder, binary_expr,
-    cast, col,
+    cast, col, lit,
 };
+use datafusion::scalar::ScalarValue;
 
 use crate::delta::{DeltaFile, DeltaScanTable};
 
@@ -158,6 +160,28 @@ pub(crate) fn affected_keys(
         .alias(AFFECTED)?
         .build()
         .map(Some)
+}
+
+/// The touched keys collected in `batches` (columns `__k0`, `__k1`, …) as a `VALUES`
+/// relation named `__affected`.
+pub(crate) fn key_values(batches: &[RecordBatch]) -> Result<LogicalPlan> {
+    let mut rows = vec![];
+    for batch in batches {
+        for row in 0..batch.num_rows() {
+            let values = batch
+                .columns()
+                .iter()
+                .map(|column| ScalarValue::try_from_array(column, row).map(lit))
+                .collect::<Result<Vec<Expr>>>()?;
+            rows.push(values);
+        }
+    }
+    let width = batches.first().map_or(0, RecordBatch::num_columns);
+    let named = (0..width).map(|n| col(format!("column{}", n + 1)).alias(key_column(n)));
+    LogicalPlanBuilder::values(rows)?
+        .project(named)?
+        .alias(AFFECTED)?
+        .build()
 }
 
 /// `plan` (grouped) with its aggregate reading only the rows of the groups in `affected`.
