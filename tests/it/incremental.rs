@@ -121,7 +121,7 @@ cdc = { from = "orders_raw", keys = ["order_id"], sequence_by = "seq", delete_wh
 [[table]]
 name = "customers"
 layer = "silver"
-cdc = { from = "customers_raw", keys = ["customer_id"], sequence_by = "seq", except_columns = ["seq"], buckets = 4 }
+cdc = { from = "customers_raw", keys = ["customer_id"], sequence_by = "seq", except_columns = ["seq"], buckets = 16 }
 
 # A join of two merged inputs, by key.
 [[table]]

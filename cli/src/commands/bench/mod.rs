@@ -161,6 +161,9 @@ fn print_tables(summary: &RunSummary) {
             secs,
             rate
         );
+        if let Some(refresh) = &t.refresh {
+            println!("{:<8}   {}", "", refresh.render());
+        }
     }
 }
 

@@ -26,7 +26,7 @@ use crate::pipeline::table_job::TableJob;
 use crate::spec::Action;
 
 /// The most touched keys planned as `VALUES` rows.
-const MAX_VALUES: usize = 200_000;
+const MAX_VALUES: usize = 10_000;
 
 /// What an incremental frame does to the table.
 pub(super) enum Output {

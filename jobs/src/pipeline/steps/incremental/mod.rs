@@ -94,73 +94,32 @@ pub(crate) async fn computed(job: &TableJob<'_>, query: Query<'_>) -> Result<Dec
     let plan = query.frame.logical_plan();
     let shape = match Shape::of(plan) {
         Ok(shape) => shape,
-        Err(why) => return Ok(Decided::from(Computed::full(format!("the query has {why}")))),
+        Err(why) => return Ok(Computed::full(format!("the query has {why}")).into()),
     };
-    let mut snapshots = vec![];
-    for input in shape.inputs() {
-        let Some(spec) = job.pipeline.table(input) else {
-            return Ok(Computed::full(format!("`{input}` is not a table of the pipeline")).into());
-        };
-        let Some(snapshot) = TableSnapshot::load(&job.lakehouse.table_url(spec)).await? else {
-            return Ok(Computed::full(format!("`{input}` has never been committed")).into());
-        };
-        snapshots.push((input.clone(), snapshot));
-    }
-    let hash = hex::encode(&Sha256::digest(query.sql.as_bytes())[..6]);
-    let id = |input: &str| {
-        format!(
-            "medallion/{}/{}/applied/{input}/{hash}",
-            job.pipeline.name, job.table.name
-        )
+    let snapshots = match input_snapshots(job, shape.inputs()).await? {
+        Ok(snapshots) => snapshots,
+        Err(why) => return Ok(Computed::full(why).into()),
     };
-    let watermarks: Vec<Watermark> = snapshots.iter().map(|(n, s)| (id(n), s.version())).collect();
-    let mut inputs_read: Vec<InputVersions> = snapshots
-        .iter()
-        .map(|(name, s)| InputVersions {
-            table: name.clone(),
-            from: None,
-            to: s.version(),
-        })
-        .collect();
-    let full = |reason: String, inputs: &[InputVersions]| {
-        let computed = Computed::Full {
-            reason,
-            watermarks: watermarks.clone(),
-        };
-        Ok(Decided {
-            computed,
-            inputs: inputs.to_vec(),
-        })
-    };
+    let mut versions = Versions::new(job, query.sql, &snapshots);
     let Some(target) = query.target.filter(|_| !job.full_refresh) else {
         let why = if job.full_refresh {
             "--full-refresh"
         } else {
             "first run"
         };
-        return full(why.into(), &inputs_read);
+        return Ok(versions.full(why.into()));
     };
-    let mut inputs = vec![];
-    for ((name, snapshot), read) in snapshots.iter().zip(&mut inputs_read) {
-        let Some(recorded) = target.txn_version(&id(name)).await? else {
-            return full(format!("no version of `{name}` recorded for this query"), &[]);
-        };
-        read.from = Some(recorded);
-        let Some(changes) = snapshot.changes_since(recorded).await? else {
-            return full(
-                format!("the log of `{name}` no longer holds version {recorded}"),
-                &[],
-            );
-        };
-        inputs.push(InputFiles {
-            name: name.clone(),
-            current: snapshot.scan_table()?,
-            added: changes.added,
-            removed: changes.removed,
-        });
-    }
+    let inputs = match versions.changes(target, &snapshots).await? {
+        Ok(inputs) => inputs,
+        Err(why) => return Ok(versions.full(why)),
+    };
     if !inputs.iter().any(InputFiles::changed) {
         return Ok(Computed::Unchanged.into());
+    }
+    // Its changes would be all of it, twice: computing from them costs more than from it.
+    if let Some(rewritten) = inputs.iter().find(|i| i.rewritten_in_full()) {
+        let why = format!("`{}` was rewritten in full since the last run", rewritten.name);
+        return Ok(versions.full(why));
     }
     let incremental = Incremental {
         job,
@@ -168,6 +127,7 @@ pub(crate) async fn computed(job: &TableJob<'_>, query: Query<'_>) -> Result<Dec
         target,
         inputs: &inputs,
     };
+    let watermarks = versions.watermarks();
     let computed = match incremental.frame(&shape, &query).await? {
         Ok(Some((frame, Output::Appended))) => Computed::Appended { frame, watermarks },
         Ok(Some((frame, Output::Replacing { files, of }))) => Computed::Replaced {
@@ -177,10 +137,102 @@ pub(crate) async fn computed(job: &TableJob<'_>, query: Query<'_>) -> Result<Dec
             of,
         },
         Ok(None) => Computed::Unchanged,
-        Err(reason) => return full(reason, &inputs_read),
+        Err(reason) => return Ok(versions.full(reason)),
     };
     Ok(Decided {
         computed,
-        inputs: inputs_read,
+        inputs: versions.read,
     })
+}
+
+/// Each input's snapshot now, or why there is none to compute from.
+async fn input_snapshots(
+    job: &TableJob<'_>,
+    inputs: &[String],
+) -> Result<std::result::Result<Vec<(String, TableSnapshot)>, String>> {
+    let mut snapshots = vec![];
+    for input in inputs {
+        let Some(spec) = job.pipeline.table(input) else {
+            return Ok(Err(format!("`{input}` is not a table of the pipeline")));
+        };
+        let Some(snapshot) = TableSnapshot::load(&job.lakehouse.table_url(spec)).await? else {
+            return Ok(Err(format!("`{input}` has never been committed")));
+        };
+        snapshots.push((input.clone(), snapshot));
+    }
+    Ok(Ok(snapshots))
+}
+
+/// The inputs' versions: recorded by the table (per input, an id with the query's hash) and read now.
+struct Versions {
+    ids: Vec<String>,
+    read: Vec<InputVersions>,
+}
+
+impl Versions {
+    fn new(job: &TableJob<'_>, sql: &str, snapshots: &[(String, TableSnapshot)]) -> Self {
+        let hash = hex::encode(&Sha256::digest(sql.as_bytes())[..6]);
+        let (pipeline, table) = (&job.pipeline.name, &job.table.name);
+        let ids = snapshots
+            .iter()
+            .map(|(input, _)| format!("medallion/{pipeline}/{table}/applied/{input}/{hash}"))
+            .collect();
+        let read = snapshots
+            .iter()
+            .map(|(name, snapshot)| InputVersions {
+                table: name.clone(),
+                from: None,
+                to: snapshot.version(),
+            })
+            .collect();
+        Self { ids, read }
+    }
+
+    /// What the table's commit records: each input's version read now.
+    fn watermarks(&self) -> Vec<Watermark> {
+        self.ids
+            .iter()
+            .cloned()
+            .zip(self.read.iter().map(|r| r.to))
+            .collect()
+    }
+
+    /// Each input's files added and removed since the version `target` recorded, or why they
+    /// cannot be known.
+    async fn changes(
+        &mut self,
+        target: &TableSnapshot,
+        snapshots: &[(String, TableSnapshot)],
+    ) -> Result<std::result::Result<Vec<InputFiles>, String>> {
+        let mut inputs = vec![];
+        for (((name, snapshot), id), read) in snapshots.iter().zip(&self.ids).zip(&mut self.read) {
+            let Some(recorded) = target.txn_version(id).await? else {
+                return Ok(Err(format!("no version of `{name}` recorded for this query")));
+            };
+            read.from = Some(recorded);
+            let Some(changes) = snapshot.changes_since(recorded).await? else {
+                return Ok(Err(format!(
+                    "the log of `{name}` no longer holds version {recorded}"
+                )));
+            };
+            inputs.push(InputFiles {
+                name: name.clone(),
+                current: snapshot.scan_table()?,
+                added: changes.added,
+                removed: changes.removed,
+            });
+        }
+        Ok(Ok(inputs))
+    }
+
+    /// Computed in full for `reason`, recording the versions read.
+    fn full(&self, reason: String) -> Decided {
+        Decided {
+            computed: Computed::Full {
+                reason,
+                watermarks: self.watermarks(),
+            },
+            inputs: self.read.clone(),
+        }
+    }
 }

@@ -41,6 +41,11 @@ impl InputFiles {
         !self.added.is_empty() || !self.removed.is_empty()
     }
 
+    /// Whether files were removed and none of the files it has now is older than the change.
+    pub(crate) fn rewritten_in_full(&self) -> bool {
+        !self.removed.is_empty() && self.current.files.iter().all(|f| self.added.contains(f))
+    }
+
     fn scan(&self, files: Vec<DeltaFile>) -> Arc<dyn TableProvider> {
         Arc::new(DeltaScanTable {
             files,
