@@ -56,7 +56,7 @@ async fn ecommerce_pipeline_is_correct_across_batches() {
 
     // A run with no new landing file ingests nothing, and the CDC silver tables apply nothing.
     let again = run(dir.path());
-    assert_eq!(again.matches("no_new_data").count(), 8 + 5, "{again}");
+    assert_eq!(again.matches("no_new_data").count(), 8 + 7, "{again}");
 
     let checks = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/it/ecommerce_checks.py");
     let out = Command::new("python3")
@@ -113,7 +113,16 @@ async fn ecommerce_pipeline_is_correct_across_batches() {
         "full",
         &["--full-refresh", "--layer", "bronze,silver"],
     );
-    for table in ["orders", "order_items", "customers", "products", "payments"] {
+    let cdc_tables = [
+        "orders",
+        "order_items",
+        "customers",
+        "products",
+        "payments",
+        "inventory",
+        "clickstream",
+    ];
+    for table in cdc_tables {
         let path = |lake: &str| dir.path().join(lake).join("silver").join(table);
         let incremental = table_rows(&path("lake"), "*").await;
         assert!(incremental.lines().count() > 10, "{table}: {incremental}");
