@@ -377,6 +377,22 @@ async fn a_group_whose_rows_left_through_both_sides_of_a_join_at_once_is_recompu
         .to_string();
     let counts = facts.split("recomputed (").nth(1).unwrap_or_default();
     assert!(replaced_fewer(counts), "{}", text(&run));
+    // The event log says how, and which input versions the run covered.
+    let log = table_rows(
+        &ws.path("lake/_medallion/event_log"),
+        "table_name, refresh, input_versions",
+    )
+    .await;
+    for row in [
+        "| by_country    | full               | [{table_name: orders, from_version: , to_version: 0}, \
+         {table_name: customers, from_version: , to_version: 0}]",
+        "| by_country    | incremental_by_key | [{table_name: orders, from_version: 2, to_version: 3}, \
+         {table_name: customers, from_version: 1, to_version: 1}]",
+        "| order_facts   | incremental_append | [{table_name: orders, from_version: 1, to_version: 2}, \
+         {table_name: customers, from_version: 1, to_version: 1}]",
+    ] {
+        assert!(log.contains(row), "{row}\nnot in\n{log}");
+    }
     let facts = table_rows(&ws.path("lake/gold/order_facts"), "order_id, country, status").await;
     assert_eq!(
         facts,

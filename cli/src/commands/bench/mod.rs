@@ -1,8 +1,10 @@
 //! `medallion bench`: generate landing data at a chosen size, run the pipeline on it, and print
 //! seconds per layer and per table, rows/s and peak memory. `--dataset changes` benchmarks a
-//! CDC apply against a full rebuild ([`changes`]).
+//! CDC apply against a full rebuild ([`changes`]); `--incremental` a later e-commerce batch
+//! against a full refresh ([`incremental`]).
 
 mod changes;
+mod incremental;
 
 use std::process::ExitCode;
 use std::time::Instant;
@@ -51,6 +53,9 @@ pub struct BenchArgs {
     /// Scheduler to run on instead of the embedded cluster.
     #[arg(long, env = "MEDALLION_SCHEDULER")]
     pub scheduler: Option<String>,
+    /// E-commerce: after the history, time a later batch's run next to a full refresh.
+    #[arg(long)]
+    pub incremental: bool,
 }
 
 pub(crate) async fn run(args: BenchArgs) -> Result<ExitCode> {
@@ -61,6 +66,9 @@ pub(crate) async fn run(args: BenchArgs) -> Result<ExitCode> {
     let _ = std::fs::remove_dir_all(&dir);
     if args.dataset == Dataset::Changes {
         return changes::run(&args, &dir).await;
+    }
+    if args.incremental {
+        return incremental::run(&args, &dir).await;
     }
     let generated_at = Instant::now();
     let (spec, lines) = generate(&args, &landing(&dir)).await?;
@@ -167,31 +175,44 @@ fn print_tables(summary: &RunSummary) {
     }
 }
 
-/// Wall time per layer: from its first table's start to its last table's end (tables of a
-/// layer overlap, and with the next layer's first tables).
+/// Wall time per layer.
 fn print_layers(summary: &RunSummary) {
     for layer in [Layer::Bronze, Layer::Silver, Layer::Gold, Layer::Ml] {
-        let tables: Vec<_> = summary.tables.iter().filter(|t| t.layer == layer).collect();
-        let (Some(start), Some(end)) = (
-            tables.iter().map(|t| t.started_at_micros).min(),
-            tables
-                .iter()
-                .map(|t| t.started_at_micros + t.duration.as_micros() as i64)
-                .max(),
-        ) else {
+        let Some(wall) = layer_wall(summary, layer) else {
             continue;
         };
-        let rows: u64 = tables.iter().map(|t| t.rows_read).sum();
-        let secs = (end - start) as f64 / 1e6;
         println!(
             "layer {:<6} {:>3} tables {:>9.2}s wall {:>12} rows read {:>10.0} rows/s",
             layer.as_str(),
-            tables.len(),
-            secs,
-            rows,
-            rows as f64 / secs.max(1e-9)
+            wall.tables,
+            wall.seconds,
+            wall.rows,
+            wall.rows as f64 / wall.seconds.max(1e-9)
         );
     }
+}
+
+/// One layer of a run: its tables, rows read and wall seconds.
+struct LayerWall {
+    tables: usize,
+    rows: u64,
+    seconds: f64,
+}
+
+/// From the layer's first table's start to its last table's end (tables of a layer overlap,
+/// and with the next layer's first tables); `None` when the run had none of its tables.
+fn layer_wall(summary: &RunSummary, layer: Layer) -> Option<LayerWall> {
+    let tables: Vec<_> = summary.tables.iter().filter(|t| t.layer == layer).collect();
+    let start = tables.iter().map(|t| t.started_at_micros).min()?;
+    let end = tables
+        .iter()
+        .map(|t| t.started_at_micros + t.duration.as_micros() as i64)
+        .max()?;
+    Some(LayerWall {
+        tables: tables.len(),
+        rows: tables.iter().map(|t| t.rows_read).sum(),
+        seconds: (end - start) as f64 / 1e6,
+    })
 }
 
 /// Model metrics (ALS tables), timings included.

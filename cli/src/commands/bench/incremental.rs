@@ -1,0 +1,105 @@
+//! The incremental benchmark: the e-commerce pipeline on `--scale` history, then one later
+//! batch (new orders and customers, status changes, customer moves, some late), run as a
+//! nightly run would, then the same tables rebuilt from all of the landing data
+//! (`--full-refresh`). It prints, per table, rows read and seconds of both runs and how each
+//! incremental table was computed; per layer, the wall seconds of both; and the batch run's
+//! cost as a share of the full run's, bronze → gold and ml apart.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use medallion_jobs::generate::EcommerceData;
+use medallion_jobs::pipeline::{RunSummary, resolve_url};
+use medallion_jobs::spec::Layer;
+
+use super::{BenchArgs, landing, layer_wall, peak_rss, run_args};
+use crate::commands::run::execute;
+use crate::error::Result;
+
+const SPEC: &str = "pipelines/ecommerce/pipeline.toml";
+
+pub(super) async fn run(args: &BenchArgs, dir: &Path) -> Result<ExitCode> {
+    let out = resolve_url(None, &landing(dir))?;
+    let lines: u64 = EcommerceData::new(out.clone(), args.scale)
+        .write()
+        .await?
+        .iter()
+        .map(|w| w.lines)
+        .sum();
+    let history = execute(&run_args(args, dir, SPEC), None).await?;
+    println!(
+        "history: scale {} ({lines} landing lines) in {:.2}s",
+        args.scale,
+        history.duration.as_secs_f64()
+    );
+    let written = EcommerceData::new(out, args.scale).with_batch(1).write().await?;
+    let lines: u64 = written.iter().map(|w| w.lines).sum();
+    let batch = execute(&run_args(args, dir, SPEC), None).await?;
+    let mut full = run_args(args, dir, SPEC);
+    full.full_refresh = true;
+    let full = execute(&full, None).await?;
+    println!("batch 1: {lines} landing lines");
+    print_side_by_side(&batch, &full);
+    print_shares(&batch, &full);
+    println!("peak RSS: {}", peak_rss().unwrap_or_else(|| "unknown".into()));
+    let all = [&history, &batch, &full];
+    Ok(match all.iter().all(|s| s.succeeded()) {
+        true => ExitCode::SUCCESS,
+        false => ExitCode::from(1),
+    })
+}
+
+/// Per table: rows read and seconds of the batch run and of the full refresh.
+fn print_side_by_side(batch: &RunSummary, full: &RunSummary) {
+    println!(
+        "{:<8} {:<24} {:>12} {:>9}   {:>12} {:>9}",
+        "layer", "table", "batch read", "seconds", "full read", "seconds"
+    );
+    for t in &batch.tables {
+        let f = full.tables.iter().find(|f| f.table == t.table);
+        println!(
+            "{:<8} {:<24} {:>12} {:>9.2}   {:>12} {:>9.2}",
+            t.layer.as_str(),
+            t.table,
+            t.rows_read,
+            t.duration.as_secs_f64(),
+            f.map_or(0, |f| f.rows_read),
+            f.map_or(f64::NAN, |f| f.duration.as_secs_f64()),
+        );
+        if let Some(refresh) = &t.refresh {
+            println!("{:<8}   {}", "", refresh.render());
+        }
+    }
+}
+
+/// Wall seconds per layer of both runs, and the batch run's share of the full run's.
+fn print_shares(batch: &RunSummary, full: &RunSummary) {
+    for layer in [Layer::Bronze, Layer::Silver, Layer::Gold, Layer::Ml] {
+        let seconds = |s: &RunSummary| layer_wall(s, layer).map_or(0.0, |w| w.seconds);
+        let (b, f) = (seconds(batch), seconds(full));
+        println!(
+            "layer {:<6} batch {b:>8.2}s   full {f:>8.2}s   {:>5.1}%",
+            layer.as_str(),
+            100.0 * b / f.max(1e-9)
+        );
+    }
+    // bronze → gold: from the run's start to the last gold table's end.
+    let through_gold = |s: &RunSummary| {
+        let start = s.tables.iter().map(|t| t.started_at_micros).min().unwrap_or(0);
+        let end = s
+            .tables
+            .iter()
+            .filter(|t| t.layer != Layer::Ml)
+            .map(|t| t.started_at_micros + t.duration.as_micros() as i64)
+            .max()
+            .unwrap_or(start);
+        (end - start) as f64 / 1e6
+    };
+    let (b, f) = (through_gold(batch), through_gold(full));
+    println!(
+        "bronze → gold: batch {b:.2}s, full {f:.2}s ({:.1}%); whole run: batch {:.2}s, full {:.2}s",
+        100.0 * b / f.max(1e-9),
+        batch.duration.as_secs_f64(),
+        full.duration.as_secs_f64()
+    );
+}
