@@ -10,7 +10,7 @@ FEATURES := --features medallion-cli/kube
 DEPLOY_VENV := $(TOOLS)/deploy-venv
 DEPLOY_PY := $(DEPLOY_VENV)/bin/python
 
-.PHONY: help setup build demo test deploy-check fmt lint bench bench-als bench-cdc bench-api chaos cluster-demo
+.PHONY: help setup build demo test deploy-check fmt lint bench bench-als bench-cdc bench-incremental bench-api chaos cluster-demo
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -55,6 +55,10 @@ bench: build ## e-commerce pipeline at scale 0.1 and 1: seconds per layer, rows/
 
 bench-cdc: build ## CDC: 2M keys loaded, then a batch changing 1% of them: seconds and files rewritten for the apply, next to a full rebuild
 	$(BIN) bench --dataset changes --keys 2000000 --update-fraction 0.01
+
+bench-incremental: build ## e-commerce history at scale 0.1 and 1, then a later batch: its run next to a full refresh, per table and layer
+	$(BIN) bench --incremental --scale 0.1
+	$(BIN) bench --incremental --scale 1
 
 bench-als: setup build ## ALS: MovieLens-100K against Spark MLlib and `implicit` on one split, then generated 1M and 10M ratings
 	@$(PYTHON) -c "import pyspark, implicit, scipy" 2>/dev/null || $(PYTHON) -m pip install --quiet pyspark implicit scipy
