@@ -1,7 +1,7 @@
 //! Plans built from a table's query for an incremental run: the query over chosen files of
 //! its inputs, the keys its inputs' changes touch, and the groups or rows to keep.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use datafusion::arrow::array::RecordBatch;
@@ -43,7 +43,12 @@ impl InputFiles {
 
     /// Whether files were removed and none of the files it has now is older than the change.
     pub(crate) fn rewritten_in_full(&self) -> bool {
-        !self.removed.is_empty() && self.current.files.iter().all(|f| self.added.contains(f))
+        let added = self.added_paths();
+        !self.removed.is_empty() && self.current.files.iter().all(|f| added.contains(f.path.as_str()))
+    }
+
+    fn added_paths(&self) -> HashSet<&str> {
+        self.added.iter().map(|f| f.path.as_str()).collect()
     }
 
     fn scan(&self, files: Vec<DeltaFile>) -> Arc<dyn TableProvider> {
@@ -66,13 +71,13 @@ impl InputFiles {
     }
 
     fn current_but_added(&self) -> Arc<dyn TableProvider> {
+        let added = self.added_paths();
         let files = self
             .current
             .files
             .iter()
-            .filter(|f| !self.added.contains(f))
-            .cloned();
-        self.scan(files.collect())
+            .filter(|f| !added.contains(f.path.as_str()));
+        self.scan(files.cloned().collect())
     }
 }
 
