@@ -10,8 +10,8 @@ use crate::delta::{OutputName, TableSnapshot, WriteResult};
 use crate::error::Result;
 use crate::layers::query_frame;
 use crate::pipeline::outcome::{Refresh, RefreshKind, TableOutcome, TableStatus};
-use crate::pipeline::table_job::TableJob;
-use crate::quality::rules_for;
+use crate::pipeline::table_job::{TableJob, Watermark};
+use crate::quality::{Rule, rules_for};
 use crate::spec::WriteMode;
 
 /// Query columns starting with this are helpers: expectations see them, tables do not get them.
@@ -45,55 +45,20 @@ impl TableStep for SqlStep<'_> {
     async fn plan(&self, job: &TableJob<'_>) -> Result<Option<SqlPlan>> {
         let frame = sql_frame(job, self.sql).await?;
         let rules = rules_for(job.pipeline, job.table, &frame)?;
-        let mut replacing = None;
-        let (frame, mode, watermarks, refresh) = match self.incremental {
-            false => (frame, self.mode, vec![], None),
-            true => {
-                let query = Query {
-                    sql: self.sql,
-                    frame: &frame,
-                    rules: &rules,
-                    target: self.target,
-                };
-                let Decided { computed, inputs } = computed(job, query).await?;
-                let refresh = |kind: RefreshKind, detail: String| {
-                    info!(table = %job.table.name, refresh = kind.as_str(), %detail, "incremental table");
-                    Some(Refresh { kind, detail, inputs })
-                };
-                match computed {
-                    Computed::Full { reason, watermarks } => (
-                        frame,
-                        WriteMode::Overwrite,
-                        watermarks,
-                        refresh(RefreshKind::Full, reason),
-                    ),
-                    Computed::Appended { frame, watermarks } => {
-                        let refresh =
-                            refresh(RefreshKind::Appended, "the rows of its inputs' new files".into());
-                        (frame, WriteMode::Append, watermarks, refresh)
-                    }
-                    Computed::Replaced {
-                        frame,
-                        watermarks,
-                        files,
-                        of,
-                    } => {
-                        let detail = format!(
-                            "the keys its inputs' changes touch, recomputed ({} of {of} file(s) replaced)",
-                            files.len()
-                        );
-                        replacing = Some(files);
-                        (
-                            frame,
-                            WriteMode::Append,
-                            watermarks,
-                            refresh(RefreshKind::ByKey, detail),
-                        )
-                    }
-                    Computed::Unchanged => return Ok(None),
-                }
-            }
+        let how = match self.incremental {
+            false => How::plain(frame, self.mode),
+            true => match self.incremental_frame(job, frame, &rules).await? {
+                Some(how) => how,
+                None => return Ok(None),
+            },
         };
+        let How {
+            frame,
+            mode,
+            watermarks,
+            refresh,
+            replacing,
+        } = how;
         let columns = job.output_columns(&frame)?;
         let main = MainOutput {
             name: OutputName::table(),
@@ -103,8 +68,7 @@ impl TableStep for SqlStep<'_> {
         let mut write =
             CheckedWrite::plan(job, frame, rules, &columns, &[], main)?.with_table_watermarks(watermarks);
         if self.incremental && mode == WriteMode::Overwrite {
-            // Recomputed in full (or by key, with no quarantine): so is its quarantine, so a
-            // bad row is there once.
+            // Recomputed in full: so is its quarantine, so a bad row is there once.
             write = write.with_quarantine_commit(QuarantineCommit {
                 mode: WriteMode::Overwrite,
                 ..QuarantineCommit::default()
@@ -138,6 +102,80 @@ impl TableStep for SqlStep<'_> {
         };
         outcome.refresh = plan.refresh;
         plan.write.commit_table(job, &result, how, outcome).await
+    }
+}
+
+/// What a run writes of a SQL table and how it is committed.
+struct How {
+    frame: DataFrame,
+    mode: WriteMode,
+    watermarks: Vec<Watermark>,
+    refresh: Option<Refresh>,
+    /// The table's files the rows replace (paths), for an incremental table by key.
+    replacing: Option<Vec<String>>,
+}
+
+impl How {
+    fn plain(frame: DataFrame, mode: WriteMode) -> Self {
+        How {
+            frame,
+            mode,
+            watermarks: vec![],
+            refresh: None,
+            replacing: None,
+        }
+    }
+}
+
+impl SqlStep<'_> {
+    /// How an incremental table is computed this run (`None`: its inputs did not change).
+    async fn incremental_frame(
+        &self,
+        job: &TableJob<'_>,
+        frame: DataFrame,
+        rules: &[Rule],
+    ) -> Result<Option<How>> {
+        let query = Query {
+            sql: self.sql,
+            frame: &frame,
+            rules,
+            target: self.target,
+        };
+        let Decided { computed, inputs } = computed(job, query).await?;
+        let refresh = |kind: RefreshKind, detail: String| {
+            info!(table = %job.table.name, refresh = kind.as_str(), %detail, "incremental table");
+            Some(Refresh { kind, detail, inputs })
+        };
+        let how = match computed {
+            Computed::Full { reason, watermarks } => How {
+                refresh: refresh(RefreshKind::Full, reason),
+                watermarks,
+                ..How::plain(frame, WriteMode::Overwrite)
+            },
+            Computed::Appended { frame, watermarks } => How {
+                refresh: refresh(RefreshKind::Appended, "the rows of its inputs' new files".into()),
+                watermarks,
+                ..How::plain(frame, WriteMode::Append)
+            },
+            Computed::Replaced {
+                frame,
+                watermarks,
+                files,
+                of,
+            } => {
+                let n = files.len();
+                let detail =
+                    format!("the keys its inputs' changes touch, recomputed ({n} of {of} file(s) replaced)");
+                How {
+                    refresh: refresh(RefreshKind::ByKey, detail),
+                    watermarks,
+                    replacing: Some(files),
+                    ..How::plain(frame, WriteMode::Append)
+                }
+            }
+            Computed::Unchanged => return Ok(None),
+        };
+        Ok(Some(how))
     }
 }
 
