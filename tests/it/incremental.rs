@@ -406,3 +406,88 @@ async fn table_rows_of_full_refresh(ws: &Workspace, table: &str, select: &str) -
     assert!(full.status.success(), "{}", text(&full));
     table_rows(&ws.path("full").join(table), select).await
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_run_killed_during_incremental_merges_then_run_again_leaves_the_tables_of_a_full_refresh() {
+    use std::io::{BufRead, BufReader};
+    let moments = [
+        "started  gold.order_facts",
+        "done     gold.order_facts",
+        "started  gold.by_country",
+        "done     gold.daily",
+    ];
+    for (trial, moment) in moments.into_iter().enumerate() {
+        let ws = keyed_workspace();
+        let mut batches = Batches::new(11 + trial as u64);
+        let land = |b: usize, batches: &mut Batches, sizes: (u64, u64, u64, u64)| {
+            let orders = batches.orders(sizes.0, sizes.1);
+            std::fs::write(ws.path(&format!("landing/orders/{b}.csv")), orders).unwrap();
+            let customers = batches.customers(sizes.2, sizes.3);
+            std::fs::write(ws.path(&format!("landing/customers/{b}.csv")), customers).unwrap();
+        };
+        land(0, &mut batches, (200, 0, 12, 0));
+        assert!(
+            ws.run("lake", &[]).status.success(),
+            "trial {trial}: first run failed"
+        );
+        land(1, &mut batches, (6, 5, 1, 3));
+        let id = format!("run-{}", RunIdClock::now() + trial as u128);
+        let mut killed = ws
+            .command("lake", &["--run-id", &id])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let progress = BufReader::new(killed.stderr.take().unwrap());
+        let seen = progress
+            .lines()
+            .map_while(Result::ok)
+            .any(|line| line.contains(moment));
+        killed.kill().unwrap();
+        killed.wait().unwrap();
+        let mut left = vec![];
+        for table in [
+            "silver/orders",
+            "gold/order_facts",
+            "gold/daily",
+            "gold/by_country",
+        ] {
+            left.push(version(&ws.path("lake").join(table)).await);
+        }
+        eprintln!("incremental kill trial {trial} at `{moment}` (seen: {seen}): versions left {left:?}");
+        let resume = trial % 2 == 0;
+        let flags = ["--run-id", id.as_str()];
+        let again = ws.run("lake", if resume { &flags[..] } else { &[] });
+        assert!(
+            again.status.success(),
+            "trial {trial}: the run after the kill failed:\n{}",
+            text(&again)
+        );
+        let full = ws.run("full", &["--full-refresh"]);
+        assert!(
+            full.status.success(),
+            "trial {trial}: full refresh failed:\n{}",
+            text(&full)
+        );
+        for table in ["gold/order_facts", "gold/daily", "gold/by_country"] {
+            assert_eq!(
+                table_rows(&ws.path("lake").join(table), "*").await,
+                table_rows(&ws.path("full").join(table), "*").await,
+                "trial {trial} (killed at `{moment}`, seen: {seen}, resumed: {resume}): {table} differs"
+            );
+        }
+    }
+}
+
+/// Microseconds since the epoch, for run ids of the new form.
+struct RunIdClock;
+
+impl RunIdClock {
+    fn now() -> u128 {
+        let micros = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_micros();
+        micros * 1000
+    }
+}

@@ -84,8 +84,9 @@ impl Incremental<'_> {
             true => key_values(&batches).map_err(err)?,
             false => touched,
         };
-        let files = self.files_holding(&keys[0], &batches)?;
-        let of = self.target.scan_table()?.files.len();
+        let scan = self.target.scan_table()?;
+        let of = scan.files.len();
+        let files = self.files_holding(scan, &keys[0], &batches)?;
         info!(table = %self.job.table.name, keys = count, files = files.files.len(), of, "recomputing the touched keys");
         let paths = files.files.iter().map(|f| f.path.clone()).collect();
         let plan = self.replaced(shape, &keys, &affected, files).map_err(err)?;
@@ -122,10 +123,14 @@ impl Incremental<'_> {
         }
     }
 
-    /// The table's files that may hold a touched key: by the statistics of the first key
+    /// The table's files (`scan`, all of them) that may hold a touched key: by the statistics of the first key
     /// when it is an integer, else all of them.
-    fn files_holding(&self, first_key: &str, touched: &[RecordBatch]) -> Result<DeltaScanTable> {
-        let scan = self.target.scan_table()?;
+    fn files_holding(
+        &self,
+        scan: DeltaScanTable,
+        first_key: &str,
+        touched: &[RecordBatch],
+    ) -> Result<DeltaScanTable> {
         let integer = scan
             .schema
             .field_with_name(first_key)
