@@ -123,8 +123,8 @@ impl Incremental<'_> {
         }
     }
 
-    /// The table's files (`scan`, all of them) that may hold a touched key: by the statistics of the first key
-    /// when it is an integer, else all of them.
+    /// Of the table's files (`scan`), those that may hold a touched key: by the statistics of
+    /// the first key when it is an integer, else all of them.
     fn files_holding(
         &self,
         scan: DeltaScanTable,
