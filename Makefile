@@ -56,8 +56,9 @@ bench: build ## e-commerce pipeline at scale 0.1 and 1: seconds per layer, rows/
 bench-cdc: build ## CDC: 2M keys loaded, then a batch changing 1% of them: seconds and files rewritten for the apply, next to a full rebuild
 	$(BIN) bench --dataset changes --keys 2000000 --update-fraction 0.01
 
-bench-incremental: build ## e-commerce history at scale 0.1 and 1, then a later batch: its run next to a full refresh, per table and layer
+bench-incremental: build ## e-commerce history at scale 0.1, 0.3 and 1, then a later batch (the same one on 0.3 and 1): its run next to a full refresh, per table and layer
 	$(BIN) bench --incremental --scale 0.1
+	$(BIN) bench --incremental --scale 0.3 --batch-scale 1
 	$(BIN) bench --incremental --scale 1
 
 bench-als: setup build ## ALS: MovieLens-100K against Spark MLlib and `implicit` on one split, then generated 1M and 10M ratings

@@ -52,11 +52,20 @@ async fn ecommerce_pipeline_is_correct_across_batches() {
         generate(&landing, batch);
         let summary = run(dir.path());
         assert!(summary.contains("quality_gate"), "{summary}");
+        // A batch's sessions are new: computed from the new click files, appended.
+        if batch > 0 {
+            let sessions = &summary[summary.find(" sessions ").expect("a sessions line")..];
+            assert!(
+                sessions.contains("(0 of ") && sessions.contains("file(s) of `clickstream` read"),
+                "{summary}"
+            );
+        }
     }
 
-    // A run with no new landing file ingests nothing, and the CDC silver tables apply nothing.
+    // A run with no new landing file ingests nothing, the CDC silver tables apply nothing and
+    // the incremental gold tables (sessions, funnel_daily) compute nothing.
     let again = run(dir.path());
-    assert_eq!(again.matches("no_new_data").count(), 8 + 7, "{again}");
+    assert_eq!(again.matches("no_new_data").count(), 8 + 7 + 2, "{again}");
 
     let checks = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/it/ecommerce_checks.py");
     let out = Command::new("python3")
@@ -99,8 +108,9 @@ async fn ecommerce_pipeline_is_correct_across_batches() {
     eprintln!("last customers batch replaced {replaced} of {of} files");
     assert!(replaced > 0, "the batch replaced no customer file");
 
-    // The silver tables the batches built change by change equal a rebuild from all of bronze
-    // (`--full-refresh` of a copy of the lakehouse).
+    // The silver tables the batches built change by change, and the gold tables computed from
+    // their changes, equal a rebuild from all of bronze (`--full-refresh` of a copy of the
+    // lakehouse).
     let copied = Command::new("cp")
         .arg("-r")
         .arg(dir.path().join("lake"))
@@ -111,24 +121,26 @@ async fn ecommerce_pipeline_is_correct_across_batches() {
     run_with(
         dir.path(),
         "full",
-        &["--full-refresh", "--layer", "bronze,silver"],
+        &["--full-refresh", "--layer", "bronze,silver,gold"],
     );
-    let cdc_tables = [
-        "orders",
-        "order_items",
-        "customers",
-        "products",
-        "payments",
-        "inventory",
-        "clickstream",
+    let incremental_tables = [
+        ("silver", "orders"),
+        ("silver", "order_items"),
+        ("silver", "customers"),
+        ("silver", "products"),
+        ("silver", "payments"),
+        ("silver", "inventory"),
+        ("silver", "clickstream"),
+        ("gold", "sessions"),
+        ("gold", "funnel_daily"),
     ];
-    for table in cdc_tables {
-        let path = |lake: &str| dir.path().join(lake).join("silver").join(table);
+    for (layer, table) in incremental_tables {
+        let path = |lake: &str| dir.path().join(lake).join(layer).join(table);
         let incremental = table_rows(&path("lake"), "*").await;
         assert!(incremental.lines().count() > 10, "{table}: {incremental}");
         assert!(
             incremental == table_rows(&path("full"), "*").await,
-            "silver.{table} differs from a full refresh"
+            "{layer}.{table} differs from a full refresh"
         );
     }
 }

@@ -32,6 +32,12 @@ name = "per_kind"
 layer = "gold"
 incremental = true
 sql = "SELECT kind, count(*) AS events, sum(amount) AS amount FROM events GROUP BY kind"
+
+[[table]]
+name = "per_id"
+layer = "gold"
+incremental = true
+sql = "SELECT id, count(*) AS events, sum(amount) AS amount FROM events GROUP BY id"
 "#;
 
 fn batch(rng: &mut medallion_jobs::generate::Rng, first: u64, rows: u64) -> String {
@@ -62,18 +68,23 @@ async fn a_row_wise_table_computes_only_new_rows_and_equals_a_full_refresh() {
         assert!(run.status.success(), "batch {b} failed:\n{}", text(&run));
         let out = text(&run);
         match b {
-            0 => assert_eq!(out.matches("full: first run").count(), 2, "{out}"),
+            0 => assert_eq!(out.matches("full: first run").count(), 3, "{out}"),
             2 => assert!(!out.contains("incremental_"), "{out}"),
-            _ => assert!(
-                out.contains("incremental_append: the rows of its inputs' new files (events_raw")
-                    && out.contains("incremental_by_key: the keys its inputs' changes touch"),
-                "batch {b}: {out}"
-            ),
+            _ => {
+                assert!(
+                    out.contains("incremental_append: the rows of its inputs' new files (events_raw")
+                        && out.contains("incremental_by_key: the keys its inputs' changes touch"),
+                    "batch {b}: {out}"
+                );
+                // The batch's ids are new groups: only the new files of `events` hold them.
+                let (read, of) = files_read(&out, "per_id", "events").expect("per_id read some files");
+                assert!(read >= 1 && read < of, "batch {b}: {out}");
+            }
         }
     }
     let full = ws.run("full", &["--full-refresh"]);
     assert!(full.status.success(), "full refresh failed:\n{}", text(&full));
-    for table in ["silver/events", "gold/per_kind"] {
+    for table in ["silver/events", "gold/per_kind", "gold/per_id"] {
         let incremental = table_rows(&ws.path("lake").join(table), "*").await;
         assert!(incremental.lines().count() > 6, "{table}: {incremental}");
         assert_eq!(
@@ -240,6 +251,14 @@ impl Batches {
         }
         csv
     }
+}
+
+/// The `(k, n)` of "k of n file(s) of `<input>` read" in a run's output, after `table`'s line.
+fn files_read(out: &str, table: &str, input: &str) -> Option<(usize, usize)> {
+    let out = &out[out.find(&format!(" {table} "))?..];
+    let end = out.find(&format!("file(s) of `{input}` read"))?;
+    let words: Vec<&str> = out[..end].rsplit("; ").next()?.split(' ').collect();
+    Some((words.first()?.parse().ok()?, words.get(2)?.parse().ok()?))
 }
 
 /// Whether `"<k> of <n> file(s) replaced)…"` has k < n.

@@ -2,6 +2,7 @@
 //! and the single commit on the driver.
 
 mod commit;
+mod key_values;
 mod normalize;
 mod scan;
 mod snapshot;
@@ -13,6 +14,7 @@ mod write_spec;
 mod written;
 
 pub use commit::{CommitOutcome, DeltaCommit};
+pub use key_values::KeyValues;
 pub use normalize::{normalize_batch, normalize_schema};
 pub use scan::{DeltaFile, DeltaScanTable, project};
 pub use snapshot::{FileChanges, SinceVersion, TableSnapshot};

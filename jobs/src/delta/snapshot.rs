@@ -6,6 +6,7 @@ use futures::StreamExt;
 use object_store::path::Path;
 use url::Url;
 
+use super::key_values::KeyValues;
 use super::normalize::normalize_schema;
 use super::scan::{DeltaFile, DeltaScanTable};
 use crate::error::{Error, Result};
@@ -32,7 +33,7 @@ pub struct FileChanges {
 }
 
 /// A loaded Delta table at its latest version.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct TableSnapshot {
     table: DeltaTable,
     url: Url,
@@ -189,10 +190,10 @@ impl TableSnapshot {
         }))
     }
 
-    /// The active files that may hold a row whose integer `column` is one of `keys` (sorted):
-    /// those whose statistics' range of the column contains one, or that have no such
-    /// statistics. The others certainly hold none.
-    pub fn files_holding(&self, column: &str, keys: &[i64]) -> Result<Vec<DeltaFile>> {
+    /// The active files that may hold a row whose `column` is one of `keys`: those whose
+    /// statistics' range of the column holds one, or that have no such statistics. The others
+    /// certainly hold none.
+    pub fn files_holding(&self, column: &str, keys: &KeyValues) -> Result<Vec<DeltaFile>> {
         let state = self
             .table
             .snapshot()
@@ -200,13 +201,7 @@ impl TableSnapshot {
         Ok(state
             .log_data()
             .iter()
-            .filter(|f| match key_range(f.stats().as_deref(), column) {
-                Some((min, max)) => {
-                    let first = keys.partition_point(|k| *k < min);
-                    keys.get(first).is_some_and(|k| *k <= max)
-                }
-                None => true,
-            })
+            .filter(|f| keys.may_be_in(f.stats().as_deref(), column))
             .map(|f| DeltaFile {
                 path: f.path().to_string(),
                 size: f.size().max(0) as u64,
@@ -244,13 +239,6 @@ impl TableSnapshot {
 }
 
 /// `(min, max)` of an integer column in a file's Delta statistics.
-fn key_range(stats: Option<&str>, column: &str) -> Option<(i64, i64)> {
-    let stats: serde_json::Value = serde_json::from_str(stats?).ok()?;
-    let min = stats.get("minValues")?.get(column)?.as_i64()?;
-    let max = stats.get("maxValues")?.get(column)?.as_i64()?;
-    Some((min, max))
-}
-
 /// Whether a `_delta_log` with at least one entry exists: a missing or empty folder is "no
 /// table yet", anything else that fails to load is an error worth reporting.
 async fn has_log(builder: &DeltaTableBuilder) -> Result<bool, DeltaTableError> {

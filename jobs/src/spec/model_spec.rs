@@ -44,6 +44,11 @@ pub struct AlsParams {
     pub max_rating: Option<f64>,
     /// Hold-out evaluation, when configured.
     pub eval: Option<EvalSpec>,
+    /// Start from the previous run's user factors (users without one from the seeded initial
+    /// factors) instead of from the seeded initial factors only.
+    pub warm_start: bool,
+    /// Alternations run when starting warm (`iterations` when not set).
+    pub warm_iterations: usize,
 }
 
 impl Default for AlsParams {
@@ -65,6 +70,8 @@ impl Default for AlsParams {
             min_rating: None,
             max_rating: None,
             eval: None,
+            warm_start: false,
+            warm_iterations: 10,
         }
     }
 }
@@ -122,6 +129,8 @@ pub(crate) struct RawAls {
     min_rating: Option<f64>,
     max_rating: Option<f64>,
     eval: Option<RawEval>,
+    warm_start: Option<bool>,
+    warm_iterations: Option<i64>,
 }
 
 #[derive(Deserialize)]
@@ -164,6 +173,11 @@ impl RawAls {
         {
             return Err(format!("als.min_rating {lo} is above als.max_rating {hi}"));
         }
+        let warm_start = self.warm_start.unwrap_or(d.warm_start);
+        if self.warm_iterations.is_some() && !warm_start {
+            return Err("als.warm_iterations is only used with warm_start = true".into());
+        }
+        let iterations = positive("iterations", self.iterations, d.iterations, 1000)?;
         let seed = self.seed.map_or(Ok(d.seed), |s| {
             u64::try_from(s).map_err(|_| format!("als.seed = {s}: must be ≥ 0"))
         })?;
@@ -172,7 +186,7 @@ impl RawAls {
             item: self.item.unwrap_or(d.item),
             rating: self.rating.unwrap_or(d.rating),
             rank: positive("rank", self.rank, d.rank, 1000)?,
-            iterations: positive("iterations", self.iterations, d.iterations, 1000)?,
+            iterations,
             reg_param: non_negative("reg_param", self.reg_param, d.reg_param)?,
             implicit: self.implicit.unwrap_or(d.implicit),
             alpha: non_negative("alpha", self.alpha, d.alpha)?,
@@ -184,6 +198,8 @@ impl RawAls {
             min_rating: self.min_rating,
             max_rating: self.max_rating,
             eval: self.eval.map(RawEval::convert).transpose()?,
+            warm_start,
+            warm_iterations: positive("warm_iterations", self.warm_iterations, iterations, 1000)?,
         })
     }
 }
@@ -229,6 +245,10 @@ mod tests {
         let p = parse("").unwrap();
         assert_eq!((p.rank, p.iterations, p.reg_param, p.alpha), (10, 10, 0.1, 1.0));
         assert_eq!((p.implicit, p.cold_start, p.eval), (false, ColdStart::Nan, None));
+        let warm = parse("iterations = 8\nwarm_start = true").unwrap();
+        assert_eq!((warm.warm_start, warm.warm_iterations), (true, 8));
+        let fewer = parse("warm_start = true\nwarm_iterations = 3").unwrap();
+        assert_eq!(fewer.warm_iterations, 3);
     }
 
     #[test]
@@ -246,6 +266,7 @@ mod tests {
             ("min_rating = 5.0\nmax_rating = 1.0", "above als.max_rating"),
             ("eval = { test_fraction = 1.0 }", "test_fraction = 1"),
             ("eval = { split = \"time\" }", "needs time_column"),
+            ("warm_iterations = 3", "only used with warm_start"),
         ] {
             let err = parse(text).unwrap_err();
             assert!(err.contains(msg), "{text}: {err}");

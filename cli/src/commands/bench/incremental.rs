@@ -1,6 +1,6 @@
 //! The incremental benchmark: the e-commerce pipeline on `--scale` history, then one later
-//! batch (new orders and customers, status changes, customer moves, some late), run as a
-//! nightly run would, then the same tables rebuilt from all of the landing data
+//! batch (new orders and customers, status changes, customer moves, some late; sized by
+//! `--batch-scale`), run as a nightly run would, then the same tables rebuilt from all of the landing data
 //! (`--full-refresh`). It prints, per table, rows read and seconds of both runs and how each
 //! incremental table was computed; per layer, the wall seconds of both; and the batch run's
 //! cost as a share of the full run's, bronze → gold and ml apart.
@@ -32,15 +32,21 @@ pub(super) async fn run(args: &BenchArgs, dir: &Path) -> Result<ExitCode> {
         args.scale,
         history.duration.as_secs_f64()
     );
-    let written = EcommerceData::new(out, args.scale).with_batch(1).write().await?;
+    let batch_scale = args.batch_scale.unwrap_or(args.scale);
+    let written = EcommerceData::new(out, args.scale)
+        .with_batch(1)
+        .with_batch_scale(batch_scale)
+        .write()
+        .await?;
     let lines: u64 = written.iter().map(|w| w.lines).sum();
     let batch = execute(&run_args(args, dir, SPEC), None).await?;
     let mut full = run_args(args, dir, SPEC);
     full.full_refresh = true;
     let full = execute(&full, None).await?;
-    println!("batch 1: {lines} landing lines");
+    println!("batch 1: {lines} landing lines (sized as at scale {batch_scale})");
     print_side_by_side(&batch, &full);
     print_shares(&batch, &full);
+    print_models(&batch, &full);
     println!("peak RSS: {}", peak_rss().unwrap_or_else(|| "unknown".into()));
     let all = [&history, &batch, &full];
     Ok(match all.iter().all(|s| s.succeeded()) {
@@ -68,6 +74,38 @@ fn print_side_by_side(batch: &RunSummary, full: &RunSummary) {
         );
         if let Some(refresh) = &t.refresh {
             println!("{:<8}   {}", "", refresh.render());
+        }
+    }
+}
+
+/// The ALS tables' metrics: the batch run's (a warm start, with the table's `warm_start`)
+/// next to the full refresh's (always from the seeded initial factors).
+fn print_models(batch: &RunSummary, full: &RunSummary) {
+    const SHOWN: [&str; 8] = [
+        "iterations",
+        "warm_users",
+        "seconds_per_iteration",
+        "rmse",
+        "precision@10",
+        "recall@10",
+        "ndcg@10",
+        "map@10",
+    ];
+    for t in batch.tables.iter().filter(|t| !t.metrics.is_empty()) {
+        let Some(f) = full.tables.iter().find(|f| f.table == t.table) else {
+            continue;
+        };
+        println!(
+            "model {}: batch run (warm start if set) | full refresh (cold start)",
+            t.table
+        );
+        for name in SHOWN {
+            let value = |o: &medallion_jobs::pipeline::TableOutcome| {
+                o.metrics.iter().find(|(n, _)| n == name).map(|(_, v)| *v)
+            };
+            if let (Some(b), Some(c)) = (value(t), value(f)) {
+                println!("  {name:<22} {b:>10.4} | {c:>10.4}");
+            }
         }
     }
 }

@@ -56,6 +56,10 @@ pub struct BenchArgs {
     /// E-commerce: after the history, time a later batch's run next to a full refresh.
     #[arg(long)]
     pub incremental: bool,
+    /// With `--incremental`: size the batch as a history at this scale factor would have it
+    /// (default `--scale`), to time the same batch on histories of different sizes.
+    #[arg(long, requires = "incremental")]
+    pub batch_scale: Option<f64>,
 }
 
 pub(crate) async fn run(args: BenchArgs) -> Result<ExitCode> {

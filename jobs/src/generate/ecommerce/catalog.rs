@@ -45,7 +45,7 @@ async fn products(sink: &Sink, scale: Scale, part: u64, parts: u64) -> Result<Wr
     let ids: Vec<u64> = if sink.batch == 0 {
         slice(scale.products, part, parts).map(|i| i + 1).collect()
     } else {
-        slice(scale.products / 50 + 1, part, parts)
+        slice(scale.per_batch.products, part, parts)
             .map(|_| 1 + rng.below(scale.products))
             .collect()
     };

@@ -33,7 +33,7 @@ pub(crate) async fn write_part(sink: &Sink, scale: Scale, part: u64, parts: u64)
             customer(&mut rng, &mut out, id, signup, signup, 0);
         }
     } else {
-        let per_batch = (scale.customers / 50).max(1);
+        let per_batch = scale.per_batch.customers;
         let first_new = scale.customers + (sink.batch - 1) * per_batch;
         for i in slice(per_batch, part, parts) {
             let at = moment(&mut rng, sink.batch);

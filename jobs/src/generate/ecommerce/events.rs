@@ -17,18 +17,21 @@ pub(crate) async fn write_part(sink: &Sink, scale: Scale, part: u64, parts: u64)
     ])
 }
 
-fn batch_size(batch: u64, initial: u64) -> u64 {
-    if batch == 0 {
-        initial
-    } else {
-        (initial / 100).max(1)
+fn batch_size(batch: u64, initial: u64, later: u64) -> u64 {
+    match batch {
+        0 => initial,
+        _ => later,
     }
 }
 
 async fn clickstream(sink: &Sink, scale: Scale, part: u64, parts: u64) -> Result<Written> {
     let mut rng = sink.rng("clickstream", part);
     let mut out = Lines::default();
-    for n in slice(batch_size(sink.batch, scale.sessions), part, parts) {
+    for n in slice(
+        batch_size(sink.batch, scale.sessions, scale.per_batch.sessions),
+        part,
+        parts,
+    ) {
         session(
             &mut rng,
             &mut out,
@@ -88,7 +91,11 @@ fn session(rng: &mut Rng, out: &mut Lines, batch: u64, scale: Scale, id: &str) {
 async fn ratings(sink: &Sink, scale: Scale, part: u64, parts: u64) -> Result<Written> {
     let mut rng = sink.rng("ratings", part);
     let mut out = Lines::header("customer_id,product_id,rating,rated_at");
-    for _ in slice(batch_size(sink.batch, scale.ratings), part, parts) {
+    for _ in slice(
+        batch_size(sink.batch, scale.ratings, scale.per_batch.ratings),
+        part,
+        parts,
+    ) {
         let customer_id = 1 + rng.below(scale.customers);
         let customer = if rng.chance(0.001) {
             String::new()

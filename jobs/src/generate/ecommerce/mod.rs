@@ -31,7 +31,8 @@ const SF1_SESSIONS: f64 = 1_000_000.0;
 /// Parts per source and batch.
 const PARTS: u64 = 4;
 
-/// Sizes derived from a scale factor.
+/// Sizes derived from a scale factor: of the history (batch 0, and the ids later batches
+/// refer to) and of what each later batch adds.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Scale {
     pub(crate) customers: u64,
@@ -39,17 +40,38 @@ pub(crate) struct Scale {
     pub(crate) orders: u64,
     pub(crate) ratings: u64,
     pub(crate) sessions: u64,
+    pub(crate) per_batch: PerBatch,
+}
+
+/// What a later batch adds: new orders (and as many status changes), new customers (and as
+/// many moves), products re-sent with a new price, sessions and ratings.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct PerBatch {
+    pub(crate) orders: u64,
+    pub(crate) customers: u64,
+    pub(crate) products: u64,
+    pub(crate) sessions: u64,
+    pub(crate) ratings: u64,
 }
 
 impl Scale {
-    fn new(sf: f64) -> Self {
-        let n = |base: f64, min: u64| ((base * sf).round() as u64).max(min);
+    fn new(sf: f64, batch_sf: f64) -> Self {
+        let n = |base: f64, sf: f64, min: u64| ((base * sf).round() as u64).max(min);
+        let history = |base, min| n(base, sf, min);
+        let batch = |base, min| n(base, batch_sf, min);
         Self {
-            customers: n(SF1_CUSTOMERS, 20),
-            products: n(SF1_PRODUCTS, 10),
-            orders: n(SF1_ORDERS, 50),
-            ratings: n(SF1_RATINGS, 50),
-            sessions: n(SF1_SESSIONS, 50),
+            customers: history(SF1_CUSTOMERS, 20),
+            products: history(SF1_PRODUCTS, 10),
+            orders: history(SF1_ORDERS, 50),
+            ratings: history(SF1_RATINGS, 50),
+            sessions: history(SF1_SESSIONS, 50),
+            per_batch: PerBatch {
+                orders: batch(SF1_ORDERS / 100.0, 1),
+                customers: batch(SF1_CUSTOMERS / 50.0, 1),
+                products: batch(SF1_PRODUCTS / 50.0, 0) + 1,
+                sessions: batch(SF1_SESSIONS / 100.0, 1),
+                ratings: batch(SF1_RATINGS / 100.0, 1),
+            },
         }
     }
 }
@@ -60,6 +82,7 @@ impl Scale {
 pub struct EcommerceData {
     out: Url,
     scale_factor: f64,
+    batch_scale_factor: Option<f64>,
     seed: u64,
     batch: u64,
 }
@@ -70,6 +93,7 @@ impl EcommerceData {
         Self {
             out,
             scale_factor: sf,
+            batch_scale_factor: None,
             seed: 42,
             batch: 0,
         }
@@ -87,9 +111,17 @@ impl EcommerceData {
         self
     }
 
+    /// Sizes later batches as a history at scale factor `sf` would have them (by default as
+    /// the history's own): the same batch on histories of different sizes.
+    pub fn with_batch_scale(mut self, sf: f64) -> Self {
+        self.batch_scale_factor = Some(sf);
+        self
+    }
+
     /// Writes the batch's files for all eight sources.
     pub async fn write(self) -> Result<Vec<Written>> {
-        let scale = Scale::new(self.scale_factor);
+        let batch_sf = self.batch_scale_factor.unwrap_or(self.scale_factor);
+        let scale = Scale::new(self.scale_factor, batch_sf);
         let sink = Sink::new(&self.out, self.seed, self.batch)?;
         let mut written = Vec::new();
         for part in 0..PARTS {

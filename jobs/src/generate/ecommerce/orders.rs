@@ -32,7 +32,7 @@ pub(crate) async fn write_part(sink: &Sink, scale: Scale, part: u64, parts: u64)
         items: Lines::header("order_id,line_no,product_id,quantity,unit_price,discount"),
         payments: Lines::default(),
     };
-    let new_per_batch = (scale.orders / 100).max(1);
+    let new_per_batch = scale.per_batch.orders;
     let ids = if sink.batch == 0 {
         slice(scale.orders, part, parts)
     } else {

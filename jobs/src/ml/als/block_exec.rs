@@ -135,7 +135,7 @@ async fn run_block(task: Arc<AlsTask>, paths: Vec<String>) -> Result<RecordBatch
     };
     let ratings = read_files(&block).await?;
     let fixed = match &task.fixed {
-        Fixed::Files(set) => Some(read_files(set).await?),
+        Fixed::Files(set) | Fixed::Warm(set) => Some(read_files(set).await?),
         Fixed::Initial => None,
     };
     let users = match &task.step {
@@ -155,17 +155,18 @@ fn compute(
 ) -> Result<RecordBatch> {
     let s = &task.settings;
     let block = block_ratings(ratings, task.src_id)?;
-    let fixed = match fixed {
-        Some(batches) => Factors::from_batches(batches, s.rank, task.dst_id)?,
-        None => {
-            let other = match task.step {
-                Step::Solve { side: Side::User, .. } | Step::Score { .. } => Side::Item,
-                Step::Solve { side: Side::Item, .. } => Side::User,
-            };
-            let needed = block.entries.iter().map(|e| e.dst);
-            Factors::initial(s.seed, other, needed, s.rank, s.nonnegative)
-        }
+    let other = match task.step {
+        Step::Solve { side: Side::User, .. } | Step::Score { .. } => Side::Item,
+        Step::Solve { side: Side::Item, .. } => Side::User,
     };
+    let needed = block.entries.iter().map(|e| e.dst);
+    let fixed =
+        match (fixed, &task.fixed) {
+            (Some(batches), Fixed::Warm(_)) => Factors::from_batches(batches, s.rank, task.dst_id)?
+                .or_initial(s.seed, other, needed, s.nonnegative),
+            (Some(batches), _) => Factors::from_batches(batches, s.rank, task.dst_id)?,
+            (None, _) => Factors::initial(s.seed, other, needed, s.rank, s.nonnegative),
+        };
     debug!(ratings = block.entries.len(), "ALS block loaded");
     match &task.step {
         Step::Solve { side, gram } => {

@@ -126,13 +126,23 @@ impl Factors {
         k: usize,
         nonnegative: bool,
     ) -> Self {
-        let mut f = Self::empty(k);
+        Self::empty(k).or_initial(seed, side, needed, nonnegative)
+    }
+
+    /// These factors, and the seeded initial factors of the rows in `needed` without one.
+    pub(crate) fn or_initial(
+        mut self,
+        seed: u64,
+        side: Side,
+        needed: impl Iterator<Item = u32>,
+        nonnegative: bool,
+    ) -> Self {
         for i in needed {
-            if f.get(i).is_none() {
-                f.set(i, &initial_factor(seed, side, i, k, nonnegative), u32::MAX);
+            if self.get(i).is_none() {
+                self.set(i, &initial_factor(seed, side, i, self.k, nonnegative), u32::MAX);
             }
         }
-        f
+        self
     }
 
     /// Factors read from files written by a solve step.

@@ -87,6 +87,9 @@ pub enum Fixed {
     Initial,
     /// Factors written by the previous step.
     Files(FileSet),
+    /// Factors kept from the previous training for some rows (warm start); the other rows
+    /// start from their seeded initial factors.
+    Warm(FileSet),
 }
 
 /// Hold-out evaluation inside a scoring task.

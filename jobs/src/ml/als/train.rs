@@ -5,7 +5,8 @@
 //!    write the ratings twice — by user block and by item block.
 //! 2. **alternate**: per iteration solve every item block against the user factors, then every
 //!    user block against the new item factors (Spark's order). The last iteration writes
-//!    straight into the factor tables' folders.
+//!    straight into the factor tables' folders. The first user factors are the seeded initial
+//!    ones or, with `warm_start`, the previous training's for the users it had.
 //! 3. **score**: per user block, top-N recommendations (into the recommendations table's
 //!    folder) and the evaluation sums (into the work folder), in one pass.
 //!
@@ -28,7 +29,7 @@ use super::init::initial_factor;
 use super::linalg::gram;
 use super::rank::EvalSums;
 use super::task::{AlsTask, EvalTask, FileSet, Fixed, IdType, Settings, Side, Step};
-use crate::delta::{KeepWhen, OutputName, Staged, WriteSpec, WriteTarget, write_on_cluster};
+use crate::delta::{KeepWhen, OutputName, Staged, TableSnapshot, WriteSpec, WriteTarget, write_on_cluster};
 use crate::error::{Error, Result};
 use crate::spec::{AlsParams, ColdStart, Split};
 
@@ -98,6 +99,7 @@ pub struct AlsTraining<'a> {
     params: &'a AlsParams,
     table: &'a str,
     outputs: AlsOutputs,
+    from_scratch: bool,
 }
 
 impl<'a> AlsTraining<'a> {
@@ -108,7 +110,14 @@ impl<'a> AlsTraining<'a> {
             params,
             table,
             outputs,
+            from_scratch: false,
         }
+    }
+
+    /// Starts from the seeded initial factors even with `warm_start` (a full refresh).
+    pub fn from_scratch(mut self, from_scratch: bool) -> Self {
+        self.from_scratch = from_scratch;
+        self
     }
 
     /// Trains on the validated ratings in `input` ([`INPUT_COLUMNS`]).
@@ -123,11 +132,18 @@ impl<'a> AlsTraining<'a> {
             secs = stage_secs,
             "ALS ratings staged"
         );
-        let mut users_fixed = Fixed::Initial;
+        let (mut users_fixed, warm_users) = match self.warm_users(&blocks).await? {
+            Some((set, rows)) => (Fixed::Warm(set), rows),
+            None => (Fixed::Initial, 0),
+        };
+        let iterations = match warm_users {
+            0 => self.params.iterations,
+            _ => self.params.warm_iterations,
+        };
         let mut factors = None;
         let alternating = Instant::now();
-        for iteration in 0..self.params.iterations {
-            let last = iteration + 1 == self.params.iterations;
+        for iteration in 0..iterations {
+            let last = iteration + 1 == iterations;
             let out = |side: Side, table: &Url| match last {
                 true => table.clone(),
                 false => self
@@ -167,10 +183,16 @@ impl<'a> AlsTraining<'a> {
         let (recommendations, sums) = self.score(&blocks, &user_factors, &item_factors).await?;
         let timings = [
             stage_secs,
-            iterate_secs / self.params.iterations as f64,
+            iterate_secs / iterations as f64,
             scoring.elapsed().as_secs_f64(),
         ];
-        let metrics = self.metrics(&blocks, &user_factors, &item_factors, &sums, input.rows, timings);
+        let mut metrics = self.metrics(&blocks, &user_factors, &item_factors, &sums, input.rows, timings);
+        let m = |name, value: usize| Metric {
+            name,
+            k: None,
+            value: value as f64,
+        };
+        metrics.extend([m("iterations", iterations), m("warm_users", warm_users as usize)]);
         Ok(AlsModel {
             user_factors,
             item_factors,
@@ -317,6 +339,86 @@ impl<'a> AlsTraining<'a> {
         }
     }
 
+    /// The previous training's factors of this run's users under this run's indices, and how
+    /// many there are: the start of a warm training. `None` when not warm starting, or when
+    /// there is no previous training of the same rank and id type to start from.
+    async fn warm_users(&self, blocks: &Blocks) -> Result<Option<(FileSet, u64)>> {
+        if !self.params.warm_start || self.from_scratch {
+            return Ok(None);
+        }
+        let Some(previous) = TableSnapshot::load(&self.outputs.user_factors).await? else {
+            return Ok(None);
+        };
+        let previous = previous.scan_table()?;
+        let ids = blocks.user_id.data_type();
+        if !previous
+            .schema
+            .field_with_name("id")
+            .is_ok_and(|f| f.data_type() == &ids)
+        {
+            info!(
+                table = self.table,
+                "ALS starts cold: the previous user ids are of another type"
+            );
+            return Ok(None);
+        }
+        let err = self.err("read the previous user factors");
+        let names = [
+            format!("__als_previous_users_{}", self.table),
+            format!("__als_users_{}", self.table),
+        ];
+        self.ctx
+            .register_table(&names[0], Arc::new(previous))
+            .map_err(&err)?;
+        self.ctx
+            .register_table(&names[1], Arc::new(blocks.by_user.scan_table()))
+            .map_err(&err)?;
+        let sql = format!(
+            "SELECT b.u AS idx, b.user_id AS id, p.features \
+             FROM (SELECT DISTINCT u, user_id FROM {}) b JOIN {} p ON b.user_id = p.id \
+             WHERE array_length(p.features) = {}",
+            names[1], names[0], self.params.rank
+        );
+        let warm = self.write_factors(&sql, "warm_users").await;
+        for name in &names {
+            self.ctx.deregister_table(name).map_err(&err)?;
+        }
+        let warm = warm?;
+        info!(
+            table = self.table,
+            users = warm.rows,
+            of = blocks.users,
+            "ALS starts warm"
+        );
+        Ok((warm.rows > 0).then(|| (file_set(&warm), warm.rows)))
+    }
+
+    /// A query's `idx, id, features` rows written as factors in the work folder's `folder`.
+    async fn write_factors(&self, sql: &str, folder: &str) -> Result<Staged> {
+        let err = self.err("write the starting factors");
+        let frame = self.ctx.sql(sql).await.map_err(&err)?;
+        let target = WriteTarget {
+            name: OutputName::named(FACTORS),
+            url: self
+                .outputs
+                .work
+                .join(&format!("{folder}/"))
+                .expect("work folder is a URL directory")
+                .to_string(),
+            partition_by: vec![],
+            columns: ["idx", "id", "features"].map(String::from).to_vec(),
+            keep_when: None,
+        };
+        let spec = WriteSpec {
+            targets: vec![target],
+            counters: vec![],
+            file_tag: String::new(),
+        };
+        let schema = Arc::new(frame.schema().as_arrow().clone());
+        let result = write_on_cluster(self.ctx, &frame, &spec).await.map_err(&err)?;
+        Staged::from_result(&spec, &result, &OutputName::named(FACTORS), &schema).map_err(&err)
+    }
+
     /// One half-iteration: every block of `side` solved against `fixed`, written under `out`.
     async fn solve(&self, side: Side, blocks: &Blocks, fixed: Fixed, out: Url) -> Result<Staged> {
         let (ratings, files, src_id, dst_id, others) = match side {
@@ -378,6 +480,14 @@ impl<'a> AlsTraining<'a> {
                 let err = self.err("compute YᵀY");
                 let batches = read_files(set).await.map_err(&err)?;
                 let factors = Factors::from_batches(&batches, k, id_type).map_err(&err)?;
+                Ok(gram(factors.iter().map(|(_, v)| v), k))
+            }
+            Fixed::Warm(set) => {
+                let err = self.err("compute YᵀY");
+                let batches = read_files(set).await.map_err(&err)?;
+                let factors = Factors::from_batches(&batches, k, id_type)
+                    .map_err(&err)?
+                    .or_initial(p.seed, side, 0..count as u32, p.nonnegative);
                 Ok(gram(factors.iter().map(|(_, v)| v), k))
             }
         }

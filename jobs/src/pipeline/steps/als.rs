@@ -102,6 +102,7 @@ impl TableStep for AlsStep<'_> {
             recommendations: job.lakehouse.table_url(job.table),
         };
         let model = AlsTraining::new(job.ctx, self.params, &job.table.name, outputs)
+            .from_scratch(job.full_refresh)
             .run(&input)
             .await?;
         outcome.metrics = model

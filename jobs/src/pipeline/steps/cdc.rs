@@ -11,18 +11,17 @@
 
 use std::sync::Arc;
 
+use datafusion::arrow::array::{Int64Array, RecordBatch};
 use datafusion::dataframe::DataFrame;
 use datafusion::logical_expr::lit;
-
-use datafusion::arrow::array::Int64Array;
 use tracing::info;
 
 use super::TableStep;
 use super::checked_write::{CheckedWrite, MainOutput, QuarantineCommit};
 use crate::cdc::{BUCKET, ChangeColumns, DELETE, SEQUENCE, bucket_sql, scd1_sql, scd2_sql, table_columns};
 use crate::delta::{
-    CommitOutcome, DeltaFile, DeltaScanTable, OutputName, SinceVersion, TableSnapshot, WriteResult,
-    WriteSpec, WriteTarget,
+    CommitOutcome, DeltaFile, DeltaScanTable, KeyValues, OutputName, SinceVersion, TableSnapshot,
+    WriteResult, WriteSpec, WriteTarget,
 };
 use crate::error::Result;
 use crate::pipeline::outcome::{TableOutcome, TableStatus};
@@ -476,7 +475,7 @@ impl CdcStep<'_> {
             return Ok((job.ctx.sql(&rows).await.map_err(err)?, None));
         };
         let scan = self
-            .files_holding_touched(job, plan, target, keys.as_deref(), &new_name)
+            .files_holding_touched(job, plan, target, keys.as_ref(), &new_name)
             .await?;
         let paths = scan.files.iter().map(|f| f.path.clone()).collect();
         register(&table_name, Arc::new(scan))?;
@@ -510,7 +509,7 @@ impl CdcStep<'_> {
     }
 
     /// The change-log files that may hold a touched key (all of them unless the first key is
-    /// an integer), and the touched values of that key.
+    /// an integer or a string), and the touched values of that key.
     async fn log_files_holding(
         &self,
         job: &TableJob<'_>,
@@ -518,8 +517,8 @@ impl CdcStep<'_> {
         log: &TableSnapshot,
         log_scan: &DeltaScanTable,
         new_name: &str,
-    ) -> Result<(Vec<DeltaFile>, Option<Vec<i64>>)> {
-        let keys = self.touched_integer_keys(job, plan, log_scan, new_name).await?;
+    ) -> Result<(Vec<DeltaFile>, Option<KeyValues>)> {
+        let keys = self.touched_key_values(job, plan, log_scan, new_name).await?;
         let files = match &keys {
             Some(keys) => log.files_holding(&plan.columns.keys[0], keys)?,
             None => log_scan.files.clone(),
@@ -533,36 +532,38 @@ impl CdcStep<'_> {
         Ok((files, keys))
     }
 
-    /// The touched values of the first key column, sorted, when it is an integer (the Delta
-    /// statistics then tell which files may hold them).
-    async fn touched_integer_keys(
+    /// The touched values of the first key column, when statistics order its type (they then
+    /// tell which files may hold them).
+    async fn touched_key_values(
         &self,
         job: &TableJob<'_>,
         plan: &CdcPlan,
         log: &DeltaScanTable,
         new_name: &str,
-    ) -> Result<Option<Vec<i64>>> {
+    ) -> Result<Option<KeyValues>> {
         let key = &plan.columns.keys[0];
         if !log
             .schema
             .field_with_name(key)
-            .is_ok_and(|f| f.data_type().is_integer())
+            .is_ok_and(|f| KeyValues::supports(f.data_type()))
         {
             return Ok(None);
         }
-        let sql = format!("SELECT DISTINCT CAST(\"{key}\" AS BIGINT) FROM {new_name}");
-        Ok(Some(integers(job, &sql).await?))
+        let sql = format!("SELECT DISTINCT \"{key}\" FROM {new_name}");
+        let batches = collect(job, &sql).await?;
+        let columns: Vec<_> = batches.iter().map(|b| Arc::clone(b.column(0))).collect();
+        Ok(KeyValues::collect(&columns))
     }
 
     /// A scan of the table's files that may hold a touched key: pruned by the statistics of an
-    /// integer first key column (`keys`, its touched values) and by the touched keys' buckets;
+    /// integer or string first key column (`keys`, its touched values) and by the touched keys' buckets;
     /// every file otherwise.
     async fn files_holding_touched(
         &self,
         job: &TableJob<'_>,
         plan: &CdcPlan,
         target: &TableSnapshot,
-        keys: Option<&[i64]>,
+        keys: Option<&KeyValues>,
         new_name: &str,
     ) -> Result<DeltaScanTable> {
         let scan = target.scan_table()?;
@@ -593,26 +594,27 @@ impl CdcStep<'_> {
 
 /// The sorted values of a query's one integer column.
 async fn integers(job: &TableJob<'_>, sql: &str) -> Result<Vec<i64>> {
-    let err = |e| job.query_err("find touched files", e);
-    let batches = job
-        .ctx
-        .sql(sql)
-        .await
-        .map_err(err)?
-        .collect()
-        .await
-        .map_err(err)?;
+    let batches = collect(job, sql).await?;
     let mut values: Vec<i64> = Vec::new();
     for batch in &batches {
         let column = batch
             .column(0)
             .as_any()
             .downcast_ref::<Int64Array>()
-            .ok_or_else(|| err(datafusion::error::DataFusionError::Internal("not BIGINT".into())))?;
+            .ok_or_else(|| {
+                let not = datafusion::error::DataFusionError::Internal("not BIGINT".into());
+                job.query_err("find touched files", not)
+            })?;
         values.extend(column.iter().flatten());
     }
     values.sort_unstable();
     Ok(values)
+}
+
+/// A query's rows, collected on the driver.
+async fn collect(job: &TableJob<'_>, sql: &str) -> Result<Vec<RecordBatch>> {
+    let err = |e| job.query_err("find touched files", e);
+    job.ctx.sql(sql).await.map_err(err)?.collect().await.map_err(err)
 }
 
 /// The change log's folder.

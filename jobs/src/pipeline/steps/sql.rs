@@ -162,10 +162,15 @@ impl SqlStep<'_> {
                 watermarks,
                 files,
                 of,
+                read,
             } => {
                 let n = files.len();
-                let detail =
-                    format!("the keys its inputs' changes touch, recomputed ({n} of {of} file(s) replaced)");
+                let read = read.map_or(String::new(), |r| {
+                    format!("; {} of {} file(s) of `{}` read", r.files, r.of, r.input)
+                });
+                let detail = format!(
+                    "the keys its inputs' changes touch, recomputed ({n} of {of} file(s) replaced{read})"
+                );
                 How {
                     refresh: refresh(RefreshKind::ByKey, detail),
                     watermarks,

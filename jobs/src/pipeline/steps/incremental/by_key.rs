@@ -4,23 +4,27 @@
 //!
 //! The touched keys are collected on the driver — as many as the batch touches, not the
 //! history — and planned back as a `VALUES` relation, so the recompute and the merge do not
-//! compute them again. When the first key is an integer, only the table's files whose
-//! statistics may hold a touched key are read and replaced (a MERGE); otherwise all of them.
+//! compute them again. When the first key is an integer or a string, only the table's files
+//! whose statistics may hold a touched key are read and replaced (a MERGE); otherwise all of
+//! them.
 
-use datafusion::arrow::array::{Array, Int64Array, RecordBatch};
-use datafusion::arrow::compute::cast;
-use datafusion::arrow::datatypes::DataType;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use datafusion::arrow::array::RecordBatch;
+use datafusion::catalog::TableProvider;
 use datafusion::dataframe::DataFrame;
-use datafusion::error::Result as DfResult;
 use datafusion::logical_expr::{LogicalPlan, LogicalPlanBuilder, col};
 use tracing::info;
 
 use super::Query;
+use super::prune::first_key_source;
 use super::rewrite::{
     InputFiles, added_rows, affected_keys, group_exprs, key_values, only_affected_groups, unaffected_rows,
+    with_scans,
 };
 use super::shape::Shape;
-use crate::delta::{DeltaScanTable, TableSnapshot};
+use crate::delta::{DeltaScanTable, KeyValues, TableSnapshot};
 use crate::error::Result;
 use crate::pipeline::table_job::TableJob;
 use crate::spec::Action;
@@ -32,8 +36,24 @@ const MAX_VALUES: usize = 10_000;
 pub(super) enum Output {
     /// Its rows are appended.
     Appended,
-    /// Its rows replace these files of the table (paths), of `of`.
-    Replacing { files: Vec<String>, of: usize },
+    /// Its rows replace these files of the table (paths), of `of`; a group's recompute read
+    /// only some files of `read`'s input.
+    Replacing {
+        files: Vec<String>,
+        of: usize,
+        read: Option<InputRead>,
+    },
+}
+
+/// The input a group's recompute read only some files of.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct InputRead {
+    /// Its name.
+    pub(crate) input: String,
+    /// The files read.
+    pub(crate) files: usize,
+    /// Its files.
+    pub(crate) of: usize,
 }
 
 /// The frame and what it does to the table (`None`: nothing to write), or why the table must
@@ -89,8 +109,12 @@ impl Incremental<'_> {
         let files = self.files_holding(scan, &keys[0], &batches)?;
         info!(table = %self.job.table.name, keys = count, files = files.files.len(), of, "recomputing the touched keys");
         let paths = files.files.iter().map(|f| f.path.clone()).collect();
-        let plan = self.replaced(shape, &keys, &affected, files).map_err(err)?;
-        let output = Output::Replacing { files: paths, of };
+        let (plan, read) = self.replaced(shape, &keys, &affected, files, &batches)?;
+        let output = Output::Replacing {
+            files: paths,
+            of,
+            read,
+        };
         Ok(Ok(Some((self.data_frame(plan), output))))
     }
 
@@ -124,18 +148,19 @@ impl Incremental<'_> {
     }
 
     /// Of the table's files (`scan`), those that may hold a touched key: by the statistics of
-    /// the first key when it is an integer, else all of them.
+    /// the first key when they order its type, else all of them.
     fn files_holding(
         &self,
         scan: DeltaScanTable,
         first_key: &str,
         touched: &[RecordBatch],
     ) -> Result<DeltaScanTable> {
-        let integer = scan
+        let ordered = scan
             .schema
             .field_with_name(first_key)
-            .is_ok_and(|f| f.data_type().is_integer());
-        let Some(values) = integer.then(|| first_key_values(touched)).flatten() else {
+            .is_ok_and(|f| KeyValues::supports(f.data_type()));
+        let columns: Vec<_> = touched.iter().map(|b| Arc::clone(b.column(0))).collect();
+        let Some(values) = ordered.then(|| KeyValues::collect(&columns)).flatten() else {
             return Ok(scan);
         };
         let files = self.target.files_holding(first_key, &values)?;
@@ -149,35 +174,58 @@ impl Incremental<'_> {
         keys: &[String],
         affected: &LogicalPlan,
         files: DeltaScanTable,
-    ) -> DfResult<LogicalPlan> {
-        let kept = unaffected_rows(files, keys, affected, self.plan)?;
-        let recomputed = match shape {
-            Shape::Spj { .. } => match added_rows(self.plan, self.inputs)? {
-                Some(added) => added,
-                None => return Ok(kept),
+        touched: &[RecordBatch],
+    ) -> Result<(LogicalPlan, Option<InputRead>)> {
+        let err = |e| self.job.query_err("plan incremental rows", e);
+        let kept = unaffected_rows(files, keys, affected, self.plan).map_err(err)?;
+        let (recomputed, read) = match shape {
+            Shape::Spj { .. } => match added_rows(self.plan, self.inputs).map_err(err)? {
+                Some(added) => (added, None),
+                None => return Ok((kept, None)),
             },
-            Shape::Grouped { .. } => only_affected_groups(self.plan.clone(), affected)?,
+            Shape::Grouped { .. } => {
+                let (plan, read) = self.reading_touched(touched)?;
+                (only_affected_groups(plan, affected).map_err(err)?, read)
+            }
         };
-        LogicalPlanBuilder::from(recomputed).union(kept)?.build()
+        let plan = LogicalPlanBuilder::from(recomputed)
+            .union(kept)
+            .and_then(LogicalPlanBuilder::build)
+            .map_err(err)?;
+        Ok((plan, read))
+    }
+
+    /// The query, reading of the input its first group key comes from only the files whose
+    /// statistics may hold a touched key (see [`first_key_source`]).
+    fn reading_touched(&self, touched: &[RecordBatch]) -> Result<(LogicalPlan, Option<InputRead>)> {
+        let whole = || Ok((self.plan.clone(), None));
+        let Some(source) = first_key_source(self.plan) else {
+            return whole();
+        };
+        let Some(input) = self.inputs.iter().find(|i| i.name == source.table) else {
+            return whole();
+        };
+        let columns: Vec<_> = touched.iter().map(|b| Arc::clone(b.column(0))).collect();
+        let Some(values) = KeyValues::collect(&columns) else {
+            return whole();
+        };
+        let files = input.snapshot.files_holding(&source.column, &values)?;
+        let read = InputRead {
+            input: input.name.clone(),
+            files: files.len(),
+            of: input.current.files.len(),
+        };
+        info!(table = %self.job.table.name, ?read, "reading the touched groups' input files");
+        let scan: Arc<dyn TableProvider> = Arc::new(DeltaScanTable {
+            files,
+            ..input.current.clone()
+        });
+        let plan = with_scans(self.plan.clone(), &HashMap::from([(input.name.as_str(), scan)]))
+            .map_err(|e| self.job.query_err("plan incremental rows", e))?;
+        Ok((plan, Some(read)))
     }
 
     fn data_frame(&self, plan: LogicalPlan) -> DataFrame {
         DataFrame::new(self.job.ctx.state(), plan)
     }
-}
-
-/// The first column's values as sorted `i64`s, if it is an integer column without NULLs.
-fn first_key_values(batches: &[RecordBatch]) -> Option<Vec<i64>> {
-    let mut values = vec![];
-    for batch in batches {
-        let column = cast(batch.column(0), &DataType::Int64).ok()?;
-        let ints = column.as_any().downcast_ref::<Int64Array>()?;
-        // A NULL key's rows may be in any file: the statistics' ranges do not tell.
-        if ints.null_count() > 0 {
-            return None;
-        }
-        values.extend(ints.iter().flatten());
-    }
-    values.sort_unstable();
-    Some(values)
 }

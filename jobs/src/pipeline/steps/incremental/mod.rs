@@ -10,15 +10,18 @@
 //!
 //! The inputs' versions are recorded in the table's commit, one `txn` per input whose id
 //! includes the query's hash, so a skipped or failed run is covered by the next one and an
-//! edited query is computed in full. What the plans read is built in [`rewrite`].
+//! edited query is computed in full. What the plans read is built in [`rewrite`]; which input
+//! files a group's recompute reads, in [`prune`].
 
 mod by_key;
+mod prune;
 mod rewrite;
 mod shape;
 
 use datafusion::dataframe::DataFrame;
 use sha2::{Digest, Sha256};
 
+pub(crate) use self::by_key::InputRead;
 use self::by_key::{Incremental, Output};
 use self::rewrite::InputFiles;
 pub(crate) use self::shape::Shape;
@@ -42,12 +45,14 @@ pub(crate) enum Computed {
         watermarks: Vec<Watermark>,
     },
     /// The recomputed keys' rows, and the other rows of the table's files that held those
-    /// keys, replacing those `files` (paths) of the table's `of`.
+    /// keys, replacing those `files` (paths) of the table's `of`; `read`: the input a group's
+    /// recompute read only some files of.
     Replaced {
         frame: DataFrame,
         watermarks: Vec<Watermark>,
         files: Vec<String>,
         of: usize,
+        read: Option<InputRead>,
     },
     /// Nothing changed in its inputs.
     Unchanged,
@@ -130,11 +135,12 @@ pub(crate) async fn computed(job: &TableJob<'_>, query: Query<'_>) -> Result<Dec
     let watermarks = versions.watermarks();
     let computed = match incremental.frame(&shape, &query).await? {
         Ok(Some((frame, Output::Appended))) => Computed::Appended { frame, watermarks },
-        Ok(Some((frame, Output::Replacing { files, of }))) => Computed::Replaced {
+        Ok(Some((frame, Output::Replacing { files, of, read }))) => Computed::Replaced {
             frame,
             watermarks,
             files,
             of,
+            read,
         },
         Ok(None) => Computed::Unchanged,
         Err(reason) => return Ok(versions.full(reason)),
@@ -220,6 +226,7 @@ impl Versions {
                 current: snapshot.scan_table()?,
                 added: changes.added,
                 removed: changes.removed,
+                snapshot: snapshot.clone(),
             });
         }
         Ok(Ok(inputs))

@@ -16,7 +16,7 @@ use datafusion::logical_expr::{
 };
 use datafusion::scalar::ScalarValue;
 
-use crate::delta::{DeltaFile, DeltaScanTable};
+use crate::delta::{DeltaFile, DeltaScanTable, TableSnapshot};
 
 /// The affected keys' relation: one column per key, `__k0`, `__k1`, …
 const AFFECTED: &str = "__affected";
@@ -33,6 +33,8 @@ pub(crate) struct InputFiles {
     pub(crate) added: Vec<DeltaFile>,
     /// Files removed since (their rows are the removed or replaced ones).
     pub(crate) removed: Vec<DeltaFile>,
+    /// The input as it is, for its files' statistics.
+    pub(crate) snapshot: TableSnapshot,
 }
 
 impl InputFiles {
