@@ -4,9 +4,10 @@
 //!
 //! The touched keys are collected on the driver — as many as the batch touches, not the
 //! history — and planned back as a `VALUES` relation, so the recompute and the merge do not
-//! compute them again. When the first key is an integer or a string, only the table's files
-//! whose statistics may hold a touched key are read and replaced (a MERGE); otherwise all of
-//! them.
+//! compute them again. When the first key is an integer, a string or a date, only the
+//! table's files whose statistics may hold a touched key are read and replaced (a MERGE);
+//! otherwise all of them. A group's recompute reads only the input files that may hold one
+//! too ([`super::prune`]).
 
 use std::collections::HashMap;
 use std::sync::Arc;
