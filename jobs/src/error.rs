@@ -62,6 +62,14 @@ pub enum Error {
         /// The source URL or glob.
         source_url: String,
     },
+    /// A landing file was read but its bytes cannot be (a broken compressed stream).
+    #[error("cannot read landing file `{url}`: {message}")]
+    LandingFile {
+        /// The file.
+        url: String,
+        /// Why.
+        message: String,
+    },
     /// Listing or reading landing files failed.
     #[error("failed to list or read {url}")]
     ObjectStore {
@@ -259,6 +267,7 @@ impl Error {
             | Error::Select { .. }
             | Error::Url { .. }
             | Error::NoSourceFiles { .. }
+            | Error::LandingFile { .. }
             | Error::SchemaMismatch { .. }
             | Error::ExpectationFailed { .. }
             | Error::NoTrainingData { .. }

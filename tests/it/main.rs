@@ -10,6 +10,7 @@ mod cdc;
 mod chaos;
 mod ecommerce;
 mod incremental;
+mod ingest;
 mod jobs_api;
 mod pipeline_e2e;
 mod s3;

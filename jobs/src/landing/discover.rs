@@ -2,12 +2,15 @@
 
 use std::sync::Arc;
 
+use bytes::Bytes;
 use futures::TryStreamExt;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt};
 use url::Url;
 
+use super::compression::decompressed_head;
 use crate::error::{Error, Result};
+use crate::spec::Compression;
 
 /// Bytes read from the start of each file to find its columns.
 const HEAD_BYTES: u64 = 256 * 1024;
@@ -95,10 +98,18 @@ pub async fn infer_columns(
     store: &Arc<dyn ObjectStore>,
     files: &[(Url, u64)],
     csv_delimiter: Option<u8>,
+    compression: Compression,
 ) -> Result<Vec<String>> {
     let mut columns: Vec<String> = Vec::new();
     for (url, size) in files {
         let head = read_head(store, url, *size).await?;
+        let head =
+            decompressed_head(compression, url.as_str(), head, HEAD_BYTES as usize).map_err(|message| {
+                Error::LandingFile {
+                    url: url.to_string(),
+                    message,
+                }
+            })?;
         match csv_delimiter {
             Some(delimiter) => return Ok(csv_header(&head, delimiter)),
             None => json_keys(&head, &mut columns),
@@ -107,13 +118,13 @@ pub async fn infer_columns(
     Ok(columns)
 }
 
-async fn read_head(store: &Arc<dyn ObjectStore>, url: &Url, size: u64) -> Result<Vec<u8>> {
+async fn read_head(store: &Arc<dyn ObjectStore>, url: &Url, size: u64) -> Result<Bytes> {
     let path = Path::from_url_path(url.path()).map_err(|e| Error::Url {
         url: url.to_string(),
         message: e.to_string(),
     })?;
     if size == 0 {
-        return Ok(Vec::new());
+        return Ok(Bytes::new());
     }
     let bytes = store
         .get_range(&path, 0..size.min(HEAD_BYTES))
@@ -122,7 +133,7 @@ async fn read_head(store: &Arc<dyn ObjectStore>, url: &Url, size: u64) -> Result
             url: url.to_string(),
             source: Box::new(source),
         })?;
-    Ok(bytes.to_vec())
+    Ok(bytes)
 }
 
 fn csv_header(head: &[u8], delimiter: u8) -> Vec<String> {

@@ -20,6 +20,7 @@ use object_store::ObjectStoreExt;
 use object_store::path::Path;
 use url::Url;
 
+use super::compression::decompressed;
 use super::csv::parse_csv;
 use super::ndjson::parse_ndjson;
 use super::options::{LandingFormat, LandingOptions};
@@ -137,6 +138,8 @@ async fn read_file(
         .bytes()
         .await
         .map_err(|e| DataFusionError::Execution(format!("cannot read {file}: {e}")))?;
+    let bytes = decompressed(options.compression, &file, bytes)
+        .map_err(|e| DataFusionError::Execution(format!("cannot read landing file {file}: {e}")))?;
     tracing::debug!(file, bytes = bytes.len(), "parsing landing file");
     match options.format {
         LandingFormat::Csv => parse_csv(&options, &file, &bytes),

@@ -1,10 +1,12 @@
-//! Landing files → rows: discovery on the driver, parsing on the executors.
+//! Landing files → rows: discovery on the driver, parsing on the executors (after
+//! decompressing gzip, zstd, bzip2 or xz files: [`compression`]).
 //!
 //! Malformed lines are never dropped and never abort the scan: each row carries
 //! `_corrupt_record` (the raw line) and `_corrupt_reason` (file, line, field and why), so the
 //! bronze step can quarantine them — Spark's PERMISSIVE mode with Auto Loader's
 //! `_rescued_data` for JSON keys outside the schema.
 
+mod compression;
 mod csv;
 mod discover;
 mod exec;

@@ -5,6 +5,8 @@ use std::sync::Arc;
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use serde::{Deserialize, Serialize};
 
+use crate::spec::Compression;
+
 /// Column with the URL of the file a row came from.
 pub const SOURCE_FILE: &str = "_source_file";
 /// Column with the raw text of a malformed line (null for good rows).
@@ -34,6 +36,8 @@ pub struct LandingOptions {
     pub delimiter: u8,
     /// Data columns in order, with their SQL type (`string` unless hinted).
     pub columns: Vec<(String, String)>,
+    /// How the files are compressed.
+    pub compression: Compression,
 }
 
 impl LandingOptions {

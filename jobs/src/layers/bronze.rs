@@ -102,7 +102,7 @@ async fn landing_options(
     }
     if names.is_empty() {
         let delimiter = (format == LandingFormat::Csv).then_some(source.delimiter);
-        names = infer_columns(store, files, delimiter).await?;
+        names = infer_columns(store, files, delimiter, source.compression).await?;
     }
     if names.is_empty() {
         names = existing.to_vec();
@@ -142,6 +142,7 @@ async fn landing_options(
         header: source.header,
         delimiter: source.delimiter,
         columns,
+        compression: source.compression,
     })
 }
 

@@ -6,8 +6,8 @@ mod parse;
 mod retry;
 
 pub use model::{
-    Action, CHANGES_PLACEHOLDER, CHANGES_SUFFIX, CdcSpec, Expectation, Format, Layer, Pipeline, Scd, Source,
-    TableKind, TableSpec, WriteMode,
+    Action, CHANGES_PLACEHOLDER, CHANGES_SUFFIX, CdcSpec, Compression, Expectation, Format, Layer, Pipeline,
+    Scd, Source, TableKind, TableSpec, WriteMode,
 };
 pub use model_spec::{ALS_COMPANIONS, AlsParams, ColdStart, EvalSpec, Split};
 pub use parse::{parse_spec, read_spec};

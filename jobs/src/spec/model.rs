@@ -2,6 +2,8 @@
 
 use std::collections::BTreeMap;
 
+use serde::{Deserialize, Serialize};
+
 /// A whole pipeline: its name, where its lakehouse and landing files live, and its tables.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Pipeline {
@@ -199,6 +201,40 @@ pub struct Source {
     pub schema: BTreeMap<String, String>,
     /// Column names in order, for CSV files without a header.
     pub columns: Vec<String>,
+    /// CSV and NDJSON: how the files are compressed.
+    pub compression: Compression,
+}
+
+/// How landing files are compressed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Compression {
+    /// By each file's name (`.gz`, `.zst`, `.bz2`, `.xz`), else by its first bytes.
+    Auto,
+    /// Not compressed, whatever the name says.
+    None,
+    /// gzip.
+    Gzip,
+    /// Zstandard.
+    Zstd,
+    /// bzip2.
+    Bzip2,
+    /// xz.
+    Xz,
+}
+
+impl Compression {
+    /// The setting `name` names in a spec.
+    pub fn parse(name: &str) -> Option<Self> {
+        Some(match name {
+            "auto" => Compression::Auto,
+            "none" => Compression::None,
+            "gzip" | "gz" => Compression::Gzip,
+            "zstd" | "zst" => Compression::Zstd,
+            "bzip2" | "bz2" => Compression::Bzip2,
+            "xz" => Compression::Xz,
+            _ => return None,
+        })
+    }
 }
 
 /// Landing file formats.

@@ -6,8 +6,8 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::model::{
-    Action, CHANGES_PLACEHOLDER, CdcSpec, Expectation, Format, Layer, Pipeline, Scd, Source, TableKind,
-    TableSpec, WriteMode,
+    Action, CHANGES_PLACEHOLDER, CdcSpec, Compression, Expectation, Format, Layer, Pipeline, Scd, Source,
+    TableKind, TableSpec, WriteMode,
 };
 use super::model_spec::RawAls;
 use super::retry::{RetryPolicy, RetrySettings};
@@ -69,6 +69,7 @@ struct RawSource {
     schema: BTreeMap<String, String>,
     #[serde(default)]
     columns: Vec<String>,
+    compression: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -320,6 +321,15 @@ fn convert_source(raw: RawSource) -> std::result::Result<Source, String> {
     if !raw.header && format == Format::Csv && raw.columns.is_empty() {
         return Err("a CSV source with header = false needs `columns`".into());
     }
+    let compression = match raw.compression.as_deref() {
+        None => Compression::Auto,
+        Some(name) => Compression::parse(name).ok_or_else(|| {
+            format!("unknown compression `{name}` (expected auto, none, gzip, zstd, bzip2 or xz)")
+        })?,
+    };
+    if format == Format::Parquet && compression != Compression::Auto {
+        return Err("`compression` applies to CSV and NDJSON sources (Parquet compresses inside)".into());
+    }
     Ok(Source {
         path: raw.path,
         format,
@@ -327,6 +337,7 @@ fn convert_source(raw: RawSource) -> std::result::Result<Source, String> {
         delimiter,
         schema: raw.schema,
         columns: raw.columns,
+        compression,
     })
 }
 
