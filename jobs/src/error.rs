@@ -157,6 +157,14 @@ pub enum Error {
         /// The failed upstream table.
         upstream: String,
     },
+    /// A table's upstream table finished but has never committed a version to read.
+    #[error("table `{table}`: upstream table `{upstream}` has no data yet (it has never been committed)")]
+    UpstreamEmpty {
+        /// The table that could not run.
+        table: String,
+        /// The upstream table without a version.
+        upstream: String,
+    },
     /// An attempt at a table was given up by the run's watch.
     #[error("table `{table}`: attempt {attempt} {cause}")]
     AttemptAbandoned {
@@ -272,6 +280,7 @@ impl Error {
             | Error::ExpectationFailed { .. }
             | Error::NoTrainingData { .. }
             | Error::UpstreamFailed { .. }
+            | Error::UpstreamEmpty { .. }
             | Error::RunCancelled
             | Error::AttemptsExhausted { .. } => false,
         }

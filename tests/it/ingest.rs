@@ -1,6 +1,6 @@
 //! Landing files as users' landing zones have them: gzip, zstd and bzip2 files read whether
-//! their names say so or only their first bytes do, and a file that does not decompress
-//! failing its table by name — never skipped.
+//! their names say so or only their first bytes do, a file that does not decompress failing
+//! its table by name — never skipped — and a reader of a table that was never committed told so.
 
 use bytes::Bytes;
 use datafusion::datasource::file_format::file_compression_type::FileCompressionType;
@@ -93,4 +93,34 @@ async fn compressed_landing_files_are_read_and_a_broken_one_fails_naming_it() {
     assert!(out.status.success(), "{}", text(&out));
     let rows = table_rows(&sales, "id").await;
     assert!(rows.contains("| 5  |") && rows.contains("| 6  |"), "{rows}");
+}
+
+#[test]
+fn a_table_whose_upstream_never_committed_fails_saying_so() {
+    let spec = r#"
+[pipeline]
+name = "unbuilt"
+
+[[table]]
+name = "o_raw"
+layer = "bronze"
+source = { path = "o/*.csv", format = "csv" }
+
+[[table]]
+name = "o"
+layer = "silver"
+sql = "SELECT * FROM o_raw"
+"#;
+    let ws = Workspace::new(spec);
+    // An empty file: no columns, no rows — bronze has nothing to commit.
+    std::fs::create_dir_all(ws.path("landing/o")).unwrap();
+    std::fs::write(ws.path("landing/o/a.csv"), b"").unwrap();
+    let out = ws.run("lake", &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let msg = text(&out);
+    assert!(
+        msg.contains("table `o`: upstream table `o_raw` has no data yet (it has never been committed)"),
+        "{msg}"
+    );
+    assert!(!msg.contains("not found"), "{msg}");
 }

@@ -250,6 +250,19 @@ impl PipelineRun {
                 } else if running.len() < self.concurrency
                     && deps.iter().all(|d| finished.contains_key(d.as_str()))
                 {
+                    if let Some(unbuilt) = deps
+                        .iter()
+                        .find(|d| !ctx.table_exist(d.as_str()).unwrap_or(false))
+                    {
+                        let empty = Error::UpstreamEmpty {
+                            table: name.into(),
+                            upstream: unbuilt.to_string(),
+                        };
+                        let mut outcome = self.skipped(name, empty.to_string());
+                        outcome.status = TableStatus::Failed;
+                        running.push(self.settle(ctx, lakehouse, log, outcome).boxed());
+                        continue;
+                    }
                     let table = self.pipeline.table(name).expect("selected tables exist");
                     self.notify(&RunEvent::TableStarted {
                         table: name.to_string(),
