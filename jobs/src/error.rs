@@ -70,6 +70,18 @@ pub enum Error {
         /// Why.
         message: String,
     },
+    /// A landing file has a column its table does not, and the source says to fail.
+    #[error(
+        "table `{table}`: landing file `{url}` has column `{column}`, which the table does not have (schema_evolution = \"fail\"; \"add_columns\" would add it)"
+    )]
+    NewColumn {
+        /// The bronze table.
+        table: String,
+        /// The file.
+        url: String,
+        /// The column.
+        column: String,
+    },
     /// Listing or reading landing files failed.
     #[error("failed to list or read {url}")]
     ObjectStore {
@@ -276,6 +288,7 @@ impl Error {
             | Error::Url { .. }
             | Error::NoSourceFiles { .. }
             | Error::LandingFile { .. }
+            | Error::NewColumn { .. }
             | Error::SchemaMismatch { .. }
             | Error::ExpectationFailed { .. }
             | Error::NoTrainingData { .. }

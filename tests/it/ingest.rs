@@ -124,3 +124,114 @@ sql = "SELECT * FROM o_raw"
     );
     assert!(!msg.contains("not found"), "{msg}");
 }
+
+const EVOLVING: &str = r#"
+[pipeline]
+name = "evolving"
+
+[[table]]
+name = "pay_raw"
+layer = "bronze"
+source = { path = "pay/*.csv", format = "csv", schema = { id = "bigint" } }
+
+[[table]]
+name = "events_raw"
+layer = "bronze"
+source = { path = "events/*.json", format = "json" }
+
+[[table]]
+name = "pay"
+layer = "silver"
+sql = "SELECT * FROM pay_raw"
+
+[[table]]
+name = "pay_later"
+layer = "silver"
+incremental = true
+sql = "SELECT id, amount, _source_file FROM pay_raw WHERE id > 1"
+
+[[table]]
+name = "pay_all_columns"
+layer = "silver"
+incremental = true
+sql = "SELECT * FROM pay_raw WHERE id > 1"
+"#;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn new_columns_of_later_files_are_added_rescued_or_refused_as_the_source_says() {
+    let ws = Workspace::new(EVOLVING);
+    let write = |rel: &str, text: &str| {
+        let path = ws.path(&format!("landing/{rel}"));
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    };
+    write("pay/a.csv", "id,amount\n1,10\n2,20\n");
+    write("events/a.json", "{\"id\": 1, \"kind\": \"view\"}\n");
+    assert!(ws.run("lake", &[]).status.success());
+
+    // add_columns (the default): a new column, a file with its columns in another order and
+    // one without a column; the table gains the column in the same commit, older rows read NULL.
+    write("pay/b.csv", "id,currency,amount\n3,EUR,30\n");
+    write("pay/c.csv", "amount,id\n40,4\n");
+    write(
+        "events/b.json",
+        "{\"id\": 2, \"kind\": \"cart\", \"device\": \"ios\"}\n",
+    );
+    let out = ws.run("lake", &[]);
+    assert!(out.status.success(), "{}", text(&out));
+    let pay = table_rows(&ws.path("lake/silver/pay"), "id, amount, currency").await;
+    for row in [
+        "| 1  | 10     |          |",
+        "| 3  | 30     | EUR      |",
+        "| 4  | 40     |          |",
+    ] {
+        assert!(pay.contains(row), "{row} missing:\n{pay}");
+    }
+    let events = table_rows(&ws.path("lake/bronze/events_raw"), "id, device, _rescued_data").await;
+    assert!(events.contains("| 2  | ios    |"), "{events}");
+    // An incremental table whose columns stay appends; one that gains the column is rebuilt.
+    let out = text(&out);
+    assert!(
+        out.contains("incremental_append: the rows of its inputs' new files"),
+        "{out}"
+    );
+    assert!(
+        out.contains("full: its output columns changed since the last run"),
+        "{out}"
+    );
+    let all = table_rows(&ws.path("lake/silver/pay_all_columns"), "id, currency").await;
+    assert!(all.contains("| 3  | EUR      |"), "{all}");
+
+    // fail: the table stops at its version, naming the file and the column.
+    let strict = EVOLVING.replace(
+        "schema = { id = \"bigint\" } }",
+        "schema = { id = \"bigint\" }, schema_evolution = \"fail\" }",
+    );
+    std::fs::write(ws.path("pipeline.toml"), &strict).unwrap();
+    write("pay/d.csv", "id,amount,vat\n5,50,5\n");
+    let before = version(&ws.path("lake/bronze/pay_raw")).await;
+    let out = ws.run("lake", &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        text(&out).contains("d.csv` has column `vat`, which the table does not have"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(version(&ws.path("lake/bronze/pay_raw")).await, before);
+
+    // rescue: the value is kept as JSON in `_rescued_data`; the schema stays.
+    std::fs::write(ws.path("pipeline.toml"), strict.replace("\"fail\"", "\"rescue\"")).unwrap();
+    std::fs::remove_dir_all(ws.path("lake")).unwrap();
+    std::fs::remove_file(ws.path("landing/pay/d.csv")).unwrap();
+    assert!(ws.run("lake", &[]).status.success());
+    write("pay/d.csv", "id,amount,vat\n5,50,5\n");
+    let out = ws.run("lake", &[]);
+    assert!(out.status.success(), "{}", text(&out));
+    let rescued = table_rows(&ws.path("lake/bronze/pay_raw"), "id, _rescued_data").await;
+    assert!(
+        rescued
+            .lines()
+            .any(|l| l.starts_with("| 5 ") && l.contains("{\"vat\":\"5\"}")),
+        "{rescued}"
+    );
+}

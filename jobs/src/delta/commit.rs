@@ -51,6 +51,7 @@ pub struct DeltaCommit {
     adds: Vec<Add>,
     removes: Vec<Action>,
     watermarks: Vec<Transaction>,
+    adds_columns: bool,
 }
 
 impl DeltaCommit {
@@ -66,7 +67,16 @@ impl DeltaCommit {
             adds: vec![],
             removes: vec![],
             watermarks: vec![],
+            adds_columns: false,
         }
+    }
+
+    /// Lets an append add nullable columns to the table's schema (older rows read NULL);
+    /// any other difference is still a mismatch.
+    #[must_use]
+    pub fn with_added_columns(mut self, allowed: bool) -> Self {
+        self.adds_columns = allowed;
+        self
     }
 
     /// Overwrite or append.
@@ -124,8 +134,12 @@ impl DeltaCommit {
         let table = snapshot.scan_table()?;
         let table_schema = table.schema;
         if table_schema.fields() != self.schema.fields() || table.partition_columns != self.partition_by {
+            let added = self.adds_columns
+                && table.partition_columns == self.partition_by
+                && only_adds_columns(&table_schema, &self.schema);
             match self.mode {
                 WriteMode::Overwrite => actions.push(self.new_metadata(snapshot)?),
+                WriteMode::Append if added => actions.push(self.new_metadata(snapshot)?),
                 WriteMode::Append => return Err(self.mismatch(&table_schema, &table.partition_columns)),
             }
         }
@@ -252,4 +266,18 @@ fn save_mode(mode: WriteMode) -> SaveMode {
         WriteMode::Overwrite => SaveMode::Overwrite,
         WriteMode::Append => SaveMode::Append,
     }
+}
+
+/// Whether `new` has every field of `table` (by name, same type) and only nullable others.
+fn only_adds_columns(table: &SchemaRef, new: &SchemaRef) -> bool {
+    let kept = table.fields().iter().all(|f| {
+        new.field_with_name(f.name())
+            .is_ok_and(|n| n.data_type() == f.data_type())
+    });
+    let added_nullable = new
+        .fields()
+        .iter()
+        .filter(|f| table.field_with_name(f.name()).is_err())
+        .all(|f| f.is_nullable());
+    kept && added_nullable
 }

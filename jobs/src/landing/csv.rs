@@ -1,7 +1,11 @@
-//! Delimited text → rows; a line with the wrong number of fields becomes a corrupt row.
+//! Delimited text → rows. A file's header says where each column is, so files whose columns
+//! differ in order or number land in the same table (a column a file lacks is NULL, one the
+//! table does not take is rescued as JSON when the source rescues); a line with the wrong
+//! number of fields becomes a corrupt row.
 
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::error::{DataFusionError, Result};
+use serde_json::{Map, Value};
 
 use super::options::LandingOptions;
 use super::rows::{BATCH_ROWS, RowsBuilder};
@@ -13,11 +17,10 @@ pub(crate) fn parse_csv(options: &LandingOptions, file: &str, bytes: &[u8]) -> R
         .flexible(true)
         .delimiter(options.delimiter)
         .from_reader(bytes);
-    let expected = options.columns.len();
-    let mut rows = RowsBuilder::new(options, file, false);
+    let mut rows = RowsBuilder::new(options, file);
     let mut batches = Vec::new();
     let mut record = ::csv::ByteRecord::new();
-    let mut first = true;
+    let mut layout = (!options.header).then(|| Layout::positional(options));
     loop {
         let start = reader.position().byte() as usize;
         let more = reader
@@ -26,18 +29,20 @@ pub(crate) fn parse_csv(options: &LandingOptions, file: &str, bytes: &[u8]) -> R
         if !more {
             break;
         }
-        if std::mem::take(&mut first) && options.header {
+        let Some(layout) = &layout else {
+            layout = Some(Layout::of_header(options, &record));
             continue;
-        }
+        };
         let line = record.position().map_or(0, |p| p.line());
         let end = reader.position().byte() as usize;
+        let raw = String::from_utf8_lossy(&bytes[start..end.min(bytes.len())]);
         push_record(
             &mut rows,
             options,
+            layout,
             &record,
             line,
-            &bytes[start..end.min(bytes.len())],
-            expected,
+            raw.trim_end_matches(['\r', '\n']),
         );
         if rows.len() >= BATCH_ROWS {
             batches.push(rows.finish()?);
@@ -49,31 +54,89 @@ pub(crate) fn parse_csv(options: &LandingOptions, file: &str, bytes: &[u8]) -> R
     Ok(batches)
 }
 
+/// Where each of the table's columns is in a line of one file.
+struct Layout {
+    /// Per column of `options.columns`, its field, if the file has it.
+    positions: Vec<Option<usize>>,
+    /// Fields per line.
+    fields: usize,
+    /// The fields no column takes, with their header names.
+    others: Vec<(usize, String)>,
+}
+
+impl Layout {
+    /// Fields in the order of the columns (a file without a header).
+    fn positional(options: &LandingOptions) -> Self {
+        Self {
+            positions: (0..options.columns.len()).map(Some).collect(),
+            fields: options.columns.len(),
+            others: vec![],
+        }
+    }
+
+    /// Fields where the file's header names them.
+    fn of_header(options: &LandingOptions, header: &::csv::ByteRecord) -> Self {
+        let names: Vec<String> = header
+            .iter()
+            .map(|b| {
+                String::from_utf8_lossy(b)
+                    .trim()
+                    .trim_start_matches('\u{feff}')
+                    .to_string()
+            })
+            .collect();
+        let is_column = |name: &str| options.columns.iter().any(|(c, _)| c == name);
+        Self {
+            positions: options
+                .columns
+                .iter()
+                .map(|(c, _)| names.iter().position(|n| n == c))
+                .collect(),
+            fields: names.len(),
+            others: names
+                .iter()
+                .enumerate()
+                .filter(|(_, n)| !is_column(n))
+                .map(|(i, n)| (i, n.clone()))
+                .collect(),
+        }
+    }
+}
+
 fn push_record(
     rows: &mut RowsBuilder,
     options: &LandingOptions,
+    layout: &Layout,
     record: &::csv::ByteRecord,
     line: u64,
-    raw: &[u8],
-    expected: usize,
+    raw: &str,
 ) {
-    let raw_text = String::from_utf8_lossy(raw);
-    let raw_text = raw_text.trim_end_matches(['\r', '\n']);
-    if record.len() != expected {
-        let reason = format!("expected {expected} fields, found {}", record.len());
-        rows.push_corrupt(line, raw_text, &reason);
+    if record.len() != layout.fields {
+        let reason = format!("expected {} fields, found {}", layout.fields, record.len());
+        rows.push_corrupt(line, raw, &reason);
         return;
     }
-    let mut fields = Vec::with_capacity(expected);
+    let mut fields = Vec::with_capacity(record.len());
     for (i, bytes) in record.iter().enumerate() {
         match std::str::from_utf8(bytes) {
-            Ok(s) => fields.push(Some(s)),
+            Ok(s) => fields.push(s),
             Err(_) => {
-                let reason = format!("field `{}` is not valid UTF-8", options.columns[i].0);
-                rows.push_corrupt(line, raw_text, &reason);
+                let name = layout.positions.iter().position(|p| *p == Some(i));
+                let name = name.map_or("?", |c| options.columns[c].0.as_str());
+                rows.push_corrupt(line, raw, &format!("field `{name}` is not valid UTF-8"));
                 return;
             }
         }
     }
-    rows.push_row(line, fields.into_iter(), None);
+    let values = layout.positions.iter().map(|p| p.map(|i| fields[i]));
+    let rescued = (options.rescue && !layout.others.is_empty()).then(|| {
+        let others: Map<String, Value> = layout
+            .others
+            .iter()
+            .filter(|(i, _)| !fields[*i].is_empty())
+            .map(|(i, name)| (name.clone(), Value::String(fields[*i].to_string())))
+            .collect();
+        Value::Object(others).to_string()
+    });
+    rows.push_row(line, values, rescued.as_deref());
 }

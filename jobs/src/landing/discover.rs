@@ -92,15 +92,15 @@ fn segment_match(pattern: &[u8], text: &[u8]) -> bool {
     }
 }
 
-/// Column names for a source: a CSV header from the first file, or the JSON keys seen in the
-/// first lines of every file, in first-seen order.
-pub async fn infer_columns(
+/// Column names of each file: its CSV header, or the JSON keys seen in its first lines in
+/// first-seen order.
+pub async fn columns_per_file(
     store: &Arc<dyn ObjectStore>,
     files: &[(Url, u64)],
     csv_delimiter: Option<u8>,
     compression: Compression,
-) -> Result<Vec<String>> {
-    let mut columns: Vec<String> = Vec::new();
+) -> Result<Vec<(Url, Vec<String>)>> {
+    let mut out = Vec::with_capacity(files.len());
     for (url, size) in files {
         let head = read_head(store, url, *size).await?;
         let head =
@@ -110,12 +110,14 @@ pub async fn infer_columns(
                     message,
                 }
             })?;
+        let mut columns = Vec::new();
         match csv_delimiter {
-            Some(delimiter) => return Ok(csv_header(&head, delimiter)),
+            Some(delimiter) => columns = csv_header(&head, delimiter),
             None => json_keys(&head, &mut columns),
         }
+        out.push((url.clone(), columns));
     }
-    Ok(columns)
+    Ok(out)
 }
 
 async fn read_head(store: &Arc<dyn ObjectStore>, url: &Url, size: u64) -> Result<Bytes> {

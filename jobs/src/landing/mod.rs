@@ -15,7 +15,7 @@ mod options;
 mod rows;
 mod table;
 
-pub use discover::{discover_files, infer_columns};
+pub use discover::{columns_per_file, discover_files};
 pub use exec::LandingScanExec;
 pub use options::{
     CORRUPT_REASON, CORRUPT_RECORD, LandingFormat, LandingOptions, RESCUED_DATA, SOURCE_FILE, parse_sql_type,

@@ -10,7 +10,7 @@ use super::rows::{BATCH_ROWS, RowsBuilder};
 
 /// Parses one NDJSON file's bytes.
 pub(crate) fn parse_ndjson(options: &LandingOptions, file: &str, bytes: &[u8]) -> Result<Vec<RecordBatch>> {
-    let mut rows = RowsBuilder::new(options, file, true);
+    let mut rows = RowsBuilder::new(options, file);
     let mut batches = Vec::new();
     for (index, line) in bytes.split(|b| *b == b'\n').enumerate() {
         let line_no = index as u64 + 1;
@@ -44,7 +44,7 @@ fn push_object(rows: &mut RowsBuilder, options: &LandingOptions, line: u64, mut 
         .iter()
         .map(|(name, _)| object.remove(name).and_then(text_of))
         .collect();
-    let rescued = (!object.is_empty()).then(|| Value::Object(object).to_string());
+    let rescued = (options.rescue && !object.is_empty()).then(|| Value::Object(object).to_string());
     rows.push_row(line, values.iter().map(Option::as_deref), rescued.as_deref());
 }
 

@@ -38,6 +38,8 @@ pub struct LandingOptions {
     pub columns: Vec<(String, String)>,
     /// How the files are compressed.
     pub compression: Compression,
+    /// Whether values outside `columns` are kept in `_rescued_data` (JSON).
+    pub rescue: bool,
 }
 
 impl LandingOptions {
@@ -48,7 +50,7 @@ impl LandingOptions {
             .iter()
             .map(|(name, ty)| Field::new(name, parse_sql_type(ty).unwrap_or(DataType::Utf8), true))
             .collect();
-        if self.format == LandingFormat::Ndjson {
+        if self.rescue {
             fields.push(Field::new(RESCUED_DATA, DataType::Utf8, true));
         }
         fields.push(Field::new(SOURCE_FILE, DataType::Utf8, false));

@@ -28,14 +28,14 @@ pub(crate) struct RowsBuilder {
 }
 
 impl RowsBuilder {
-    pub(crate) fn new(options: &LandingOptions, file: &str, rescue: bool) -> Self {
+    pub(crate) fn new(options: &LandingOptions, file: &str) -> Self {
         let file_name = file.rsplit('/').next().unwrap_or(file).to_string();
         Self {
             schema: options.schema(),
             file: file.to_string(),
             file_name,
             values: options.columns.iter().map(|_| StringBuilder::new()).collect(),
-            rescued: rescue.then(StringBuilder::new),
+            rescued: options.rescue.then(StringBuilder::new),
             corrupt_record: StringBuilder::new(),
             corrupt_reason: StringBuilder::new(),
             lines: Vec::new(),

@@ -12,9 +12,9 @@ use super::ident;
 use crate::error::{Error, Result};
 use crate::landing::{
     CORRUPT_REASON, CORRUPT_RECORD, LandingFormat, LandingOptions, LandingTable, RESCUED_DATA, SOURCE_FILE,
-    discover_files, infer_columns, parse_sql_type,
+    columns_per_file, discover_files, parse_sql_type,
 };
-use crate::spec::{Format, Pipeline, Source, TableSpec};
+use crate::spec::{Format, Pipeline, SchemaEvolution, Source, TableSpec};
 
 /// Audit columns every bronze table gets, after its data columns.
 pub const AUDIT_COLUMNS: [&str; 4] = ["_ingested_at", "_batch_id", SOURCE_FILE, "_row_hash"];
@@ -96,16 +96,10 @@ async fn landing_options(
         _ => LandingFormat::Ndjson,
     };
     let mut names = source.columns.clone();
-    if names.is_empty() && format == LandingFormat::Ndjson && !existing.is_empty() {
-        // An existing table keeps its columns; keys it does not have go to `_rescued_data`.
-        names = existing.to_vec();
-    }
     if names.is_empty() {
         let delimiter = (format == LandingFormat::Csv).then_some(source.delimiter);
-        names = infer_columns(store, files, delimiter, source.compression).await?;
-    }
-    if names.is_empty() {
-        names = existing.to_vec();
+        let per_file = columns_per_file(store, files, delimiter, source.compression).await?;
+        names = evolved_columns(table, source.schema_evolution, existing, &per_file)?;
     }
     for hinted in source.schema.keys() {
         if !names.contains(hinted) && format == LandingFormat::Ndjson {
@@ -143,7 +137,41 @@ async fn landing_options(
         delimiter: source.delimiter,
         columns,
         compression: source.compression,
+        rescue: format == LandingFormat::Ndjson || source.schema_evolution == SchemaEvolution::Rescue,
     })
+}
+
+/// The table's columns (`existing`), then — per `evolution` — the columns of the new files it
+/// does not have, in first-seen order; a new table takes every file's columns.
+fn evolved_columns(
+    table: &TableSpec,
+    evolution: SchemaEvolution,
+    existing: &[String],
+    per_file: &[(Url, Vec<String>)],
+) -> Result<Vec<String>> {
+    let mut names = existing.to_vec();
+    let adds = existing.is_empty() || evolution == SchemaEvolution::AddColumns;
+    for (url, columns) in per_file {
+        for column in columns.iter().filter(|c| !existing.contains(c)) {
+            match evolution {
+                _ if adds => {
+                    if !names.contains(column) {
+                        names.push(column.clone());
+                    }
+                }
+                SchemaEvolution::Fail => {
+                    return Err(Error::NewColumn {
+                        table: table.name.clone(),
+                        url: url.to_string(),
+                        column: column.clone(),
+                    });
+                }
+                // Its values go to `_rescued_data`.
+                SchemaEvolution::Rescue | SchemaEvolution::AddColumns => {}
+            }
+        }
+    }
+    Ok(names)
 }
 
 /// Spreads files over at most `partitions` scan tasks, largest first, so tasks get similar bytes.

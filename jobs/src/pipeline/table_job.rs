@@ -20,7 +20,7 @@ use super::steps::{
 use crate::delta::{CommitOutcome, DeltaCommit, TableSnapshot, WriteResult, WriteSpec, WriteTarget};
 use crate::error::{Error, Failure, Result, error_chain};
 use crate::landing::{CORRUPT_REASON, CORRUPT_RECORD};
-use crate::spec::{Pipeline, TableKind, TableSpec, WriteMode};
+use crate::spec::{Pipeline, SchemaEvolution, TableKind, TableSpec, WriteMode};
 
 /// How one attempt at a table ended.
 pub(crate) struct Attempted {
@@ -224,6 +224,7 @@ impl TableJob<'_> {
         let files = adds.len();
         let commit = DeltaCommit::new(url.clone(), self.app_id(""), self.run.seq, schema)
             .with_mode(mode)
+            .with_added_columns(self.adds_columns())
             .with_partition_by(target.partition_by.clone())
             .with_adds(adds)
             .with_removes(rewrite.removes);
@@ -254,6 +255,7 @@ impl TableJob<'_> {
         let files = adds.len();
         let mut commit = DeltaCommit::new(url.clone(), self.app_id(suffix), self.run.seq, schema)
             .with_mode(mode)
+            .with_added_columns(self.adds_columns())
             .with_partition_by(target.partition_by.clone())
             .with_adds(adds);
         for (app_id, version) in watermarks {
@@ -262,6 +264,12 @@ impl TableJob<'_> {
         let commit = commit.execute(snapshot.as_ref()).await?;
         info!(%url, version = commit.version(), files, "committed");
         Ok(commit)
+    }
+
+    /// Whether an append may add columns to the table and its quarantine: for a landing
+    /// source that adds the columns of new files (`schema_evolution = "add_columns"`).
+    fn adds_columns(&self) -> bool {
+        matches!(&self.table.kind, TableKind::Landing(s) if s.schema_evolution == SchemaEvolution::AddColumns)
     }
 
     pub(super) fn query_err(&self, step: &'static str, source: datafusion::error::DataFusionError) -> Error {

@@ -7,7 +7,7 @@ mod retry;
 
 pub use model::{
     Action, CHANGES_PLACEHOLDER, CHANGES_SUFFIX, CdcSpec, Compression, Expectation, Format, Layer, Pipeline,
-    Scd, Source, TableKind, TableSpec, WriteMode,
+    Scd, SchemaEvolution, Source, TableKind, TableSpec, WriteMode,
 };
 pub use model_spec::{ALS_COMPANIONS, AlsParams, ColdStart, EvalSpec, Split};
 pub use parse::{parse_spec, read_spec};

@@ -203,6 +203,20 @@ pub struct Source {
     pub columns: Vec<String>,
     /// CSV and NDJSON: how the files are compressed.
     pub compression: Compression,
+    /// CSV and NDJSON: what a column of new files that the table does not have does.
+    pub schema_evolution: SchemaEvolution,
+}
+
+/// What a landing column the bronze table does not have yet does (Auto Loader's
+/// `schemaEvolutionMode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum SchemaEvolution {
+    /// It is added to the table's schema in the same commit as the rows; older rows read NULL.
+    AddColumns,
+    /// Its values are kept as JSON in `_rescued_data`; the schema stays.
+    Rescue,
+    /// The table fails, naming the file and the column.
+    Fail,
 }
 
 /// How landing files are compressed.

@@ -6,8 +6,8 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::model::{
-    Action, CHANGES_PLACEHOLDER, CdcSpec, Compression, Expectation, Format, Layer, Pipeline, Scd, Source,
-    TableKind, TableSpec, WriteMode,
+    Action, CHANGES_PLACEHOLDER, CdcSpec, Compression, Expectation, Format, Layer, Pipeline, Scd,
+    SchemaEvolution, Source, TableKind, TableSpec, WriteMode,
 };
 use super::model_spec::RawAls;
 use super::retry::{RetryPolicy, RetrySettings};
@@ -70,6 +70,7 @@ struct RawSource {
     #[serde(default)]
     columns: Vec<String>,
     compression: Option<String>,
+    schema_evolution: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -327,6 +328,16 @@ fn convert_source(raw: RawSource) -> std::result::Result<Source, String> {
             format!("unknown compression `{name}` (expected auto, none, gzip, zstd, bzip2 or xz)")
         })?,
     };
+    let schema_evolution = match raw.schema_evolution.as_deref() {
+        None | Some("add_columns") => SchemaEvolution::AddColumns,
+        Some("rescue") => SchemaEvolution::Rescue,
+        Some("fail") => SchemaEvolution::Fail,
+        Some(other) => {
+            return Err(format!(
+                "unknown schema_evolution `{other}` (expected add_columns, rescue or fail)"
+            ));
+        }
+    };
     if format == Format::Parquet && compression != Compression::Auto {
         return Err("`compression` applies to CSV and NDJSON sources (Parquet compresses inside)".into());
     }
@@ -338,6 +349,7 @@ fn convert_source(raw: RawSource) -> std::result::Result<Source, String> {
         schema: raw.schema,
         columns: raw.columns,
         compression,
+        schema_evolution,
     })
 }
 

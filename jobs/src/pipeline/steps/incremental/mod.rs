@@ -18,6 +18,8 @@ mod prune;
 mod rewrite;
 mod shape;
 
+use std::collections::BTreeSet;
+
 use datafusion::dataframe::DataFrame;
 use sha2::{Digest, Sha256};
 
@@ -28,6 +30,7 @@ pub(crate) use self::shape::Shape;
 use crate::delta::TableSnapshot;
 use crate::error::Result;
 use crate::pipeline::outcome::InputVersions;
+use crate::pipeline::steps::sql::HELPER_PREFIX;
 use crate::pipeline::table_job::{TableJob, Watermark};
 use crate::quality::Rule;
 
@@ -114,6 +117,9 @@ pub(crate) async fn computed(job: &TableJob<'_>, query: Query<'_>) -> Result<Dec
         };
         return Ok(versions.full(why.into()));
     };
+    if stored_columns(target)? != output_columns(plan) {
+        return Ok(versions.full("its output columns changed since the last run".into()));
+    }
     let inputs = match versions.changes(target, &snapshots).await? {
         Ok(inputs) => inputs,
         Err(why) => return Ok(versions.full(why)),
@@ -149,6 +155,19 @@ pub(crate) async fn computed(job: &TableJob<'_>, query: Query<'_>) -> Result<Dec
         computed,
         inputs: versions.read,
     })
+}
+
+/// The table's column names.
+fn stored_columns(target: &TableSnapshot) -> Result<BTreeSet<String>> {
+    let schema = target.scan_table()?.schema;
+    Ok(schema.fields().iter().map(|f| f.name().clone()).collect())
+}
+
+/// The names of the query's columns the table stores (not its helpers).
+fn output_columns(plan: &datafusion::logical_expr::LogicalPlan) -> BTreeSet<String> {
+    let schema = plan.schema();
+    let names = schema.fields().iter().map(|f| f.name().clone());
+    names.filter(|n| !n.starts_with(HELPER_PREFIX)).collect()
 }
 
 /// Each input's snapshot now, or why there is none to compute from.
