@@ -250,16 +250,7 @@ impl PipelineRun {
                 } else if running.len() < self.concurrency
                     && deps.iter().all(|d| finished.contains_key(d.as_str()))
                 {
-                    if let Some(unbuilt) = deps
-                        .iter()
-                        .find(|d| !ctx.table_exist(d.as_str()).unwrap_or(false))
-                    {
-                        let empty = Error::UpstreamEmpty {
-                            table: name.into(),
-                            upstream: unbuilt.to_string(),
-                        };
-                        let mut outcome = self.skipped(name, empty.to_string());
-                        outcome.status = TableStatus::Failed;
+                    if let Some(outcome) = self.upstream_empty(ctx, name, &deps) {
                         running.push(self.settle(ctx, lakehouse, log, outcome).boxed());
                         continue;
                     }
@@ -334,6 +325,21 @@ impl PipelineRun {
             }
         }
         Ok(())
+    }
+
+    /// A failed outcome for `name` when one of its finished upstream tables never committed a
+    /// version (its files held no rows): it has nothing to read.
+    fn upstream_empty(&self, ctx: &SessionContext, name: &str, deps: &[&String]) -> Option<TableOutcome> {
+        let unbuilt = deps
+            .iter()
+            .find(|d| !ctx.table_exist(d.as_str()).unwrap_or(false))?;
+        let empty = Error::UpstreamEmpty {
+            table: name.into(),
+            upstream: unbuilt.to_string(),
+        };
+        let mut outcome = self.skipped(name, empty.to_string());
+        outcome.status = TableStatus::Failed;
+        Some(outcome)
     }
 
     fn skipped(&self, name: &str, reason: String) -> TableOutcome {
