@@ -16,12 +16,18 @@ use clap::{Parser, Subcommand};
 
 pub use error::{Error, Result};
 
+/// Warnings, but not the shuffle writer's spill notices (a spill is the sort shuffle working
+/// as designed when a task's buffer is full, not something for a user to act on).
+const DEFAULT_LOG: &str = "warn,ballista_core::execution_plans::sort_shuffle::writer=error";
+
 /// Medallion: declarative bronze → silver → gold pipelines on Apache Ballista and Delta Lake.
 #[derive(Debug, Parser)]
 #[command(name = "medallion", version, about)]
 pub struct Cli {
-    /// Log filter, e.g. `info` or `medallion_jobs=debug`.
-    #[arg(long, env = "MEDALLION_LOG", default_value = "warn", global = true)]
+    /// Log filter, e.g. `info` or `medallion_jobs=debug`. The default leaves out Ballista's
+    /// shuffle-spill notices, which are normal operation under memory pressure; `--log warn`
+    /// shows them.
+    #[arg(long, env = "MEDALLION_LOG", default_value = DEFAULT_LOG, global = true)]
     pub log: String,
     /// What to do.
     #[command(subcommand)]
