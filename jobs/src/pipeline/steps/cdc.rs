@@ -509,7 +509,7 @@ impl CdcStep<'_> {
     }
 
     /// The change-log files that may hold a touched key (all of them unless the first key is
-    /// an integer or a string), and the touched values of that key.
+    /// an integer, a string or a date), and the touched values of that key.
     async fn log_files_holding(
         &self,
         job: &TableJob<'_>,
@@ -556,8 +556,8 @@ impl CdcStep<'_> {
     }
 
     /// A scan of the table's files that may hold a touched key: pruned by the statistics of an
-    /// integer or string first key column (`keys`, its touched values) and by the touched keys' buckets;
-    /// every file otherwise.
+    /// integer, string or date first key column (`keys`, its touched values) and by the touched
+    /// keys' buckets; every file otherwise.
     async fn files_holding_touched(
         &self,
         job: &TableJob<'_>,
