@@ -45,7 +45,8 @@ fn by_magic(head: &[u8]) -> Compression {
     match head {
         [0x1f, 0x8b, ..] => Compression::Gzip,
         [0x28, 0xb5, 0x2f, 0xfd, ..] => Compression::Zstd,
-        [b'B', b'Z', b'h', ..] => Compression::Bzip2,
+        // "BZh" and the block size digit: a text file may well start with "BZh".
+        [b'B', b'Z', b'h', b'1'..=b'9', ..] => Compression::Bzip2,
         [0xfd, b'7', b'z', b'X', b'Z', 0x00, ..] => Compression::Xz,
         _ => Compression::None,
     }

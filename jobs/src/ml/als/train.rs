@@ -146,11 +146,7 @@ impl<'a> AlsTraining<'a> {
             let last = iteration + 1 == iterations;
             let out = |side: Side, table: &Url| match last {
                 true => table.clone(),
-                false => self
-                    .outputs
-                    .work
-                    .join(&format!("{}_factors_{iteration}/", side.as_str()))
-                    .expect("work folder is a URL directory"),
+                false => self.work_folder(&format!("{}_factors_{iteration}", side.as_str())),
             };
             let items = self
                 .solve(
@@ -207,6 +203,14 @@ impl<'a> AlsTraining<'a> {
             step,
             source: Box::new(source),
         }
+    }
+
+    /// The folder `name` of the run's work folder.
+    fn work_folder(&self, name: &str) -> Url {
+        self.outputs
+            .work
+            .join(&format!("{name}/"))
+            .expect("work folder is a URL directory")
     }
 
     fn settings(&self) -> Settings {
@@ -277,12 +281,7 @@ impl<'a> AlsTraining<'a> {
         let frame = self.ctx.sql(&sql).await.map_err(&err)?;
         let target = |name: &str, columns: [&str; 6]| WriteTarget {
             name: OutputName::named(name),
-            url: self
-                .outputs
-                .work
-                .join(&format!("{name}/"))
-                .expect("work folder is a URL directory")
-                .to_string(),
+            url: self.work_folder(name).to_string(),
             partition_by: vec![columns[5].to_string()],
             columns: columns.map(String::from).to_vec(),
             keep_when: None,
@@ -397,20 +396,8 @@ impl<'a> AlsTraining<'a> {
     async fn write_factors(&self, sql: &str, folder: &str) -> Result<Staged> {
         let err = self.err("write the starting factors");
         let frame = self.ctx.sql(sql).await.map_err(&err)?;
-        let target = WriteTarget {
-            name: OutputName::named(FACTORS),
-            url: self
-                .outputs
-                .work
-                .join(&format!("{folder}/"))
-                .expect("work folder is a URL directory")
-                .to_string(),
-            partition_by: vec![],
-            columns: ["idx", "id", "features"].map(String::from).to_vec(),
-            keep_when: None,
-        };
         let spec = WriteSpec {
-            targets: vec![target],
+            targets: vec![factors_target(&self.work_folder(folder))],
             counters: vec![],
             file_tag: String::new(),
         };
@@ -453,13 +440,7 @@ impl<'a> AlsTraining<'a> {
             src_id,
             dst_id,
         };
-        let target = WriteTarget {
-            name: OutputName::named(FACTORS),
-            url: out.to_string(),
-            partition_by: vec![],
-            columns: ["idx", "id", "features"].map(String::from).to_vec(),
-            keep_when: None,
-        };
+        let target = factors_target(&out);
         let step = match side {
             Side::User => "solve user factors",
             Side::Item => "solve item factors",
@@ -476,18 +457,13 @@ impl<'a> AlsTraining<'a> {
                 (0..count as u32).map(|i| initial_factor(p.seed, side, i, k, p.nonnegative)),
                 k,
             )),
-            Fixed::Files(set) => {
+            Fixed::Files(set) | Fixed::Warm(set) => {
                 let err = self.err("compute YᵀY");
                 let batches = read_files(set).await.map_err(&err)?;
-                let factors = Factors::from_batches(&batches, k, id_type).map_err(&err)?;
-                Ok(gram(factors.iter().map(|(_, v)| v), k))
-            }
-            Fixed::Warm(set) => {
-                let err = self.err("compute YᵀY");
-                let batches = read_files(set).await.map_err(&err)?;
-                let factors = Factors::from_batches(&batches, k, id_type)
-                    .map_err(&err)?
-                    .or_initial(p.seed, side, 0..count as u32, p.nonnegative);
+                let mut factors = Factors::from_batches(&batches, k, id_type).map_err(&err)?;
+                if let Fixed::Warm(_) = fixed {
+                    factors = factors.or_initial(p.seed, side, 0..count as u32, p.nonnegative);
+                }
                 Ok(gram(factors.iter().map(|(_, v)| v), k))
             }
         }
@@ -549,12 +525,7 @@ impl<'a> AlsTraining<'a> {
             },
             WriteTarget {
                 name: OutputName::named(EVAL),
-                url: self
-                    .outputs
-                    .work
-                    .join("eval/")
-                    .expect("work folder is a URL directory")
-                    .to_string(),
+                url: self.work_folder("eval").to_string(),
                 partition_by: vec![],
                 columns: vec![super::task::EVAL_SUMMARY.to_string()],
                 keep_when: recommendation(false),
@@ -623,6 +594,17 @@ impl<'a> AlsTraining<'a> {
         out.push(m("seconds_per_iteration", None, per_iteration));
         out.push(m("seconds_score", None, score));
         out
+    }
+}
+
+/// Where a step writes factors: `idx, id, features` under `url`.
+fn factors_target(url: &Url) -> WriteTarget {
+    WriteTarget {
+        name: OutputName::named(FACTORS),
+        url: url.to_string(),
+        partition_by: vec![],
+        columns: ["idx", "id", "features"].map(String::from).to_vec(),
+        keep_when: None,
     }
 }
 

@@ -105,12 +105,14 @@ impl Incremental<'_> {
             true => key_values(&batches).map_err(err)?,
             false => touched,
         };
+        let columns: Vec<_> = batches.iter().map(|b| Arc::clone(b.column(0))).collect();
+        let first = KeyValues::collect(&columns);
         let scan = self.target.scan_table()?;
         let of = scan.files.len();
-        let files = self.files_holding(scan, &keys[0], &batches)?;
+        let files = self.files_holding(scan, &keys[0], first.as_ref())?;
         info!(table = %self.job.table.name, keys = count, files = files.files.len(), of, "recomputing the touched keys");
         let paths = files.files.iter().map(|f| f.path.clone()).collect();
-        let (plan, read) = self.replaced(shape, &keys, &affected, files, &batches)?;
+        let (plan, read) = self.replaced(shape, &keys, &affected, files, first.as_ref())?;
         let output = Output::Replacing {
             files: paths,
             of,
@@ -149,22 +151,21 @@ impl Incremental<'_> {
     }
 
     /// Of the table's files (`scan`), those that may hold a touched key: by the statistics of
-    /// the first key when they order its type, else all of them.
+    /// the first key when they order its type (`first`: its touched values), else all of them.
     fn files_holding(
         &self,
         scan: DeltaScanTable,
         first_key: &str,
-        touched: &[RecordBatch],
+        first: Option<&KeyValues>,
     ) -> Result<DeltaScanTable> {
         let ordered = scan
             .schema
             .field_with_name(first_key)
             .is_ok_and(|f| KeyValues::supports(f.data_type()));
-        let columns: Vec<_> = touched.iter().map(|b| Arc::clone(b.column(0))).collect();
-        let Some(values) = ordered.then(|| KeyValues::collect(&columns)).flatten() else {
+        let Some(values) = first.filter(|_| ordered) else {
             return Ok(scan);
         };
-        let files = self.target.files_holding(first_key, &values)?;
+        let files = self.target.files_holding(first_key, values)?;
         Ok(DeltaScanTable { files, ..scan })
     }
 
@@ -175,7 +176,7 @@ impl Incremental<'_> {
         keys: &[String],
         affected: &LogicalPlan,
         files: DeltaScanTable,
-        touched: &[RecordBatch],
+        first: Option<&KeyValues>,
     ) -> Result<(LogicalPlan, Option<InputRead>)> {
         let err = |e| self.job.query_err("plan incremental rows", e);
         let kept = unaffected_rows(files, keys, affected, self.plan).map_err(err)?;
@@ -185,7 +186,7 @@ impl Incremental<'_> {
                 None => return Ok((kept, None)),
             },
             Shape::Grouped { .. } => {
-                let (plan, read) = self.reading_touched(touched)?;
+                let (plan, read) = self.reading_touched(first)?;
                 (only_affected_groups(plan, affected).map_err(err)?, read)
             }
         };
@@ -197,8 +198,9 @@ impl Incremental<'_> {
     }
 
     /// The query, reading of the input its first group key comes from only the files whose
-    /// statistics may hold a touched key (see [`first_key_source`]).
-    fn reading_touched(&self, touched: &[RecordBatch]) -> Result<(LogicalPlan, Option<InputRead>)> {
+    /// statistics may hold one of `first`, the touched values of the first group key (see
+    /// [`first_key_source`]).
+    fn reading_touched(&self, first: Option<&KeyValues>) -> Result<(LogicalPlan, Option<InputRead>)> {
         let whole = || Ok((self.plan.clone(), None));
         let Some(source) = first_key_source(self.plan) else {
             return whole();
@@ -206,11 +208,10 @@ impl Incremental<'_> {
         let Some(input) = self.inputs.iter().find(|i| i.name == source.table) else {
             return whole();
         };
-        let columns: Vec<_> = touched.iter().map(|b| Arc::clone(b.column(0))).collect();
-        let Some(values) = KeyValues::collect(&columns) else {
+        let Some(values) = first else {
             return whole();
         };
-        let files = input.snapshot.files_holding(&source.column, &values)?;
+        let files = input.snapshot.files_holding(&source.column, values)?;
         let read = InputRead {
             input: input.name.clone(),
             files: files.len(),
