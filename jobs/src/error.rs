@@ -82,6 +82,35 @@ pub enum Error {
         /// The column.
         column: String,
     },
+    /// A Kafka broker could not be reached, or refused a request.
+    #[error("table `{table}`: Kafka topic `{topic}`: {message}")]
+    Kafka {
+        /// The bronze table.
+        table: String,
+        /// The topic.
+        topic: String,
+        /// What failed, with the client's error.
+        message: String,
+    },
+    /// The offset a table reached is no longer held by the broker: records were lost to
+    /// retention before they were read.
+    #[error(
+        "table `{table}`: Kafka topic `{topic}` partition {partition}: the table read up to offset {committed} but the broker's earliest is {earliest}; {lost} record(s) were deleted before they were read (fail_on_data_loss = false reads on from {earliest})"
+    )]
+    KafkaDataLoss {
+        /// The bronze table.
+        table: String,
+        /// The topic.
+        topic: String,
+        /// The partition.
+        partition: i32,
+        /// The next offset the table would read.
+        committed: i64,
+        /// The broker's earliest offset.
+        earliest: i64,
+        /// Records lost.
+        lost: i64,
+    },
     /// Listing or reading landing files failed.
     #[error("failed to list or read {url}")]
     ObjectStore {
@@ -279,6 +308,7 @@ impl Error {
             | Error::Query { .. }
             | Error::Delta { .. }
             | Error::RowsUnaccounted { .. }
+            | Error::Kafka { .. }
             | Error::Cluster { .. } => true,
             Error::AttemptAbandoned { cause, .. } => *cause != Abandoned::Cancelled,
             Error::ReadSpec { .. }
@@ -289,6 +319,7 @@ impl Error {
             | Error::NoSourceFiles { .. }
             | Error::LandingFile { .. }
             | Error::NewColumn { .. }
+            | Error::KafkaDataLoss { .. }
             | Error::SchemaMismatch { .. }
             | Error::ExpectationFailed { .. }
             | Error::NoTrainingData { .. }

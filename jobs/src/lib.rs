@@ -5,6 +5,8 @@
 //!
 //! - [`spec`] parses and validates the file; [`dag`] infers dependencies from each table's SQL
 //!   and selects tables like dbt (`name`, `+name`, `name+`, `layer:silver`).
+//! - [`kafka`] reads a topic's new records on the executors, from the offsets the table's last
+//!   commit recorded.
 //! - [`landing`] discovers landing files on the driver and parses them on executors, keeping
 //!   malformed lines with their reason; [`layers`] adds bronze audit columns or plans SQL.
 //! - [`quality`] counts expectation failures in one job, quarantines `drop` failures and stops on
@@ -34,6 +36,7 @@ pub mod dag;
 pub mod delta;
 mod error;
 pub mod generate;
+pub mod kafka;
 pub mod landing;
 pub mod layers;
 pub mod ml;

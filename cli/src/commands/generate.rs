@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use clap::{Args, ValueEnum};
 use medallion_jobs::generate::{ChangesData, EcommerceData, ExampleData, RatingsData};
 use medallion_jobs::pipeline::resolve_url;
+use medallion_jobs::spec::{KafkaConnection, Security};
 
 use crate::error::{Error, Result};
 
@@ -56,12 +57,44 @@ pub struct GenerateArgs {
     /// Fraction of the keys a later batch changes (changes data set).
     #[arg(long, env = "MEDALLION_GENERATE_UPDATE_FRACTION", default_value_t = 0.01)]
     pub update_fraction: f64,
+    /// E-commerce: publish clickstream and payments to the Kafka topics `clickstream` and
+    /// `payments` of this cluster (`kafka://host:port[,host:port]`, plaintext) instead of
+    /// writing their files; the other sources are still written under `--out`.
+    #[arg(long, env = "MEDALLION_GENERATE_TO")]
+    pub to: Option<String>,
     /// Random seed; the same seed writes the same bytes.
     #[arg(long, env = "MEDALLION_GENERATE_SEED", default_value_t = 42)]
     pub seed: u64,
 }
 
+/// `kafka://host:port[,host:port]` as a plaintext connection.
+fn kafka_target(to: &str) -> Result<KafkaConnection> {
+    let brokers = to
+        .strip_prefix("kafka://")
+        .filter(|b| !b.is_empty())
+        .ok_or_else(|| Error::BadFlag {
+            flag: "to",
+            message: format!("`{to}` is not kafka://host:port[,host:port]"),
+        })?;
+    Ok(KafkaConnection {
+        bootstrap: brokers
+            .trim_end_matches('/')
+            .split(',')
+            .map(String::from)
+            .collect(),
+        security: Security::Plaintext,
+        sasl: None,
+        ca_file: None,
+    })
+}
+
 pub(crate) async fn run(args: GenerateArgs) -> Result<ExitCode> {
+    if args.to.is_some() && args.dataset != Dataset::Ecommerce {
+        return Err(Error::BadFlag {
+            flag: "to",
+            message: "only the e-commerce data set publishes to Kafka".into(),
+        });
+    }
     if !(args.scale > 0.0 && args.scale <= 100.0) {
         return Err(Error::BadFlag {
             flag: "scale",
@@ -71,14 +104,22 @@ pub(crate) async fn run(args: GenerateArgs) -> Result<ExitCode> {
     let out = resolve_url(None, &args.out)?;
     match args.dataset {
         Dataset::Ecommerce => {
-            let written = EcommerceData::new(out.clone(), args.scale)
+            let mut data = EcommerceData::new(out.clone(), args.scale)
                 .with_seed(args.seed)
-                .with_batch(args.batch)
-                .write()
-                .await?;
+                .with_batch(args.batch);
+            if let Some(to) = &args.to {
+                data = data.with_kafka(kafka_target(to)?);
+            }
+            let written = data.write().await?;
             println!("batch {} under {out}:", args.batch);
             for w in written {
-                println!("  {:<12} {:>3} files {:>10} lines", w.source, w.files, w.lines);
+                match (w.files, &args.to) {
+                    (0, Some(to)) => println!(
+                        "  {:<12} {:>10} records to topic `{}` at {to}",
+                        w.source, w.lines, w.source
+                    ),
+                    _ => println!("  {:<12} {:>3} files {:>10} lines", w.source, w.files, w.lines),
+                }
             }
         }
         Dataset::Example => {

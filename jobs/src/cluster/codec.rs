@@ -21,6 +21,7 @@ use datafusion_proto::physical_plan::{
 use serde::{Deserialize, Serialize};
 
 use crate::delta::{DeltaFile, DeltaScanTable, DeltaWriteExec, DeltaWriteNode, WriteSpec};
+use crate::kafka::{KafkaScanExec, KafkaScanOptions, KafkaTable, offsets::OffsetRange};
 use crate::landing::{LandingOptions, LandingScanExec, LandingTable};
 use crate::ml::als::{AlsBlockExec, AlsBlockTable, AlsTask};
 
@@ -45,6 +46,11 @@ enum Payload {
         blocks: Vec<Vec<String>>,
     },
     AlsExec(AlsTask),
+    KafkaTable {
+        options: KafkaScanOptions,
+        range_groups: Vec<Vec<OffsetRange>>,
+    },
+    KafkaExec(KafkaScanOptions),
 }
 
 fn encode(payload: &Payload, buf: &mut Vec<u8>) -> Result<()> {
@@ -110,6 +116,13 @@ impl LogicalExtensionCodec for MedallionLogicalCodec {
                 files,
             })),
             Some(Ok(Payload::AlsTable { task, blocks })) => Ok(Arc::new(AlsBlockTable { task, blocks })),
+            Some(Ok(Payload::KafkaTable {
+                options,
+                range_groups,
+            })) => Ok(Arc::new(KafkaTable {
+                options,
+                range_groups,
+            })),
             Some(Ok(_)) => Err(DataFusionError::Internal("not a table provider payload".into())),
             Some(Err(e)) => Err(e),
             None => self
@@ -146,6 +159,13 @@ impl LogicalExtensionCodec for MedallionLogicalCodec {
             };
             return encode(&payload, buf);
         }
+        if let Some(kafka) = node.downcast_ref::<KafkaTable>() {
+            let payload = Payload::KafkaTable {
+                options: kafka.options.clone(),
+                range_groups: kafka.range_groups.clone(),
+            };
+            return encode(&payload, buf);
+        }
         self.ballista.try_encode_table_provider(table_ref, node, buf)
     }
 
@@ -158,7 +178,7 @@ impl LogicalExtensionCodec for MedallionLogicalCodec {
     }
 }
 
-/// Medallion's physical nodes: the landing scan, the Delta writer and the ALS block step.
+/// Medallion's physical nodes: the landing and Kafka scans, the Delta writer and the ALS block step.
 #[derive(Debug, Default)]
 pub struct MedallionPhysicalCodec;
 
@@ -184,6 +204,13 @@ impl PhysicalExtensionCodec for MedallionPhysicalCodec {
                     .cloned()
                     .ok_or_else(|| DataFusionError::Internal("DeltaWriteExec without input".into()))?;
                 Ok(Arc::new(DeltaWriteExec::new(input, spec)))
+            }
+            Some(Ok(Payload::KafkaExec(options))) => {
+                let input = inputs
+                    .first()
+                    .cloned()
+                    .ok_or_else(|| DataFusionError::Internal("KafkaScanExec without input".into()))?;
+                Ok(Arc::new(KafkaScanExec::new(input, options)))
             }
             Some(Ok(Payload::AlsExec(task))) => {
                 let input = inputs
@@ -212,6 +239,9 @@ impl PhysicalExtensionCodec for MedallionPhysicalCodec {
         }
         if let Some(als) = node.downcast_ref::<AlsBlockExec>() {
             return encode(&Payload::AlsExec(als.task().clone()), buf);
+        }
+        if let Some(kafka) = node.downcast_ref::<KafkaScanExec>() {
+            return encode(&Payload::KafkaExec(kafka.options().clone()), buf);
         }
         Err(DataFusionError::Internal(format!(
             "{} is not a Medallion plan node",

@@ -7,7 +7,7 @@ mod ratings;
 mod rng;
 
 pub use changes::ChangesData;
-pub use ecommerce::{EcommerceData, Written};
+pub use ecommerce::{EcommerceData, STREAMED_SOURCES, Written};
 pub use example::{ExampleData, GeneratedFiles};
 pub use ratings::RatingsData;
 pub use rng::Rng;

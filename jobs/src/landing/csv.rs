@@ -54,6 +54,23 @@ pub(crate) fn parse_csv(options: &LandingOptions, file: &str, bytes: &[u8]) -> R
     Ok(batches)
 }
 
+/// One delimited line without a header (a Kafka record's value), fields in column order.
+pub(crate) fn push_csv_line(rows: &mut RowsBuilder, options: &LandingOptions, line: u64, bytes: &[u8]) {
+    let mut reader = ::csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .delimiter(options.delimiter)
+        .from_reader(bytes);
+    let mut record = ::csv::ByteRecord::new();
+    let raw = String::from_utf8_lossy(bytes);
+    let raw = raw.trim_end_matches(['\r', '\n']);
+    match reader.read_byte_record(&mut record) {
+        Ok(true) => push_record(rows, options, &Layout::positional(options), &record, line, raw),
+        Ok(false) => rows.push_corrupt(line, raw, "empty record"),
+        Err(e) => rows.push_corrupt(line, raw, &format!("not valid CSV: {e}")),
+    }
+}
+
 /// Where each of the table's columns is in a line of one file.
 struct Layout {
     /// Per column of `options.columns`, its field, if the file has it.

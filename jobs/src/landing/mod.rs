@@ -15,9 +15,12 @@ mod options;
 mod rows;
 mod table;
 
+pub(crate) use csv::push_csv_line;
 pub use discover::{columns_per_file, discover_files};
 pub use exec::LandingScanExec;
+pub(crate) use ndjson::push_json;
 pub use options::{
     CORRUPT_REASON, CORRUPT_RECORD, LandingFormat, LandingOptions, RESCUED_DATA, SOURCE_FILE, parse_sql_type,
 };
+pub(crate) use rows::RowsBuilder;
 pub use table::LandingTable;

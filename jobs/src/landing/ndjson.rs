@@ -19,15 +19,7 @@ pub(crate) fn parse_ndjson(options: &LandingOptions, file: &str, bytes: &[u8]) -
         if text.is_empty() {
             continue;
         }
-        match serde_json::from_str::<Value>(text) {
-            Ok(Value::Object(object)) => push_object(&mut rows, options, line_no, object),
-            Ok(other) => rows.push_corrupt(
-                line_no,
-                text,
-                &format!("expected a JSON object, found {}", kind(&other)),
-            ),
-            Err(e) => rows.push_corrupt(line_no, text, &format!("not valid JSON: {e}")),
-        }
+        push_json(&mut rows, options, line_no, text);
         if rows.len() >= BATCH_ROWS {
             batches.push(rows.finish()?);
         }
@@ -36,6 +28,19 @@ pub(crate) fn parse_ndjson(options: &LandingOptions, file: &str, bytes: &[u8]) -
         batches.push(rows.finish()?);
     }
     Ok(batches)
+}
+
+/// One JSON object (a line, or a Kafka record's value) as a row; anything else as a corrupt row.
+pub(crate) fn push_json(rows: &mut RowsBuilder, options: &LandingOptions, line: u64, text: &str) {
+    match serde_json::from_str::<Value>(text) {
+        Ok(Value::Object(object)) => push_object(rows, options, line, object),
+        Ok(other) => rows.push_corrupt(
+            line,
+            text,
+            &format!("expected a JSON object, found {}", kind(&other)),
+        ),
+        Err(e) => rows.push_corrupt(line, text, &format!("not valid JSON: {e}")),
+    }
 }
 
 fn push_object(rows: &mut RowsBuilder, options: &LandingOptions, line: u64, mut object: Map<String, Value>) {

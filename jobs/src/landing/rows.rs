@@ -13,11 +13,29 @@ use super::options::LandingOptions;
 /// Rows per output batch.
 pub(crate) const BATCH_ROWS: usize = 8192;
 
-/// Text values of one file's rows, plus the landing metadata columns.
+/// Where parsed rows come from, as `_corrupt_reason` names it.
+enum Origin {
+    /// A landing file (its name; rows are lines).
+    File(String),
+    /// A Kafka partition (rows are offsets).
+    Partition { topic: String, partition: i32 },
+}
+
+/// The parsed columns of a run of rows, before any origin column.
+pub(crate) struct ParsedRows {
+    /// Data columns (typed), then `_rescued_data` when kept.
+    pub(crate) columns: Vec<ArrayRef>,
+    /// `_corrupt_record`.
+    pub(crate) records: ArrayRef,
+    /// `_corrupt_reason`.
+    pub(crate) reasons: ArrayRef,
+}
+
+/// Text values of one file's (or partition's) rows, plus the landing metadata columns.
 pub(crate) struct RowsBuilder {
     schema: SchemaRef,
     file: String,
-    file_name: String,
+    origin: Origin,
     values: Vec<StringBuilder>,
     rescued: Option<StringBuilder>,
     corrupt_record: StringBuilder,
@@ -30,10 +48,23 @@ pub(crate) struct RowsBuilder {
 impl RowsBuilder {
     pub(crate) fn new(options: &LandingOptions, file: &str) -> Self {
         let file_name = file.rsplit('/').next().unwrap_or(file).to_string();
+        Self::with_origin(options, file, Origin::File(file_name))
+    }
+
+    /// Rows of Kafka records; the "line" of a row is its offset.
+    pub(crate) fn for_partition(options: &LandingOptions, topic: &str, partition: i32) -> Self {
+        let origin = Origin::Partition {
+            topic: topic.to_string(),
+            partition,
+        };
+        Self::with_origin(options, "", origin)
+    }
+
+    fn with_origin(options: &LandingOptions, file: &str, origin: Origin) -> Self {
         Self {
             schema: options.schema(),
             file: file.to_string(),
-            file_name,
+            origin,
             values: options.columns.iter().map(|_| StringBuilder::new()).collect(),
             rescued: options.rescue.then(StringBuilder::new),
             corrupt_record: StringBuilder::new(),
@@ -76,13 +107,34 @@ impl RowsBuilder {
         }
         self.corrupt_record.append_value(raw);
         self.corrupt_reason
-            .append_value(format!("{} line {line}: {reason}", self.file_name));
+            .append_value(format!("{}: {reason}", self.locate(line)));
         self.lines.push(line);
         self.rows += 1;
     }
 
-    /// Builds the batch, casting hinted columns; values that do not cast mark their row corrupt.
+    /// `file line n`, or `topic \`t\` partition p offset n`.
+    fn locate(&self, line: u64) -> String {
+        match &self.origin {
+            Origin::File(name) => format!("{name} line {line}"),
+            Origin::Partition { topic, partition } => {
+                format!("topic `{topic}` partition {partition} offset {line}")
+            }
+        }
+    }
+
+    /// Builds the landing batch: the parsed columns with `_source_file`.
     pub(crate) fn finish(&mut self) -> Result<RecordBatch> {
+        let rows = self.rows;
+        let parsed = self.finish_parts()?;
+        let mut columns = parsed.columns;
+        columns.push(Arc::new(StringArray::from(vec![self.file.as_str(); rows])));
+        columns.push(parsed.records);
+        columns.push(parsed.reasons);
+        Ok(RecordBatch::try_new(Arc::clone(&self.schema), columns)?)
+    }
+
+    /// The parsed columns, casting hinted ones; values that do not cast mark their row corrupt.
+    pub(crate) fn finish_parts(&mut self) -> Result<ParsedRows> {
         let text: Vec<ArrayRef> = self
             .values
             .iter_mut()
@@ -114,12 +166,13 @@ impl RowsBuilder {
         if let Some(r) = self.rescued.as_mut() {
             columns.push(Arc::new(r.finish()));
         }
-        columns.push(Arc::new(StringArray::from(vec![self.file.as_str(); self.rows])));
-        columns.push(Arc::new(StringArray::from(records)));
-        columns.push(Arc::new(StringArray::from(reasons)));
         self.lines.clear();
         self.rows = 0;
-        Ok(RecordBatch::try_new(Arc::clone(&self.schema), columns)?)
+        Ok(ParsedRows {
+            columns,
+            records: Arc::new(StringArray::from(records)),
+            reasons: Arc::new(StringArray::from(reasons)),
+        })
     }
 
     fn cast_column(
@@ -146,9 +199,8 @@ impl RowsBuilder {
             if strings.is_valid(row) && typed.is_null(row) && reasons[row].is_none() {
                 let value = strings.value(row);
                 reasons[row] = Some(format!(
-                    "{} line {} field `{name}`: '{value}' is not a valid {}",
-                    self.file_name,
-                    self.lines[row],
+                    "{} field `{name}`: '{value}' is not a valid {}",
+                    self.locate(self.lines[row]),
                     type_label(ty)
                 ));
                 records[row] = Some(format!("{name}={value}"));

@@ -80,7 +80,11 @@ pub async fn bronze_frame(
                 .map_err(|e| query_err(table, e))?
         }
     };
-    with_audit_columns(frame, table, &input).map(Some)
+    let audit = Audit {
+        run_id: input.run_id,
+        now_micros: input.now_micros,
+    };
+    audited(frame, table, audit, &[SOURCE_FILE]).map(Some)
 }
 
 async fn landing_options(
@@ -212,14 +216,25 @@ async fn parquet_frame(ctx: &SessionContext, table: &TableSpec, files: &[(Url, u
         .map_err(|e| query_err(table, e))
 }
 
-fn with_audit_columns(frame: DataFrame, table: &TableSpec, input: &BronzeInput<'_>) -> Result<DataFrame> {
-    let internal = [SOURCE_FILE, CORRUPT_RECORD, CORRUPT_REASON];
+/// The run a bronze row was ingested by.
+#[derive(Debug, Clone, Copy)]
+pub struct Audit<'a> {
+    /// Stored as `_batch_id`.
+    pub run_id: &'a str,
+    /// Stored as `_ingested_at`.
+    pub now_micros: i64,
+}
+
+/// A scan's rows with the bronze audit columns: the data columns, `_ingested_at`, `_batch_id`,
+/// the scan's `origin` columns (where each row came from), `_row_hash` over the data columns,
+/// then the corrupt-row columns the quarantine reads.
+pub fn audited(frame: DataFrame, table: &TableSpec, audit: Audit<'_>, origin: &[&str]) -> Result<DataFrame> {
     let data: Vec<String> = frame
         .schema()
         .fields()
         .iter()
         .map(|f| f.name().clone())
-        .filter(|n| !internal.contains(&n.as_str()))
+        .filter(|n| !origin.contains(&n.as_str()) && n != CORRUPT_RECORD && n != CORRUPT_REASON)
         .collect();
     let hashed = data
         .iter()
@@ -238,13 +253,13 @@ fn with_audit_columns(frame: DataFrame, table: &TableSpec, input: &BronzeInput<'
     let mut exprs: Vec<Expr> = data.iter().map(|n| ident(n)).collect();
     exprs.push(
         lit(ScalarValue::TimestampMicrosecond(
-            Some(input.now_micros),
+            Some(audit.now_micros),
             Some("UTC".into()),
         ))
         .alias("_ingested_at"),
     );
-    exprs.push(lit(input.run_id.to_string()).alias("_batch_id"));
-    exprs.push(ident(SOURCE_FILE));
+    exprs.push(lit(audit.run_id.to_string()).alias("_batch_id"));
+    exprs.extend(origin.iter().map(|c| ident(c)));
     exprs.push(row_hash.alias("_row_hash"));
     exprs.push(ident(CORRUPT_RECORD));
     exprs.push(ident(CORRUPT_REASON));

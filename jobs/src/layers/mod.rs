@@ -1,11 +1,11 @@
 //! Layer steps: how a table's rows are produced before quality checks and the write.
-//! Bronze reads landing files and adds audit columns; silver, gold and ml tables are SQL
+//! Bronze reads landing files (or a Kafka scan) and adds audit columns; silver, gold and ml tables are SQL
 //! over the tables they reference.
 
 mod bronze;
 mod query;
 
-pub use bronze::{AUDIT_COLUMNS, BronzeInput, bronze_frame};
+pub use bronze::{AUDIT_COLUMNS, Audit, BronzeInput, audited, bronze_frame};
 pub use query::query_frame;
 
 /// A quoted column reference, so names keep their case.

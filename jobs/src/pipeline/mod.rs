@@ -2,6 +2,7 @@
 //! written and committed once, and every outcome recorded in the event log.
 
 mod attempts;
+mod crash_point;
 mod event_log;
 mod outcome;
 mod paths;

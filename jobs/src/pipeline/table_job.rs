@@ -15,7 +15,8 @@ use super::outcome::{TableOutcome, TableStatus};
 use super::paths::Lakehouse;
 use super::run_id::RunId;
 use super::steps::{
-    self, als::AlsStep, cdc::CdcStep, landing::LandingStep, sql::HELPER_PREFIX, sql::SqlStep,
+    self, als::AlsStep, cdc::CdcStep, kafka::KafkaStep, landing::LandingStep, sql::HELPER_PREFIX,
+    sql::SqlStep,
 };
 use crate::delta::{CommitOutcome, DeltaCommit, TableSnapshot, WriteResult, WriteSpec, WriteTarget};
 use crate::error::{Error, Failure, Result, error_chain};
@@ -128,6 +129,14 @@ impl TableJob<'_> {
             }
             TableKind::Landing(source) => {
                 let step = LandingStep {
+                    source,
+                    snapshot: snapshot.as_ref(),
+                    mode,
+                };
+                steps::run(&step, self, outcome).await
+            }
+            TableKind::Kafka(source) => {
+                let step = KafkaStep {
                     source,
                     snapshot: snapshot.as_ref(),
                     mode,
@@ -261,15 +270,21 @@ impl TableJob<'_> {
         for (app_id, version) in watermarks {
             commit = commit.with_watermark(app_id, version);
         }
+        super::crash_point::before_commit(&self.table.name, suffix).await;
         let commit = commit.execute(snapshot.as_ref()).await?;
         info!(%url, version = commit.version(), files, "committed");
         Ok(commit)
     }
 
     /// Whether an append may add columns to the table and its quarantine: for a landing
-    /// source that adds the columns of new files (`schema_evolution = "add_columns"`).
+    /// source that adds the columns of new files (`schema_evolution = "add_columns"`), and a
+    /// Kafka source whose spec gained columns.
     fn adds_columns(&self) -> bool {
-        matches!(&self.table.kind, TableKind::Landing(s) if s.schema_evolution == SchemaEvolution::AddColumns)
+        match &self.table.kind {
+            TableKind::Landing(s) => s.schema_evolution == SchemaEvolution::AddColumns,
+            TableKind::Kafka(_) => true,
+            TableKind::Sql(_) | TableKind::Als { .. } | TableKind::Cdc(_) => false,
+        }
     }
 
     pub(super) fn query_err(&self, step: &'static str, source: datafusion::error::DataFusionError) -> Error {

@@ -24,7 +24,7 @@ pub struct Rule {
 /// quarantined with the parser's reason), then the spec's expectations in order.
 pub fn rules_for(pipeline: &Pipeline, table: &TableSpec, frame: &DataFrame) -> Result<Vec<Rule>> {
     let mut rules = Vec::new();
-    if matches!(table.kind, TableKind::Landing(_)) {
+    if matches!(table.kind, TableKind::Landing(_) | TableKind::Kafka(_)) {
         rules.push(Rule {
             name: "well_formed".into(),
             pass: col(CORRUPT_REASON).is_null(),

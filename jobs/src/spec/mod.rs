@@ -1,10 +1,14 @@
 //! The pipeline spec: a TOML file of tables, parsed and validated before anything runs.
 
+mod kafka;
 mod model;
 mod model_spec;
 mod parse;
 mod retry;
 
+pub use kafka::{
+    KafkaConnection, KafkaFormat, KafkaSource, RAW_VALUE, Sasl, SaslMechanism, Security, StartingOffsets,
+};
 pub use model::{
     Action, CHANGES_PLACEHOLDER, CHANGES_SUFFIX, CdcSpec, Compression, Expectation, Format, Layer, Pipeline,
     Scd, SchemaEvolution, Source, TableKind, TableSpec, WriteMode,

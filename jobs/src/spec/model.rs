@@ -104,6 +104,8 @@ pub const CHANGES_SUFFIX: &str = "__changes";
 pub enum TableKind {
     /// Landing files ingested into the table, each file once.
     Landing(Source),
+    /// A Kafka topic's records ingested into the table, each record once.
+    Kafka(super::KafkaSource),
     /// A SQL query over other tables of the pipeline.
     Sql(String),
     /// An ALS model trained on a query's ratings (ml tables only); the table holds its
@@ -171,7 +173,7 @@ impl TableKind {
     /// The query the table's rows come from; none for landing sources.
     pub fn sql(&self) -> Option<&str> {
         match self {
-            TableKind::Landing(_) | TableKind::Cdc(_) => None,
+            TableKind::Landing(_) | TableKind::Kafka(_) | TableKind::Cdc(_) => None,
             TableKind::Sql(sql) | TableKind::Als { sql, .. } => Some(sql),
         }
     }
@@ -181,7 +183,7 @@ impl TableKind {
         match self {
             TableKind::Als { .. } => &super::ALS_COMPANIONS,
             TableKind::Cdc(_) => &[CHANGES_SUFFIX],
-            TableKind::Landing(_) | TableKind::Sql(_) => &[],
+            TableKind::Landing(_) | TableKind::Kafka(_) | TableKind::Sql(_) => &[],
         }
     }
 }

@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, HashSet};
 use serde::Deserialize;
 use toml::Spanned;
 
+use super::kafka::{RawKafka, RawValueShape};
 use super::model::{
     Action, CHANGES_PLACEHOLDER, CdcSpec, Compression, Expectation, Format, Layer, Pipeline, Scd,
     SchemaEvolution, Source, TableKind, TableSpec, WriteMode,
@@ -60,7 +61,8 @@ struct RawTable {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawSource {
-    path: String,
+    path: Option<String>,
+    kafka: Option<RawKafka>,
     format: String,
     #[serde(default = "default_true")]
     header: bool,
@@ -285,7 +287,7 @@ fn kind_of(
         (_, _, Some(_)) if layer != Layer::Ml => {
             return Err("`als` is only allowed on layer = \"ml\" tables".into());
         }
-        (Some(source), None, _) => TableKind::Landing(convert_source(source)?),
+        (Some(source), None, _) => convert_source(source)?,
         (None, Some(sql), None) => TableKind::Sql(sql),
         (None, Some(sql), Some(als)) => TableKind::Als {
             sql,
@@ -297,12 +299,39 @@ fn kind_of(
 /// Sources accumulate batches; queries rebuild their table — as in dbt and DLT.
 fn default_mode(kind: &TableKind) -> WriteMode {
     match kind {
-        TableKind::Landing(_) => WriteMode::Append,
+        TableKind::Landing(_) | TableKind::Kafka(_) => WriteMode::Append,
         TableKind::Sql(_) | TableKind::Als { .. } | TableKind::Cdc(_) => WriteMode::Overwrite,
     }
 }
 
-fn convert_source(raw: RawSource) -> std::result::Result<Source, String> {
+/// A landing-file source, or a Kafka one when the source has a `kafka` block.
+fn convert_source(raw: RawSource) -> std::result::Result<TableKind, String> {
+    let delimiter = match raw.delimiter.as_deref() {
+        None => b',',
+        Some("\\t") => b'\t',
+        Some(d) if d.len() == 1 => d.as_bytes()[0],
+        Some(d) => return Err(format!("delimiter `{d}` must be a single ASCII character")),
+    };
+    let (path, kafka) = match (raw.path, raw.kafka) {
+        (Some(path), None) => (path, None),
+        (None, Some(kafka)) => (String::new(), Some(kafka)),
+        (Some(_), Some(_)) => return Err("a source has a `path` or a `kafka` block, not both".into()),
+        (None, None) => return Err("a source needs a `path` (files) or a `kafka` block (a topic)".into()),
+    };
+    if let Some(kafka) = kafka {
+        if raw.compression.is_some() || raw.schema_evolution.is_some() || !raw.header {
+            return Err(
+                "`compression`, `schema_evolution` and `header` apply to landing files, not Kafka".into(),
+            );
+        }
+        let shape = RawValueShape {
+            format: raw.format,
+            schema: raw.schema,
+            columns: raw.columns,
+            delimiter,
+        };
+        return kafka.convert(shape).map(TableKind::Kafka);
+    }
     let format = match raw.format.as_str() {
         "csv" => Format::Csv,
         "json" | "ndjson" => Format::Ndjson,
@@ -312,12 +341,6 @@ fn convert_source(raw: RawSource) -> std::result::Result<Source, String> {
                 "unknown source format `{other}` (expected csv, json, ndjson or parquet)"
             ));
         }
-    };
-    let delimiter = match raw.delimiter.as_deref() {
-        None => b',',
-        Some("\\t") => b'\t',
-        Some(d) if d.len() == 1 => d.as_bytes()[0],
-        Some(d) => return Err(format!("delimiter `{d}` must be a single ASCII character")),
     };
     if !raw.header && format == Format::Csv && raw.columns.is_empty() {
         return Err("a CSV source with header = false needs `columns`".into());
@@ -341,8 +364,8 @@ fn convert_source(raw: RawSource) -> std::result::Result<Source, String> {
     if format == Format::Parquet && compression != Compression::Auto {
         return Err("`compression` applies to CSV and NDJSON sources (Parquet compresses inside)".into());
     }
-    Ok(Source {
-        path: raw.path,
+    Ok(TableKind::Landing(Source {
+        path,
         format,
         header: raw.header,
         delimiter,
@@ -350,7 +373,7 @@ fn convert_source(raw: RawSource) -> std::result::Result<Source, String> {
         columns: raw.columns,
         compression,
         schema_evolution,
-    })
+    }))
 }
 
 fn convert_expectation(raw: RawExpectation) -> std::result::Result<Expectation, String> {

@@ -16,9 +16,11 @@ mod sink;
 
 use url::Url;
 
-pub use sink::Written;
+pub use sink::{STREAMED_SOURCES, Written};
 
-use crate::error::Result;
+use crate::error::{Error, Result};
+use crate::kafka::Publisher;
+use crate::spec::KafkaConnection;
 use sink::Sink;
 
 /// Row counts at scale factor 1 (the seeds' scale).
@@ -85,6 +87,7 @@ pub struct EcommerceData {
     batch_scale_factor: Option<f64>,
     seed: u64,
     batch: u64,
+    kafka: Option<KafkaConnection>,
 }
 
 impl EcommerceData {
@@ -96,6 +99,7 @@ impl EcommerceData {
             batch_scale_factor: None,
             seed: 42,
             batch: 0,
+            kafka: None,
         }
     }
 
@@ -118,11 +122,32 @@ impl EcommerceData {
         self
     }
 
-    /// Writes the batch's files for all eight sources.
+    /// Publishes clickstream and payments ([`STREAMED_SOURCES`]) to topics of their name on
+    /// this cluster (created with 3 partitions if missing) instead of writing their files.
+    pub fn with_kafka(mut self, connection: KafkaConnection) -> Self {
+        self.kafka = Some(connection);
+        self
+    }
+
+    /// Writes the batch's files for all eight sources (or publishes the streamed ones).
     pub async fn write(self) -> Result<Vec<Written>> {
         let batch_sf = self.batch_scale_factor.unwrap_or(self.scale_factor);
         let scale = Scale::new(self.scale_factor, batch_sf);
-        let sink = Sink::new(&self.out, self.seed, self.batch)?;
+        let publisher = match &self.kafka {
+            None => None,
+            Some(connection) => {
+                Some(
+                    Publisher::connect(connection, 3)
+                        .await
+                        .map_err(|message| Error::Kafka {
+                            table: "(generator)".into(),
+                            topic: STREAMED_SOURCES.join(", "),
+                            message,
+                        })?,
+                )
+            }
+        };
+        let sink = Sink::new(&self.out, self.seed, self.batch, publisher)?;
         let mut written = Vec::new();
         for part in 0..PARTS {
             written.extend(orders::write_part(&sink, scale, part, PARTS).await?);

@@ -10,6 +10,7 @@ use url::Url;
 
 use crate::error::{Error, Result};
 use crate::generate::rng::Rng;
+use crate::kafka::Publisher;
 
 /// Lines written for one source.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,8 +23,13 @@ pub struct Written {
     pub lines: u64,
 }
 
+/// The sources `--to kafka://…` publishes to topics of their name instead of writing files.
+pub const STREAMED_SOURCES: [&str; 2] = ["clickstream", "payments"];
+
 pub(crate) struct Sink {
     store: Arc<dyn ObjectStore>,
+    /// Where streamed sources go, when they go to a broker.
+    publisher: Option<tokio::sync::Mutex<Publisher>>,
     root: Path,
     out: Url,
     seed: u64,
@@ -31,10 +37,11 @@ pub(crate) struct Sink {
 }
 
 impl Sink {
-    pub(crate) fn new(out: &Url, seed: u64, batch: u64) -> Result<Self> {
+    pub(crate) fn new(out: &Url, seed: u64, batch: u64, publisher: Option<Publisher>) -> Result<Self> {
         let (store, root) = crate::storage::store_for(out)?;
         Ok(Self {
             store,
+            publisher: publisher.map(tokio::sync::Mutex::new),
             root,
             out: out.clone(),
             seed,
@@ -59,6 +66,33 @@ impl Sink {
         part: u64,
         text: Lines,
     ) -> Result<Written> {
+        if let Some(publisher) = self
+            .publisher
+            .as_ref()
+            .filter(|_| STREAMED_SOURCES.contains(&source))
+        {
+            let values = text
+                .text
+                .lines()
+                .filter(|l| !l.is_empty())
+                .map(|l| l.as_bytes().to_vec())
+                .collect();
+            let published = publisher
+                .lock()
+                .await
+                .publish(source, values)
+                .await
+                .map_err(|message| Error::Kafka {
+                    table: format!("(generator) {source}"),
+                    topic: source.to_string(),
+                    message,
+                })?;
+            return Ok(Written {
+                source,
+                files: 0,
+                lines: published,
+            });
+        }
         let rel = format!("{source}/batch_{}/part-{part}.{ext}", self.batch);
         let path = rel.split('/').fold(self.root.clone(), |p, s| p.join(s));
         let url = format!("{}/{rel}", self.out.as_str().trim_end_matches('/'));

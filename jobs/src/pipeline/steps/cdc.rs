@@ -406,7 +406,7 @@ impl CdcStep<'_> {
                 true => WriteMode::Overwrite,
                 false => WriteMode::Append,
             },
-            watermark: Some((id, source_version)),
+            watermarks: vec![(id, source_version)],
             already_committed,
         })
     }

@@ -32,8 +32,9 @@ pub(crate) struct MainOutput {
 pub(crate) struct QuarantineCommit {
     /// Appended (each run's rows), or replacing every earlier run's (a rebuild).
     pub(crate) mode: WriteMode,
-    /// The version of the table the rows were read from, recorded in the commit.
-    pub(crate) watermark: Option<Watermark>,
+    /// What the rows were read up to (another table's version, a topic's offsets), recorded
+    /// in the commit.
+    pub(crate) watermarks: Vec<Watermark>,
     /// The same rows were committed by an earlier attempt that stopped before its later
     /// commits: they are discarded, not committed twice.
     pub(crate) already_committed: bool,
@@ -43,7 +44,7 @@ impl Default for QuarantineCommit {
     fn default() -> Self {
         Self {
             mode: WriteMode::Append,
-            watermark: None,
+            watermarks: vec![],
             already_committed: false,
         }
     }
@@ -187,14 +188,8 @@ impl CheckedWrite {
             } else if written.rows > 0 || how.mode == WriteMode::Overwrite {
                 let schema = self.written_schema(job, target, written.schema)?;
                 let files = (how.mode, written.adds);
-                job.commit_watermarked(
-                    target,
-                    QUARANTINE_SUFFIX,
-                    schema,
-                    files,
-                    how.watermark.iter().cloned().collect(),
-                )
-                .await?;
+                job.commit_watermarked(target, QUARANTINE_SUFFIX, schema, files, how.watermarks.clone())
+                    .await?;
             }
         }
         if let Some((rule, _, rows)) = outcome

@@ -3,6 +3,7 @@
 //! [`TableJob`](super::table_job::TableJob)'s dispatch.
 //!
 //! - [`landing`]: landing files into a bronze table, each file once.
+//! - [`kafka`]: a Kafka topic into a bronze table, each record once.
 //! - [`sql`]: a query over other tables.
 //! - [`als`]: an ALS model trained on a query's ratings, with its recommendations.
 //! - [`cdc`]: keyed changes from another table applied as SCD type 1 or 2.
@@ -14,6 +15,7 @@ pub(super) mod als;
 pub(super) mod cdc;
 pub(super) mod checked_write;
 pub(super) mod incremental;
+pub(super) mod kafka;
 pub(super) mod landing;
 pub(super) mod sql;
 
@@ -60,7 +62,8 @@ pub(super) async fn run<S: TableStep>(
     job: &TableJob<'_>,
     outcome: &mut TableOutcome,
 ) -> Result<TableStatus> {
-    let status = plan_write_commit(step, job, outcome).await;
+    // Boxed: each kind's future nests deep, and the run's scheduler future holds them all.
+    let status = Box::pin(plan_write_commit(step, job, outcome)).await;
     step.finish().await;
     status
 }
