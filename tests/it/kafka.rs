@@ -231,3 +231,73 @@ async fn a_per_run_cap_reads_the_backlog_over_several_runs() {
     assert!(out.status.success(), "{}", text(&out));
     assert_eq!(counts(&raw).await, (100, 100));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_continuous_run_follows_the_topic_and_stops_cleanly_on_sigterm() {
+    let broker = Broker::start();
+    let mut publisher = broker.publisher().await;
+    let ws = Workspace::new(&spec(&broker.bootstrap(), None));
+    publisher
+        .publish_keyed("events", events(1, 100, 1000))
+        .await
+        .unwrap();
+    let mut child = ws
+        .command("lake", &["--continuous", "--trigger-seconds", "0.5", "--quiet"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let silver = ws.path("lake/silver/events");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut published = 100;
+    for wave in 1..=3u64 {
+        loop {
+            if silver.join("_delta_log").exists() && counts(&silver).await.0 == published {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the continuous run never caught up to {published}"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        publisher
+            .publish_keyed("events", events(published as u64 + 1, 50 * wave, 1000))
+            .await
+            .unwrap();
+        published += 50 * wave as usize;
+    }
+    loop {
+        if counts(&silver).await.0 == published {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the continuous run never caught up to {published}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let term = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    let stopped = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            stopped.elapsed() < Duration::from_secs(60),
+            "no clean stop after SIGTERM"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let out = child.wait_with_output().unwrap();
+    assert!(status.success(), "{}", text(&out));
+    assert!(text(&out).contains("stopped after"), "{}", text(&out));
+    let raw = ws.path("lake/bronze/events_raw");
+    assert_eq!(counts(&raw).await, (published, published), "every record once");
+    assert_eq!(recorded_offsets(&raw).await, published as i64);
+    assert_eq!(counts(&silver).await, (published, published));
+}

@@ -2,6 +2,7 @@
 
 pub(crate) mod bench;
 pub(crate) mod client;
+pub(crate) mod continuous;
 pub(crate) mod executor;
 pub(crate) mod generate;
 pub(crate) mod run;

@@ -64,11 +64,26 @@ pub struct RunArgs {
     /// (overrides `stall_seconds`).
     #[arg(long, env = "MEDALLION_STALL_SECONDS")]
     pub stall_seconds: Option<u64>,
+    /// Keep running micro-batches of the selected tables (e.g. `--select clickstream_raw+`)
+    /// until SIGTERM or Ctrl-C, which end it after the batch in flight.
+    #[arg(long, env = "MEDALLION_CONTINUOUS", conflicts_with_all = ["run_id", "full_refresh"])]
+    pub continuous: bool,
+    /// With `--continuous`: seconds from the start of one micro-batch to the start of the next.
+    #[arg(
+        long,
+        env = "MEDALLION_TRIGGER_SECONDS",
+        default_value_t = 10.0,
+        requires = "continuous"
+    )]
+    pub trigger_seconds: f64,
 }
 
 /// Runs the pipeline and prints the summary; exit 1 when a table failed, 130 when Ctrl-C
 /// cancelled the run.
 pub(crate) async fn run(args: RunArgs) -> Result<ExitCode> {
+    if args.continuous {
+        return super::continuous::run(args).await;
+    }
     let (cancel, cancelled) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
         if tokio::signal::ctrl_c().await.is_ok() {
@@ -97,6 +112,17 @@ pub(crate) async fn execute(
     args: &RunArgs,
     cancel: Option<tokio::sync::watch::Receiver<bool>>,
 ) -> Result<RunSummary> {
+    let (run, target) = prepare(args, cancel)?;
+    let cluster = connect(&target, args.partitions).await?;
+    Ok(run.execute(&cluster.ctx).await?)
+}
+
+/// The run the flags describe, and the cluster it runs on (not contacted yet: a bad spec or
+/// selection is rejected first).
+pub(crate) fn prepare(
+    args: &RunArgs,
+    cancel: Option<tokio::sync::watch::Receiver<bool>>,
+) -> Result<(PipelineRun, ClusterTarget)> {
     let spec = read_spec(&args.spec)?;
     let mut selection = Selection::all();
     for s in &args.select {
@@ -105,7 +131,6 @@ pub(crate) async fn execute(
     for l in &args.layer {
         selection = selection.with_layer(l);
     }
-    // Reject a bad spec or selection before starting or contacting a cluster.
     let resolved = ResolvedRun::resolve(spec, &selection)?;
     let target = match &args.scheduler {
         Some(url) => ClusterTarget::Remote(url.clone()),
@@ -151,8 +176,7 @@ pub(crate) async fn execute(
         eprintln!("{} on {target}", run.run_id().id);
         run = run.with_observer(print_progress);
     }
-    let cluster = connect(&target, args.partitions).await?;
-    Ok(run.execute(&cluster.ctx).await?)
+    Ok((run, target))
 }
 
 fn print_progress(event: &RunEvent) {

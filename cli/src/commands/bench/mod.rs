@@ -124,6 +124,8 @@ fn run_args(args: &BenchArgs, dir: &std::path::Path, spec: &str) -> RunArgs {
         retries: None,
         timeout_seconds: None,
         stall_seconds: None,
+        continuous: false,
+        trigger_seconds: 10.0,
     }
 }
 
