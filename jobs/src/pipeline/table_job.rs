@@ -21,7 +21,7 @@ use super::steps::{
 use crate::delta::{CommitOutcome, DeltaCommit, TableSnapshot, WriteResult, WriteSpec, WriteTarget};
 use crate::error::{Error, Failure, Result, error_chain};
 use crate::landing::{CORRUPT_REASON, CORRUPT_RECORD};
-use crate::spec::{Pipeline, SchemaEvolution, TableKind, TableSpec, WriteMode};
+use crate::spec::{KafkaSource, Pipeline, SchemaEvolution, TableKind, TableSpec, WriteMode};
 
 /// How one attempt at a table ended.
 pub(crate) struct Attempted {
@@ -136,8 +136,9 @@ impl TableJob<'_> {
                 steps::run(&step, self, outcome).await
             }
             TableKind::Kafka(source) => {
+                let source = self.with_vars(source);
                 let step = KafkaStep {
-                    source,
+                    source: &source,
                     snapshot: snapshot.as_ref(),
                     mode,
                 };
@@ -303,6 +304,26 @@ impl TableJob<'_> {
             .fold(sql.replace("${run_id}", &self.run.id), |sql, (k, v)| {
                 sql.replace(&format!("${{{k}}}"), v)
             })
+    }
+
+    /// A Kafka source with the run's variables in its brokers and topic
+    /// (`bootstrap = "${kafka_bootstrap}"`, set with `--var kafka_bootstrap=…`).
+    fn with_vars(&self, source: &KafkaSource) -> KafkaSource {
+        let mut source = source.clone();
+        source.connection.bootstrap = source
+            .connection
+            .bootstrap
+            .iter()
+            .flat_map(|b| {
+                self.substituted(b)
+                    .split(',')
+                    .map(|s| s.trim().to_string())
+                    .collect::<Vec<_>>()
+            })
+            .filter(|b| !b.is_empty())
+            .collect();
+        source.topic = self.substituted(&source.topic);
+        source
     }
 
     /// A spec error on this table's line.

@@ -26,6 +26,7 @@ struct RawSpec {
 #[serde(deny_unknown_fields)]
 struct RawPipeline {
     name: String,
+    extends: Option<String>,
     lakehouse: Option<String>,
     landing: Option<String>,
     #[serde(default)]
@@ -151,21 +152,58 @@ fn default_true() -> bool {
     true
 }
 
-/// Reads and parses a spec file.
+/// How many specs an `extends` chain may hold (a cycle ends here too).
+const MAX_EXTENDS: usize = 8;
+
+/// Reads and parses a spec file (and the file it `extends`, relative to it).
 pub fn read_spec(path: &str) -> Result<Pipeline> {
+    read_spec_at(path, 0)
+}
+
+fn read_spec_at(path: &str, depth: usize) -> Result<Pipeline> {
     let text = std::fs::read_to_string(path).map_err(|source| Error::ReadSpec {
         path: path.to_string(),
         source,
     })?;
-    parse_spec(&text, path)
+    let base = |extends: &str| {
+        if depth >= MAX_EXTENDS {
+            return Err(Error::ParseSpec {
+                path: path.to_string(),
+                message: format!("`extends` nests more than {MAX_EXTENDS} specs deep (a cycle?)"),
+            });
+        }
+        let dir = std::path::Path::new(path)
+            .parent()
+            .unwrap_or(std::path::Path::new("."));
+        read_spec_at(&dir.join(extends).display().to_string(), depth + 1)
+    };
+    parse_spec_with(&text, path, Some(&base))
 }
 
-/// Parses spec text; `path` is only used in error messages.
+/// Parses spec text; `path` is only used in error messages. `extends` needs a spec read from
+/// a file ([`read_spec`]).
 pub fn parse_spec(text: &str, path: &str) -> Result<Pipeline> {
+    parse_spec_with(text, path, None)
+}
+
+/// A spec's `extends`: the pipeline it names, read.
+type ReadBase<'a> = dyn Fn(&str) -> Result<Pipeline> + 'a;
+
+fn parse_spec_with(text: &str, path: &str, read_base: Option<&ReadBase<'_>>) -> Result<Pipeline> {
     let raw: RawSpec = toml::from_str(text).map_err(|e| Error::ParseSpec {
         path: path.to_string(),
         message: describe_toml_error(text, &e),
     })?;
+    let base = match (&raw.pipeline.extends, read_base) {
+        (None, _) => None,
+        (Some(extends), Some(read)) => Some(read(extends)?),
+        (Some(_), None) => {
+            return Err(Error::ParseSpec {
+                path: path.into(),
+                message: "`extends` needs a spec read from a file".into(),
+            });
+        }
+    };
     let mut seen = HashSet::new();
     let mut tables = Vec::with_capacity(raw.tables.len());
     for table in raw.tables {
@@ -187,7 +225,7 @@ pub fn parse_spec(text: &str, path: &str) -> Result<Pipeline> {
         timeout_seconds: raw.pipeline.timeout_seconds,
         stall_seconds: raw.pipeline.stall_seconds,
     });
-    Ok(Pipeline {
+    let pipeline = Pipeline {
         name: raw.pipeline.name,
         retry,
         lakehouse: raw.pipeline.lakehouse,
@@ -195,7 +233,34 @@ pub fn parse_spec(text: &str, path: &str) -> Result<Pipeline> {
         vars: raw.pipeline.vars,
         tables,
         path: path.to_string(),
+    };
+    Ok(match base {
+        Some(base) => extended(base, pipeline),
+        None => pipeline,
     })
+}
+
+/// `base` with `child`'s settings over its own, and `child`'s tables replacing the base's of
+/// the same name (in the base's order) or added after them.
+fn extended(base: Pipeline, child: Pipeline) -> Pipeline {
+    let mut tables = base.tables;
+    for table in child.tables {
+        match tables.iter_mut().find(|t| t.name == table.name) {
+            Some(same) => *same = table,
+            None => tables.push(table),
+        }
+    }
+    let mut vars = base.vars;
+    vars.extend(child.vars);
+    Pipeline {
+        name: child.name,
+        lakehouse: child.lakehouse.or(base.lakehouse),
+        landing: child.landing.or(base.landing),
+        vars,
+        tables,
+        retry: child.retry,
+        path: child.path,
+    }
 }
 
 fn convert_table(raw: RawTable, line: usize, path: &str) -> Result<TableSpec> {
