@@ -44,6 +44,9 @@ def value_sets():
         "default-with-pipelines": base,
         "tls": {**base, "scheduler": {"tlsSecret": "medallion-tls"},
                 "cronJobs": [{"name": "hourly", "schedule": "0 * * * *", "pipeline": "example"}]},
+        "stream": {**base, "streams": [{"name": "clicks", "pipeline": "ecommerce",
+                                        "select": ["clickstream_raw+"], "vars": {"kafka_bootstrap": "kafka:9092"},
+                                        "triggerSeconds": 30}]},
     }
     for name in ("aws", "azure"):
         values = yaml.safe_load((EXAMPLES / f"values-{name}.yaml").read_text())
@@ -153,6 +156,17 @@ def promises(docs, label):
               and job["podFailurePolicy"]["rules"][0]["onExitCodes"]["values"] == [1],
               f"CronJob {cj['metadata']['name']}: submit --wait, Forbid, a failed run fails the Job ({label})")
         check(pod["serviceAccountName"] == "medallion-client", f"CronJob {cj['metadata']['name']} has no cloud identity ({label})")
+    for stream in [d for d in kinds(docs, "Deployment") if "-stream-" in d["metadata"]["name"]]:
+        pod, c = container(stream)
+        args = c["args"]
+        check(stream["spec"]["replicas"] == 1 and stream["spec"]["strategy"]["type"] == "Recreate"
+              and args[:2] == ["run", "--continuous"]
+              and "--scheduler=df://medallion-scheduler.medallion.svc:50050" in args
+              and pod["terminationGracePeriodSeconds"] >= 60,
+              f"stream {stream['metadata']['name']}: one continuous run on the release's scheduler, time to commit on stop ({label})")
+        check(pod["serviceAccountName"] == container(scheduler)[0]["serviceAccountName"]
+              and pod["automountServiceAccountToken"] is False,
+              f"stream {stream['metadata']['name']}: the lakehouse identity, no Kubernetes token ({label})")
     for cm in kinds(docs, "ConfigMap"):
         mounted = {i["key"] for v in container(scheduler)[0]["volumes"] if v["name"] == "pipelines"
                    for i in v["configMap"].get("items", [])}
@@ -174,6 +188,7 @@ def bad_values():
     rejected({"executor": {"autoscaling": {"maxReplicas": 0}}}, "maxReplicas", "autoscaling.maxReplicas = 0")
     rejected({"scheduler": {"concurrentRun": 2}}, "concurrentRun", "a misspelt key")
     rejected({"cronJobs": [{"name": "x", "schedule": "0 * * * *"}]}, "pipeline", "a CronJob without a pipeline")
+    rejected({"streams": [{"name": "x"}]}, "pipeline", "a stream without a pipeline")
     rejected({"cronJobs": [{"name": "x", "schedule": "0 * * * *", "pipeline": "p", "layers": ["platinum"]}]},
              "layers", "an unknown layer")
     rejected({"storage": {"lakehouse": "bucket/lake"}}, "lakehouse", "a lakehouse that is not a URL")
