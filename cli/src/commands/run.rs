@@ -12,7 +12,7 @@ use crate::cluster::{ClusterTarget, connect};
 use crate::error::{Error, Result};
 
 /// Flags of `medallion run`.
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct RunArgs {
     /// Pipeline spec (TOML).
     #[arg(long, env = "MEDALLION_SPEC")]

@@ -1,10 +1,12 @@
 //! `medallion bench`: generate landing data at a chosen size, run the pipeline on it, and print
 //! seconds per layer and per table, rows/s and peak memory. `--dataset changes` benchmarks a
 //! CDC apply against a full rebuild ([`changes`]); `--incremental` a later e-commerce batch
-//! against a full refresh ([`incremental`]).
+//! against a full refresh ([`incremental`]); `--kafka` records/s from a broker and a continuous
+//! run's latency ([`kafka`]).
 
 mod changes;
 mod incremental;
+mod kafka;
 
 use std::process::ExitCode;
 use std::time::Instant;
@@ -60,6 +62,10 @@ pub struct BenchArgs {
     /// (default `--scale`), to time the same batch on histories of different sizes.
     #[arg(long, requires = "incremental")]
     pub batch_scale: Option<f64>,
+    /// E-commerce: publish clickstream and payments to this broker (`kafka://host:port`, best
+    /// a fresh one) and time them into bronze and silver, then a continuous run's latency.
+    #[arg(long, conflicts_with = "incremental")]
+    pub kafka: Option<String>,
 }
 
 pub(crate) async fn run(args: BenchArgs) -> Result<ExitCode> {
@@ -73,6 +79,9 @@ pub(crate) async fn run(args: BenchArgs) -> Result<ExitCode> {
     }
     if args.incremental {
         return incremental::run(&args, &dir).await;
+    }
+    if let Some(to) = &args.kafka {
+        return kafka::run(&args, to, &dir).await;
     }
     let generated_at = Instant::now();
     let (spec, lines) = generate(&args, &landing(&dir)).await?;
