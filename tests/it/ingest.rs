@@ -95,6 +95,51 @@ async fn compressed_landing_files_are_read_and_a_broken_one_fails_naming_it() {
     assert!(rows.contains("| 5  |") && rows.contains("| 6  |"), "{rows}");
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unreadable_file_is_quarantined_whole_once_when_the_source_says_so() {
+    let spec = r#"
+[pipeline]
+name = "unreadable"
+
+[[table]]
+name = "sales_raw"
+layer = "bronze"
+source = { path = "sales/*", format = "csv", schema = { id = "bigint" }, on_unreadable = "quarantine" }
+"#;
+    let ws = Workspace::new(spec);
+    let write = |rel: &str, bytes: &[u8]| {
+        let path = ws.path(&format!("landing/{rel}"));
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, bytes).unwrap();
+    };
+    write("sales/a.csv", b"id,amount\n1,10\n2,20\n");
+    write("sales/b.csv.gz", b"\x1f\x8b\x08\x00not gzip at all");
+    write(
+        "sales/c.csv.zst",
+        &compressed(FileCompressionType::ZSTD, "id,amount\n3,30\n").await,
+    );
+    let out = ws.run("lake", &[]);
+    assert!(out.status.success(), "the readable files land: {}", text(&out));
+    let sales = ws.path("lake/bronze/sales_raw");
+    let rows = table_rows(&sales, "id").await;
+    assert!(rows.contains("| 1  |") && rows.contains("| 3  |"), "{rows}");
+    let quarantine = ws.path("lake/bronze/sales_raw__quarantine");
+    let reasons = table_rows(&quarantine, "_rule, _reason, _source_file").await;
+    assert!(
+        reasons.contains("readable_file")
+            && reasons.contains("b.csv.gz: unreadable file:")
+            && reasons.contains("not a valid gzip file"),
+        "{reasons}"
+    );
+    // The next run does not read it again: one quarantine row, and nothing new.
+    write("sales/d.csv", b"id,amount\n4,40\n");
+    let out = ws.run("lake", &[]);
+    assert!(out.status.success(), "{}", text(&out));
+    let count = table_rows(&quarantine, "count(*) AS n").await;
+    assert!(count.contains("| 1 "), "{count}");
+    assert!(table_rows(&sales, "id").await.contains("| 4  |"));
+}
+
 #[test]
 fn a_table_whose_upstream_never_committed_fails_saying_so() {
     let spec = r#"

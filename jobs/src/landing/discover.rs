@@ -99,17 +99,26 @@ pub async fn columns_per_file(
     files: &[(Url, u64)],
     csv_delimiter: Option<u8>,
     compression: Compression,
+    skip_unreadable: bool,
 ) -> Result<Vec<(Url, Vec<String>)>> {
     let mut out = Vec::with_capacity(files.len());
     for (url, size) in files {
         let head = read_head(store, url, *size).await?;
-        let head =
-            decompressed_head(compression, url.as_str(), head, HEAD_BYTES as usize).map_err(|message| {
-                Error::LandingFile {
+        let head = match decompressed_head(compression, url.as_str(), head, HEAD_BYTES as usize) {
+            Ok(head) => head,
+            // The scan quarantines it; it has no columns to give.
+            Err(message) if skip_unreadable => {
+                tracing::warn!(%url, message, "unreadable landing file");
+                out.push((url.clone(), Vec::new()));
+                continue;
+            }
+            Err(message) => {
+                return Err(Error::LandingFile {
                     url: url.to_string(),
                     message,
-                }
-            })?;
+                });
+            }
+        };
         let mut columns = Vec::new();
         match csv_delimiter {
             Some(delimiter) => columns = csv_header(&head, delimiter),

@@ -24,6 +24,7 @@ use super::compression::decompressed;
 use super::csv::parse_csv;
 use super::ndjson::parse_ndjson;
 use super::options::{LandingFormat, LandingOptions};
+use super::rows::RowsBuilder;
 
 /// Parses landing files whose URLs come from its input (a one-column `file` list).
 #[derive(Debug)]
@@ -138,11 +139,24 @@ async fn read_file(
         .bytes()
         .await
         .map_err(|e| DataFusionError::Execution(format!("cannot read {file}: {e}")))?;
-    let bytes = decompressed(options.compression, &file, bytes)
-        .map_err(|e| DataFusionError::Execution(format!("cannot read landing file {file}: {e}")))?;
-    tracing::debug!(file, bytes = bytes.len(), "parsing landing file");
-    match options.format {
-        LandingFormat::Csv => parse_csv(&options, &file, &bytes),
-        LandingFormat::Ndjson => parse_ndjson(&options, &file, &bytes),
+    // Fetching failed above (maybe for a moment: retried, never quarantined); from here on the
+    // bytes are what they are.
+    let parsed = decompressed(options.compression, &file, bytes)
+        .map_err(|e| DataFusionError::Execution(format!("cannot read landing file {file}: {e}")))
+        .and_then(|bytes| {
+            tracing::debug!(file, bytes = bytes.len(), "parsing landing file");
+            match options.format {
+                LandingFormat::Csv => parse_csv(&options, &file, &bytes),
+                LandingFormat::Ndjson => parse_ndjson(&options, &file, &bytes),
+            }
+        });
+    match parsed {
+        Err(e) if options.quarantine_unreadable => {
+            tracing::warn!(file, error = %e, "quarantining an unreadable landing file");
+            let mut rows = RowsBuilder::new(&options, &file);
+            rows.push_unreadable(&e.to_string());
+            Ok(vec![rows.finish()?])
+        }
+        parsed => parsed,
     }
 }

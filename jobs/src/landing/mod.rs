@@ -20,7 +20,8 @@ pub use discover::{columns_per_file, discover_files};
 pub use exec::LandingScanExec;
 pub(crate) use ndjson::push_json;
 pub use options::{
-    CORRUPT_REASON, CORRUPT_RECORD, LandingFormat, LandingOptions, RESCUED_DATA, SOURCE_FILE, parse_sql_type,
+    CORRUPT_REASON, CORRUPT_RECORD, LandingFormat, LandingOptions, RESCUED_DATA, SOURCE_FILE,
+    UNREADABLE_FILE, parse_sql_type,
 };
 pub(crate) use rows::RowsBuilder;
 pub use table::LandingTable;

@@ -40,7 +40,14 @@ pub struct LandingOptions {
     pub compression: Compression,
     /// Whether values outside `columns` are kept in `_rescued_data` (JSON).
     pub rescue: bool,
+    /// Whether a file that does not decompress or parse becomes one corrupt row without a raw
+    /// record (see [`UNREADABLE_FILE`]) instead of failing the scan.
+    pub quarantine_unreadable: bool,
 }
+
+/// The rule a landing file that could not be read fails: its one row has a `_corrupt_reason`
+/// and no `_corrupt_record` (a malformed line always keeps its raw text).
+pub const UNREADABLE_FILE: &str = "readable_file";
 
 impl LandingOptions {
     /// Data columns followed by the landing metadata columns.

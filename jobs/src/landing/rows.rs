@@ -122,6 +122,25 @@ impl RowsBuilder {
         }
     }
 
+    /// A whole file that could not be read: all data columns null, no raw record, the reason.
+    pub(crate) fn push_unreadable(&mut self, reason: &str) {
+        for builder in &mut self.values {
+            builder.append_null();
+        }
+        if let Some(r) = self.rescued.as_mut() {
+            r.append_null();
+        }
+        self.corrupt_record.append_null();
+        let name = match &self.origin {
+            Origin::File(name) => name.as_str(),
+            Origin::Partition { topic, .. } => topic.as_str(),
+        };
+        self.corrupt_reason
+            .append_value(format!("{name}: unreadable file: {reason}"));
+        self.lines.push(0);
+        self.rows += 1;
+    }
+
     /// Builds the landing batch: the parsed columns with `_source_file`.
     pub(crate) fn finish(&mut self) -> Result<RecordBatch> {
         let rows = self.rows;

@@ -14,7 +14,7 @@ use crate::landing::{
     CORRUPT_REASON, CORRUPT_RECORD, LandingFormat, LandingOptions, LandingTable, RESCUED_DATA, SOURCE_FILE,
     columns_per_file, discover_files, parse_sql_type,
 };
-use crate::spec::{Format, Pipeline, SchemaEvolution, Source, TableSpec};
+use crate::spec::{Format, OnUnreadable, Pipeline, SchemaEvolution, Source, TableSpec};
 
 /// Audit columns every bronze table gets, after its data columns.
 pub const AUDIT_COLUMNS: [&str; 4] = ["_ingested_at", "_batch_id", SOURCE_FILE, "_row_hash"];
@@ -102,7 +102,8 @@ async fn landing_options(
     let mut names = source.columns.clone();
     if names.is_empty() {
         let delimiter = (format == LandingFormat::Csv).then_some(source.delimiter);
-        let per_file = columns_per_file(store, files, delimiter, source.compression).await?;
+        let skip = source.on_unreadable == OnUnreadable::Quarantine;
+        let per_file = columns_per_file(store, files, delimiter, source.compression, skip).await?;
         names = evolved_columns(table, source.schema_evolution, existing, &per_file)?;
     }
     for hinted in source.schema.keys() {
@@ -142,6 +143,7 @@ async fn landing_options(
         columns,
         compression: source.compression,
         rescue: format == LandingFormat::Ndjson || source.schema_evolution == SchemaEvolution::Rescue,
+        quarantine_unreadable: source.on_unreadable == OnUnreadable::Quarantine,
     })
 }
 

@@ -15,8 +15,11 @@ use crate::spec::Action;
 /// Suffix of a table's quarantine table, in folder names and in SQL.
 pub const QUARANTINE_SUFFIX: &str = "__quarantine";
 
+/// The quarantine column naming the first rule a row failed.
+pub const QUARANTINE_RULE: &str = "_rule";
+
 /// Columns added to a table's columns in its `<table>__quarantine` table.
-pub const QUARANTINE_COLUMNS: [&str; 4] = ["_rule", "_reason", "_run_id", "_quarantined_at"];
+pub const QUARANTINE_COLUMNS: [&str; 4] = [QUARANTINE_RULE, "_reason", "_run_id", "_quarantined_at"];
 
 const KEEP: &str = "__medallion_keep";
 

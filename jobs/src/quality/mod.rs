@@ -4,5 +4,5 @@
 mod checked;
 mod rules;
 
-pub use checked::{CheckedFrame, QUARANTINE_COLUMNS, QUARANTINE_SUFFIX};
+pub use checked::{CheckedFrame, QUARANTINE_COLUMNS, QUARANTINE_RULE, QUARANTINE_SUFFIX};
 pub use rules::{Rule, rules_for};

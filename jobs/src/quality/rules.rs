@@ -4,8 +4,8 @@ use datafusion::dataframe::DataFrame;
 use datafusion::logical_expr::{Expr, col, lit};
 
 use crate::error::{Error, Result};
-use crate::landing::CORRUPT_REASON;
-use crate::spec::{Action, Pipeline, TableKind, TableSpec};
+use crate::landing::{CORRUPT_REASON, CORRUPT_RECORD, UNREADABLE_FILE};
+use crate::spec::{Action, OnUnreadable, Pipeline, TableKind, TableSpec};
 
 /// A compiled expectation.
 #[derive(Debug, Clone)]
@@ -20,10 +20,23 @@ pub struct Rule {
     pub action: Action,
 }
 
-/// The table's rules against `frame`: for sources, `well_formed` first (malformed lines are
-/// quarantined with the parser's reason), then the spec's expectations in order.
+/// The table's rules against `frame`: for sources, `readable_file` (when unreadable files are
+/// quarantined) and `well_formed` first (malformed lines are quarantined with the parser's
+/// reason), then the spec's expectations in order.
 pub fn rules_for(pipeline: &Pipeline, table: &TableSpec, frame: &DataFrame) -> Result<Vec<Rule>> {
     let mut rules = Vec::new();
+    if matches!(&table.kind, TableKind::Landing(s) if s.on_unreadable == OnUnreadable::Quarantine) {
+        // A whole file that could not be read is the one corrupt row without a raw record.
+        let readable = col(CORRUPT_REASON)
+            .is_null()
+            .or(col(CORRUPT_RECORD).is_not_null());
+        rules.push(Rule {
+            name: UNREADABLE_FILE.into(),
+            pass: readable,
+            reason: col(CORRUPT_REASON),
+            action: Action::Drop,
+        });
+    }
     if matches!(table.kind, TableKind::Landing(_) | TableKind::Kafka(_)) {
         rules.push(Rule {
             name: "well_formed".into(),

@@ -10,8 +10,8 @@ pub use kafka::{
     KafkaConnection, KafkaFormat, KafkaSource, RAW_VALUE, Sasl, SaslMechanism, Security, StartingOffsets,
 };
 pub use model::{
-    Action, CHANGES_PLACEHOLDER, CHANGES_SUFFIX, CdcSpec, Compression, Expectation, Format, Layer, Pipeline,
-    Scd, SchemaEvolution, Source, TableKind, TableSpec, WriteMode,
+    Action, CHANGES_PLACEHOLDER, CHANGES_SUFFIX, CdcSpec, Compression, Expectation, Format, Layer,
+    OnUnreadable, Pipeline, Scd, SchemaEvolution, Source, TableKind, TableSpec, WriteMode,
 };
 pub use model_spec::{ALS_COMPANIONS, AlsParams, ColdStart, EvalSpec, Split};
 pub use parse::{parse_spec, read_spec};

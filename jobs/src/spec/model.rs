@@ -207,6 +207,19 @@ pub struct Source {
     pub compression: Compression,
     /// CSV and NDJSON: what a column of new files that the table does not have does.
     pub schema_evolution: SchemaEvolution,
+    /// CSV and NDJSON: what a file that cannot be read (or decompressed) does.
+    pub on_unreadable: OnUnreadable,
+}
+
+/// What a landing file that cannot be read does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum OnUnreadable {
+    /// The table fails naming the file; nothing of the batch is committed, the file is read
+    /// again next run.
+    Fail,
+    /// The file becomes one quarantine row (rule `readable_file`, the reason naming it) and
+    /// counts as ingested; the rest of the batch lands.
+    Quarantine,
 }
 
 /// What a landing column the bronze table does not have yet does (Auto Loader's

@@ -7,8 +7,8 @@ use toml::Spanned;
 
 use super::kafka::{RawKafka, RawValueShape};
 use super::model::{
-    Action, CHANGES_PLACEHOLDER, CdcSpec, Compression, Expectation, Format, Layer, Pipeline, Scd,
-    SchemaEvolution, Source, TableKind, TableSpec, WriteMode,
+    Action, CHANGES_PLACEHOLDER, CdcSpec, Compression, Expectation, Format, Layer, OnUnreadable, Pipeline,
+    Scd, SchemaEvolution, Source, TableKind, TableSpec, WriteMode,
 };
 use super::model_spec::RawAls;
 use super::retry::{RetryPolicy, RetrySettings};
@@ -74,6 +74,7 @@ struct RawSource {
     columns: Vec<String>,
     compression: Option<String>,
     schema_evolution: Option<String>,
+    on_unreadable: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -426,6 +427,18 @@ fn convert_source(raw: RawSource) -> std::result::Result<TableKind, String> {
             ));
         }
     };
+    let on_unreadable = match raw.on_unreadable.as_deref() {
+        None | Some("fail") => OnUnreadable::Fail,
+        Some("quarantine") if format != Format::Parquet => OnUnreadable::Quarantine,
+        Some("quarantine") => {
+            return Err("`on_unreadable = \"quarantine\"` applies to CSV and NDJSON sources".into());
+        }
+        Some(other) => {
+            return Err(format!(
+                "unknown on_unreadable `{other}` (expected fail or quarantine)"
+            ));
+        }
+    };
     if format == Format::Parquet && compression != Compression::Auto {
         return Err("`compression` applies to CSV and NDJSON sources (Parquet compresses inside)".into());
     }
@@ -438,6 +451,7 @@ fn convert_source(raw: RawSource) -> std::result::Result<TableKind, String> {
         columns: raw.columns,
         compression,
         schema_evolution,
+        on_unreadable,
     }))
 }
 

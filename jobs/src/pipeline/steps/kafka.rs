@@ -212,6 +212,7 @@ impl KafkaStep<'_> {
                 columns,
                 compression: Compression::None,
                 rescue: source.format == KafkaFormat::Json,
+                quarantine_unreadable: false,
             },
         })
     }

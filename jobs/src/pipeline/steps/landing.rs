@@ -7,18 +7,19 @@ use datafusion::arrow::array::StringArray;
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::DataType;
 use datafusion::dataframe::DataFrame;
+use datafusion::logical_expr::{Expr, lit};
 
 use super::TableStep;
 use super::checked_write::{CheckedWrite, MainOutput, TableCommit};
 use crate::delta::{OutputName, TableSnapshot, WriteResult};
 use crate::error::Result;
-use crate::landing::{CORRUPT_RECORD, RESCUED_DATA, SOURCE_FILE};
+use crate::landing::{CORRUPT_RECORD, RESCUED_DATA, SOURCE_FILE, UNREADABLE_FILE};
 use crate::layers::{AUDIT_COLUMNS, BronzeInput, bronze_frame, ident};
 use crate::pipeline::outcome::{TableOutcome, TableStatus};
 use crate::pipeline::paths::resolve_url;
 use crate::pipeline::table_job::TableJob;
-use crate::quality::rules_for;
-use crate::spec::{Source, WriteMode};
+use crate::quality::{QUARANTINE_RULE, rules_for};
+use crate::spec::{OnUnreadable, Source, WriteMode};
 
 /// A landing source.
 pub(crate) struct LandingStep<'a> {
@@ -35,10 +36,13 @@ impl TableStep for LandingStep<'_> {
     type Written = WriteResult;
 
     async fn plan(&self, job: &TableJob<'_>) -> Result<Option<CheckedWrite>> {
-        let (ingested, existing) = match (self.snapshot, self.mode) {
+        let (mut ingested, existing) = match (self.snapshot, self.mode) {
             (Some(s), WriteMode::Append) => (ingested_files(job, s).await?, data_columns(s)?),
             _ => (vec![], vec![]),
         };
+        if self.mode == WriteMode::Append && self.source.on_unreadable == OnUnreadable::Quarantine {
+            ingested.extend(quarantined_files(job).await?);
+        }
         let input = BronzeInput {
             source_url: resolve_url(job.landing, &self.source.path)?,
             already_ingested: &ingested,
@@ -86,15 +90,37 @@ impl TableStep for LandingStep<'_> {
 
 /// Landing files already in a bronze table, so an append ingests each file once.
 async fn ingested_files(job: &TableJob<'_>, snapshot: &TableSnapshot) -> Result<Vec<String>> {
+    source_files(job, snapshot, None).await
+}
+
+/// Files quarantined whole as unreadable: ingested too (rename one to read it again).
+async fn quarantined_files(job: &TableJob<'_>) -> Result<Vec<String>> {
+    match TableSnapshot::load(&job.lakehouse.quarantine_url(job.table)).await? {
+        Some(quarantine) => {
+            let rule = ident(QUARANTINE_RULE).eq(lit(UNREADABLE_FILE));
+            source_files(job, &quarantine, Some(rule)).await
+        }
+        None => Ok(vec![]),
+    }
+}
+
+/// The distinct `_source_file` values of `snapshot`'s rows (those matching `filter`).
+async fn source_files(
+    job: &TableJob<'_>,
+    snapshot: &TableSnapshot,
+    filter: Option<Expr>,
+) -> Result<Vec<String>> {
     let scan = snapshot.scan_table()?;
     if scan.schema.index_of(SOURCE_FILE).is_err() {
         return Ok(vec![]);
     }
     let err = |e| job.query_err("list ingested files", e);
-    let batches = job
-        .ctx
-        .read_table(Arc::new(scan))
-        .and_then(|f| f.select(vec![ident(SOURCE_FILE)]))
+    let mut frame = job.ctx.read_table(Arc::new(scan)).map_err(err)?;
+    if let Some(filter) = filter {
+        frame = frame.filter(filter).map_err(err)?;
+    }
+    let batches = frame
+        .select(vec![ident(SOURCE_FILE)])
         .and_then(DataFrame::distinct)
         .map_err(err)?
         .collect()
