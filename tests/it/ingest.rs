@@ -280,3 +280,84 @@ async fn new_columns_of_later_files_are_added_rescued_or_refused_as_the_source_s
         "{rescued}"
     );
 }
+
+/// A Parquet file with the given columns.
+fn parquet_file(path: &std::path::Path, columns: Vec<(&str, datafusion::arrow::array::ArrayRef)>) {
+    use datafusion::arrow::record_batch::RecordBatch;
+    use datafusion::parquet::arrow::ArrowWriter;
+    let batch = RecordBatch::try_from_iter(columns).unwrap();
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let mut writer =
+        ArrowWriter::try_new(std::fs::File::create(path).unwrap(), batch.schema(), None).unwrap();
+    writer.write(&batch).unwrap();
+    writer.close().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn parquet_files_with_differing_schemas_are_merged_widened_or_refused_by_name() {
+    use std::sync::Arc;
+
+    use datafusion::arrow::array::{Int16Array, Int32Array, Int64Array, StringArray};
+    let spec = r#"
+[pipeline]
+name = "parquet"
+
+[[table]]
+name = "sales_raw"
+layer = "bronze"
+source = { path = "sales/*.parquet", format = "parquet" }
+"#;
+    let ws = Workspace::new(spec);
+    let at = |name: &str| ws.path(&format!("landing/sales/{name}"));
+    parquet_file(
+        &at("a.parquet"),
+        vec![
+            ("id", Arc::new(Int32Array::from(vec![1, 2])) as _),
+            ("amount", Arc::new(Int64Array::from(vec![10, 20])) as _),
+        ],
+    );
+    parquet_file(
+        &at("b.parquet"),
+        vec![
+            ("id", Arc::new(Int64Array::from(vec![3])) as _),
+            ("amount", Arc::new(Int64Array::from(vec![30])) as _),
+            ("currency", Arc::new(StringArray::from(vec!["EUR"])) as _),
+        ],
+    );
+    let out = ws.run("lake", &[]);
+    assert!(out.status.success(), "{}", text(&out));
+    let sales = ws.path("lake/bronze/sales_raw");
+    let rows = table_rows(&sales, "id, amount, currency, arrow_typeof(id) AS t").await;
+    for row in [
+        "| 1  | 10     |          | Int64 |",
+        "| 3  | 30     | EUR      | Int64 |",
+    ] {
+        assert!(rows.contains(row), "{row} missing:\n{rows}");
+    }
+    // A type that does not widen to the table's fails the table, naming the file and column.
+    parquet_file(
+        &at("c.parquet"),
+        vec![("id", Arc::new(StringArray::from(vec!["x"])) as _)],
+    );
+    let before = version(&sales).await;
+    let out = ws.run("lake", &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let msg = text(&out);
+    assert!(
+        msg.contains("c.parquet") && msg.contains("column `id` is Utf8 here but Int64 in the table"),
+        "{msg}"
+    );
+    assert_eq!(version(&sales).await, before);
+    // Narrower integers widen to the table's types.
+    std::fs::remove_file(at("c.parquet")).unwrap();
+    parquet_file(
+        &at("d.parquet"),
+        vec![
+            ("id", Arc::new(Int16Array::from(vec![4])) as _),
+            ("amount", Arc::new(Int32Array::from(vec![40])) as _),
+        ],
+    );
+    let out = ws.run("lake", &[]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(table_rows(&sales, "id, amount").await.contains("| 4  | 40     |"));
+}

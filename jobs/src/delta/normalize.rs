@@ -11,12 +11,13 @@ use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit}
 use datafusion::arrow::error::ArrowError;
 use datafusion::arrow::record_batch::RecordBatch;
 
-fn normalize_type(t: &DataType) -> DataType {
+/// The type a column of type `t` is stored with.
+pub fn stored_type(t: &DataType) -> DataType {
     match t {
         DataType::Utf8View | DataType::LargeUtf8 => DataType::Utf8,
         DataType::BinaryView | DataType::LargeBinary => DataType::Binary,
         DataType::Timestamp(_, _) => DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
-        DataType::Dictionary(_, value) => normalize_type(value),
+        DataType::Dictionary(_, value) => stored_type(value),
         DataType::UInt8 | DataType::UInt16 => DataType::Int32,
         DataType::UInt32 | DataType::UInt64 => DataType::Int64,
         DataType::Float16 => DataType::Float32,
@@ -30,7 +31,7 @@ pub fn normalize_schema(schema: &SchemaRef) -> SchemaRef {
     let fields: Vec<Field> = schema
         .fields()
         .iter()
-        .map(|f| Field::new(f.name(), normalize_type(f.data_type()), true))
+        .map(|f| Field::new(f.name(), stored_type(f.data_type()), true))
         .collect();
     Arc::new(Schema::new(fields))
 }

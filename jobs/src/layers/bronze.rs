@@ -2,13 +2,15 @@
 
 use std::sync::Arc;
 
+use datafusion::arrow::datatypes::Field;
 use datafusion::dataframe::DataFrame;
 use datafusion::logical_expr::{Expr, lit};
-use datafusion::prelude::{ParquetReadOptions, SessionContext};
+use datafusion::prelude::SessionContext;
 use datafusion::scalar::ScalarValue;
 use url::Url;
 
 use super::ident;
+use super::parquet::parquet_frame;
 use crate::error::{Error, Result};
 use crate::landing::{
     CORRUPT_REASON, CORRUPT_RECORD, LandingFormat, LandingOptions, LandingTable, RESCUED_DATA, SOURCE_FILE,
@@ -27,7 +29,7 @@ pub struct BronzeInput<'a> {
     /// Files already in the table (skipped), unless a full refresh.
     pub already_ingested: &'a [String],
     /// Data columns of the existing table (empty when there is none or on a full refresh).
-    pub existing_columns: &'a [String],
+    pub existing: &'a [Field],
     /// The run id, stored as `_batch_id`.
     pub run_id: &'a str,
     /// Run start, stored as `_ingested_at`.
@@ -67,10 +69,10 @@ pub async fn bronze_frame(
         return Ok(None);
     }
     let frame = match source.format {
-        Format::Parquet => parquet_frame(ctx, table, &new).await?,
+        Format::Parquet => parquet_frame(ctx, table, &new, input.existing, source.schema_evolution).await?,
         Format::Csv | Format::Ndjson => {
-            let options =
-                landing_options(pipeline, table, source, &store, &new, input.existing_columns).await?;
+            let existing: Vec<String> = input.existing.iter().map(|f| f.name().clone()).collect();
+            let options = landing_options(pipeline, table, source, &store, &new, &existing).await?;
             if options.columns.is_empty() {
                 // Only empty files are new: nothing to ingest, no columns to type.
                 return Ok(None);
@@ -197,27 +199,6 @@ fn group_files(files: &[(Url, u64)], partitions: usize) -> Vec<Vec<String>> {
     file_groups.into_iter().map(|(_, files)| files).collect()
 }
 
-/// Parquet landing files: DataFusion's own scan, one per file so each row knows its file.
-async fn parquet_frame(ctx: &SessionContext, table: &TableSpec, files: &[(Url, u64)]) -> Result<DataFrame> {
-    let mut frames = Vec::with_capacity(files.len());
-    for (url, _) in files {
-        let frame = ctx
-            .read_parquet(url.as_str(), ParquetReadOptions::default())
-            .await
-            .map_err(|e| query_err(table, e))?;
-        let mut exprs: Vec<Expr> = frame.schema().fields().iter().map(|f| ident(f.name())).collect();
-        exprs.push(lit(url.to_string()).alias(SOURCE_FILE));
-        exprs.push(lit(ScalarValue::Utf8(None)).alias(CORRUPT_RECORD));
-        exprs.push(lit(ScalarValue::Utf8(None)).alias(CORRUPT_REASON));
-        frames.push(frame.select(exprs).map_err(|e| query_err(table, e))?);
-    }
-    let mut frames = frames.into_iter();
-    let first = frames.next().expect("at least one new file");
-    frames
-        .try_fold(first, |acc, f| acc.union(f))
-        .map_err(|e| query_err(table, e))
-}
-
 /// The run a bronze row was ingested by.
 #[derive(Debug, Clone, Copy)]
 pub struct Audit<'a> {
@@ -277,7 +258,7 @@ fn store_url(url: &Url) -> Result<datafusion::execution::object_store::ObjectSto
     )
 }
 
-fn query_err(table: &TableSpec, source: datafusion::error::DataFusionError) -> Error {
+pub(super) fn query_err(table: &TableSpec, source: datafusion::error::DataFusionError) -> Error {
     Error::Query {
         table: table.name.clone(),
         step: "plan bronze ingest",

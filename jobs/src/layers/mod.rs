@@ -3,6 +3,7 @@
 //! over the tables they reference.
 
 mod bronze;
+mod parquet;
 mod query;
 
 pub use bronze::{AUDIT_COLUMNS, Audit, BronzeInput, audited, bronze_frame};

@@ -439,6 +439,9 @@ fn convert_source(raw: RawSource) -> std::result::Result<TableKind, String> {
             ));
         }
     };
+    if format == Format::Parquet && schema_evolution == SchemaEvolution::Rescue {
+        return Err("`schema_evolution = \"rescue\"` applies to CSV and NDJSON sources (Parquet: add_columns or fail)".into());
+    }
     if format == Format::Parquet && compression != Compression::Auto {
         return Err("`compression` applies to CSV and NDJSON sources (Parquet compresses inside)".into());
     }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use datafusion::arrow::array::StringArray;
 use datafusion::arrow::compute::cast;
-use datafusion::arrow::datatypes::DataType;
+use datafusion::arrow::datatypes::{DataType, Field};
 use datafusion::dataframe::DataFrame;
 use datafusion::logical_expr::{Expr, lit};
 
@@ -46,7 +46,7 @@ impl TableStep for LandingStep<'_> {
         let input = BronzeInput {
             source_url: resolve_url(job.landing, &self.source.path)?,
             already_ingested: &ingested,
-            existing_columns: &existing,
+            existing: &existing,
             run_id: &job.run.id,
             now_micros: job.run.started_micros,
             partitions: job.partitions,
@@ -139,12 +139,12 @@ async fn source_files(
 }
 
 /// The landing columns of an existing bronze table: everything but audit and rescue columns.
-fn data_columns(snapshot: &TableSnapshot) -> Result<Vec<String>> {
+fn data_columns(snapshot: &TableSnapshot) -> Result<Vec<Field>> {
     let schema = snapshot.scan_table()?.schema;
     Ok(schema
         .fields()
         .iter()
-        .map(|f| f.name().clone())
-        .filter(|n| !AUDIT_COLUMNS.contains(&n.as_str()) && n != RESCUED_DATA)
+        .filter(|f| !AUDIT_COLUMNS.contains(&f.name().as_str()) && f.name() != RESCUED_DATA)
+        .map(|f| f.as_ref().clone())
         .collect())
 }

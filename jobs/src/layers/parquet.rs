@@ -1,0 +1,181 @@
+//! Parquet landing files whose schemas differ: the table takes the union of their columns, in
+//! first-seen order after the table's own; a column whose type differs between files (or from
+//! the table) is widened when that loses nothing — a narrower integer to a wider one, an
+//! integer of up to 32 bits or a float to a double, a decimal to one that holds both — and is
+//! otherwise an error naming the file and the column. A column a file lacks reads NULL.
+
+use datafusion::arrow::datatypes::{DataType, Field};
+use datafusion::dataframe::DataFrame;
+use datafusion::logical_expr::{Expr, cast, lit};
+use datafusion::prelude::{ParquetReadOptions, SessionContext};
+use datafusion::scalar::ScalarValue;
+use url::Url;
+
+use super::bronze::query_err;
+use super::ident;
+use crate::delta::stored_type;
+use crate::error::{Error, Result};
+use crate::landing::{CORRUPT_REASON, CORRUPT_RECORD, SOURCE_FILE};
+use crate::spec::{SchemaEvolution, TableSpec};
+
+/// The new files' rows in the merged schema, each with its file, as one frame.
+pub(super) async fn parquet_frame(
+    ctx: &SessionContext,
+    table: &TableSpec,
+    files: &[(Url, u64)],
+    existing: &[Field],
+    evolution: SchemaEvolution,
+) -> Result<DataFrame> {
+    let mut read = Vec::with_capacity(files.len());
+    for (url, _) in files {
+        let frame = ctx
+            .read_parquet(url.as_str(), ParquetReadOptions::default())
+            .await
+            .map_err(|e| query_err(table, e))?;
+        read.push((url, frame));
+    }
+    let mut columns = Columns {
+        fields: existing.to_vec(),
+        table: existing.len(),
+    };
+    for (url, frame) in &read {
+        for field in frame.schema().fields() {
+            columns.merge(url, field, table, evolution)?;
+        }
+    }
+    let columns = columns.fields;
+    let mut frames = Vec::with_capacity(read.len());
+    for (url, frame) in read {
+        let mut exprs: Vec<Expr> = columns
+            .iter()
+            .map(|c| match frame.schema().field_with_unqualified_name(c.name()) {
+                Ok(_) => cast(ident(c.name()), c.data_type().clone()).alias(c.name()),
+                Err(_) => cast(lit(ScalarValue::Null), c.data_type().clone()).alias(c.name()),
+            })
+            .collect();
+        exprs.push(lit(url.to_string()).alias(SOURCE_FILE));
+        exprs.push(lit(ScalarValue::Utf8(None)).alias(CORRUPT_RECORD));
+        exprs.push(lit(ScalarValue::Utf8(None)).alias(CORRUPT_REASON));
+        frames.push(frame.select(exprs).map_err(|e| query_err(table, e))?);
+    }
+    let mut frames = frames.into_iter();
+    let first = frames.next().expect("at least one new file");
+    frames
+        .try_fold(first, |acc, f| acc.union(f))
+        .map_err(|e| query_err(table, e))
+}
+
+/// The merged columns: the table's first (their types fixed: Delta keeps a column's type),
+/// then the new files' others.
+struct Columns {
+    fields: Vec<Field>,
+    /// How many of `fields` are the table's.
+    table: usize,
+}
+
+impl Columns {
+    /// Adds `field` of `url`, or widens the column of that name to hold it too.
+    fn merge(
+        &mut self,
+        url: &Url,
+        field: &Field,
+        table: &TableSpec,
+        evolution: SchemaEvolution,
+    ) -> Result<()> {
+        let ty = stored_type(field.data_type());
+        let Some(at) = self.fields.iter().position(|c| c.name() == field.name()) else {
+            if self.table > 0 && evolution == SchemaEvolution::Fail {
+                return Err(Error::NewColumn {
+                    table: table.name.clone(),
+                    url: url.to_string(),
+                    column: field.name().clone(),
+                });
+            }
+            self.fields.push(Field::new(field.name(), ty, true));
+            return Ok(());
+        };
+        let had = stored_type(self.fields[at].data_type());
+        match widened(&had, &ty) {
+            Some(wider) if at >= self.table || wider == had => {
+                self.fields[at] = Field::new(field.name(), wider, true);
+                Ok(())
+            }
+            _ => Err(Error::LandingFile {
+                url: url.to_string(),
+                message: format!(
+                    "column `{}` is {ty} here but {had} in {}; only widening that loses nothing (int → bigint, float → double, a wider decimal) is applied, and a table's column keeps its type (--full-refresh rebuilds it)",
+                    field.name(),
+                    if at < self.table {
+                        "the table"
+                    } else {
+                        "an earlier file"
+                    }
+                ),
+            }),
+        }
+    }
+}
+
+/// The narrowest type holding every value of `a` and of `b`, if there is one.
+pub(super) fn widened(a: &DataType, b: &DataType) -> Option<DataType> {
+    use DataType::*;
+    if a == b {
+        return Some(a.clone());
+    }
+    let int_bits = |t: &DataType| match t {
+        Int8 => Some(8),
+        Int16 => Some(16),
+        Int32 => Some(32),
+        Int64 => Some(64),
+        _ => None,
+    };
+    let float_bits = |t: &DataType| match t {
+        Float32 => Some(32),
+        Float64 => Some(64),
+        _ => None,
+    };
+    match (a, b) {
+        (Decimal128(p1, s1), Decimal128(p2, s2)) => {
+            let scale = (*s1).max(*s2);
+            let digits = (*p1 as i16 - *s1 as i16).max(*p2 as i16 - *s2 as i16) + scale as i16;
+            (digits <= 38).then_some(Decimal128(digits as u8, scale))
+        }
+        _ => match (int_bits(a), int_bits(b), float_bits(a), float_bits(b)) {
+            (Some(x), Some(y), _, _) => Some(if x >= y { a.clone() } else { b.clone() }),
+            (_, _, Some(_), Some(_)) => Some(Float64),
+            // A double holds every integer of up to 32 bits exactly.
+            (Some(x), None, None, Some(_)) | (None, Some(x), Some(_), None) if x <= 32 => Some(Float64),
+            _ => None,
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn widens_only_what_loses_nothing() {
+        use DataType::*;
+        assert_eq!(widened(&Int32, &Int64), Some(Int64));
+        assert_eq!(widened(&Int64, &Int8), Some(Int64));
+        assert_eq!(widened(&Float32, &Float64), Some(Float64));
+        assert_eq!(widened(&Int32, &Float64), Some(Float64));
+        assert_eq!(widened(&Float32, &Int16), Some(Float64));
+        assert_eq!(
+            widened(&Int64, &Float64),
+            None,
+            "a double cannot hold every bigint"
+        );
+        assert_eq!(widened(&Utf8, &Int64), None);
+        assert_eq!(
+            widened(&Decimal128(10, 2), &Decimal128(12, 4)),
+            Some(Decimal128(12, 4))
+        );
+        assert_eq!(
+            widened(&Decimal128(10, 2), &Decimal128(8, 4)),
+            Some(Decimal128(12, 4))
+        );
+        assert_eq!(widened(&Decimal128(38, 0), &Decimal128(38, 10)), None);
+    }
+}
