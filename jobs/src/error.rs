@@ -111,6 +111,22 @@ pub enum Error {
         /// Records lost.
         lost: i64,
     },
+    /// The offset a table reached is past the partition's end: the topic was recreated.
+    #[error(
+        "table `{table}`: Kafka topic `{topic}` partition {partition}: the table read up to offset {committed} but the partition ends at {latest} (was the topic recreated? --full-refresh reads it again)"
+    )]
+    KafkaAhead {
+        /// The bronze table.
+        table: String,
+        /// The topic.
+        topic: String,
+        /// The partition.
+        partition: i32,
+        /// The next offset the table would read.
+        committed: i64,
+        /// The partition's end.
+        latest: i64,
+    },
     /// Listing or reading landing files failed.
     #[error("failed to list or read {url}")]
     ObjectStore {
@@ -320,6 +336,7 @@ impl Error {
             | Error::LandingFile { .. }
             | Error::NewColumn { .. }
             | Error::KafkaDataLoss { .. }
+            | Error::KafkaAhead { .. }
             | Error::SchemaMismatch { .. }
             | Error::ExpectationFailed { .. }
             | Error::NoTrainingData { .. }

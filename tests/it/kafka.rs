@@ -116,6 +116,17 @@ async fn counts(table: &std::path::Path) -> (usize, usize) {
     (numbers[0], numbers[1])
 }
 
+/// Waits until `table` has `rows` rows, failing at `deadline`.
+async fn caught_up(table: &std::path::Path, rows: usize, deadline: Instant) {
+    while !(table.join("_delta_log").exists() && counts(table).await.0 == rows) {
+        assert!(
+            Instant::now() < deadline,
+            "the continuous run never caught up to {rows}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 /// The next offset the table recorded per partition, summed: with offsets from 0, the
 /// number of records it has read.
 async fn recorded_offsets(table: &std::path::Path) -> i64 {
@@ -251,32 +262,14 @@ async fn a_continuous_run_follows_the_topic_and_stops_cleanly_on_sigterm() {
     let deadline = Instant::now() + Duration::from_secs(120);
     let mut published = 100;
     for wave in 1..=3u64 {
-        loop {
-            if silver.join("_delta_log").exists() && counts(&silver).await.0 == published {
-                break;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the continuous run never caught up to {published}"
-            );
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
+        caught_up(&silver, published, deadline).await;
         publisher
             .publish_keyed("events", events(published as u64 + 1, 50 * wave, 1000))
             .await
             .unwrap();
         published += 50 * wave as usize;
     }
-    loop {
-        if counts(&silver).await.0 == published {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the continuous run never caught up to {published}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    caught_up(&silver, published, deadline).await;
     let term = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()

@@ -243,12 +243,13 @@ impl KafkaStep<'_> {
                 partition,
                 committed,
                 latest,
-            } => self.kafka_err(
-                job,
-                format!(
-                    "partition {partition}: the table read up to offset {committed} but the topic ends at {latest} (was it recreated? --full-refresh reads it again)"
-                ),
-            ),
+            } => Error::KafkaAhead {
+                table: job.table.name.clone(),
+                topic: self.source.topic.clone(),
+                partition,
+                committed,
+                latest,
+            },
         }
     }
 }
