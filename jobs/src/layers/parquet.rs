@@ -4,21 +4,24 @@
 //! integer of up to 32 bits or a float to a double, a decimal to one that holds both — and is
 //! otherwise an error naming the file and the column. A column a file lacks reads NULL.
 
-use datafusion::arrow::datatypes::{DataType, Field};
+use std::sync::Arc;
+
+use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::dataframe::DataFrame;
-use datafusion::logical_expr::{Expr, cast, lit};
+use datafusion::logical_expr::{Expr, lit};
 use datafusion::prelude::{ParquetReadOptions, SessionContext};
 use datafusion::scalar::ScalarValue;
+use percent_encoding::percent_decode_str;
 use url::Url;
 
 use super::bronze::query_err;
 use super::ident;
-use crate::delta::stored_type;
+use crate::delta::{DeltaFile, DeltaScanTable, stored_type};
 use crate::error::{Error, Result};
 use crate::landing::{CORRUPT_REASON, CORRUPT_RECORD, SOURCE_FILE};
 use crate::spec::{SchemaEvolution, TableSpec};
 
-/// The new files' rows in the merged schema, each with its file, as one frame.
+/// The new files' rows in the merged schema, each with its file, as one distributed scan.
 pub(super) async fn parquet_frame(
     ctx: &SessionContext,
     table: &TableSpec,
@@ -26,6 +29,7 @@ pub(super) async fn parquet_frame(
     existing: &[Field],
     evolution: SchemaEvolution,
 ) -> Result<DataFrame> {
+    // Each file's footer, for its schema; the rows are read by one scan below.
     let mut read = Vec::with_capacity(files.len());
     for (url, _) in files {
         let frame = ctx
@@ -44,25 +48,45 @@ pub(super) async fn parquet_frame(
         }
     }
     let columns = columns.fields;
-    let mut frames = Vec::with_capacity(read.len());
-    for (url, frame) in read {
-        let mut exprs: Vec<Expr> = columns
-            .iter()
-            .map(|c| match frame.schema().field_with_unqualified_name(c.name()) {
-                Ok(_) => cast(ident(c.name()), c.data_type().clone()).alias(c.name()),
-                Err(_) => cast(lit(ScalarValue::Null), c.data_type().clone()).alias(c.name()),
+    let scan = files_scan(files, &columns)?;
+    let frame = ctx.read_table(Arc::new(scan)).map_err(|e| query_err(table, e))?;
+    let mut exprs: Vec<Expr> = columns.iter().map(|c| ident(c.name())).collect();
+    exprs.push(ident(SOURCE_FILE));
+    exprs.push(lit(ScalarValue::Utf8(None)).alias(CORRUPT_RECORD));
+    exprs.push(lit(ScalarValue::Utf8(None)).alias(CORRUPT_REASON));
+    frame.select(exprs).map_err(|e| query_err(table, e))
+}
+
+/// One Parquet scan of every file, read as `columns` (DataFusion fills a column a file lacks
+/// with NULL and casts the widened ones), spread over scan tasks on the executors, each row
+/// with its file's URL as the partition value `_source_file`.
+fn files_scan(files: &[(Url, u64)], columns: &[Field]) -> Result<DeltaScanTable> {
+    let (first, _) = files.first().expect("at least one new file");
+    let root = format!("{}/", &first[..url::Position::BeforePath]);
+    let files = files
+        .iter()
+        .map(|(url, size)| {
+            let path = percent_decode_str(url.path())
+                .decode_utf8()
+                .map_err(|e| Error::Url {
+                    url: url.to_string(),
+                    message: e.to_string(),
+                })?;
+            Ok(DeltaFile {
+                path: path.trim_start_matches('/').to_string(),
+                size: *size,
+                partition_values: vec![(SOURCE_FILE.to_string(), Some(url.to_string()))],
             })
-            .collect();
-        exprs.push(lit(url.to_string()).alias(SOURCE_FILE));
-        exprs.push(lit(ScalarValue::Utf8(None)).alias(CORRUPT_RECORD));
-        exprs.push(lit(ScalarValue::Utf8(None)).alias(CORRUPT_REASON));
-        frames.push(frame.select(exprs).map_err(|e| query_err(table, e))?);
-    }
-    let mut frames = frames.into_iter();
-    let first = frames.next().expect("at least one new file");
-    frames
-        .try_fold(first, |acc, f| acc.union(f))
-        .map_err(|e| query_err(table, e))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let mut fields = columns.to_vec();
+    fields.push(Field::new(SOURCE_FILE, DataType::Utf8, false));
+    Ok(DeltaScanTable {
+        url: root,
+        schema: Arc::new(Schema::new(fields)),
+        partition_columns: vec![SOURCE_FILE.to_string()],
+        files,
+    })
 }
 
 /// The merged columns: the table's first (their types fixed: Delta keeps a column's type),
