@@ -48,6 +48,13 @@ pub enum Error {
         /// The status it returned.
         status: medallion_proto::tonic::Status,
     },
+    /// A `query` (or the `history` query) failed to plan, run or print.
+    #[error("query failed: {source}")]
+    Query {
+        /// DataFusion's error (unknown table or column, a type error, …).
+        #[source]
+        source: datafusion::error::DataFusionError,
+    },
     /// Writing generated data or reading benchmark files failed.
     #[error("{path}: {source}")]
     Io {

@@ -1,8 +1,8 @@
 //! # medallion-cli — the `medallion` command
 //!
 //! One binary for every role: `run` a pipeline on an embedded cluster (default) or a remote
-//! scheduler, start a `scheduler` or an `executor`, `generate` example landing data, and
-//! `bench` the example pipeline. Every flag can also be set from a `MEDALLION_*` variable so
+//! scheduler, start a `scheduler` or an `executor`, `generate` example landing data, `bench`
+//! the pipelines, and `query` a lakehouse or show its run `history`. Every flag can also be set from a `MEDALLION_*` variable so
 //! Helm charts and CronJobs configure it without arguments.
 
 mod cluster;
@@ -57,6 +57,11 @@ pub enum Command {
     Cancel(commands::client::RunArgs),
     /// List the job service's runs, newest first.
     Runs(commands::client::ListArgs),
+    /// SQL over a pipeline's lakehouse: its tables by name (`orders@3`: version 3),
+    /// quarantine tables and the event log.
+    Query(commands::query::QueryArgs),
+    /// The runs the lakehouse's event log recorded (`--run` for one run's tables).
+    History(commands::query::HistoryArgs),
 }
 
 /// Runs a parsed command line; the exit code says whether it succeeded.
@@ -83,6 +88,8 @@ pub fn main(cli: Cli) -> ExitCode {
             Command::Watch(args) => commands::client::watch(args).await,
             Command::Cancel(args) => commands::client::cancel(args).await,
             Command::Runs(args) => commands::client::list(args).await,
+            Command::Query(args) => commands::query::query(args).await,
+            Command::History(args) => commands::query::history(args).await,
         }
     });
     match result {

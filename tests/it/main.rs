@@ -11,6 +11,7 @@ mod chaos;
 mod ecommerce;
 mod incremental;
 mod ingest;
+mod inspect;
 mod jobs_api;
 mod kafka;
 mod pipeline_e2e;

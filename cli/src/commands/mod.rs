@@ -5,5 +5,6 @@ pub(crate) mod client;
 pub(crate) mod continuous;
 pub(crate) mod executor;
 pub(crate) mod generate;
+pub(crate) mod query;
 pub(crate) mod run;
 pub(crate) mod scheduler;

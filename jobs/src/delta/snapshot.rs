@@ -42,7 +42,16 @@ pub struct TableSnapshot {
 impl TableSnapshot {
     /// Loads the table at `url`; `None` when no Delta table exists there yet.
     pub async fn load(url: &Url) -> Result<Option<TableSnapshot>> {
-        let builder = crate::storage::delta_builder(url).map_err(|source| delta_err(url, "open", source))?;
+        Self::load_at(url, None).await
+    }
+
+    /// Loads the table at `url` as of `version` (the latest when `None`).
+    pub async fn load_at(url: &Url, version: Option<u64>) -> Result<Option<TableSnapshot>> {
+        let mut builder =
+            crate::storage::delta_builder(url).map_err(|source| delta_err(url, "open", source))?;
+        if let Some(version) = version {
+            builder = builder.with_version(version);
+        }
         if !has_log(&builder)
             .await
             .map_err(|source| delta_err(url, "open", source))?

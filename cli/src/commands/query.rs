@@ -1,0 +1,143 @@
+//! `medallion query` and `medallion history`: SQL over a pipeline's lakehouse — its tables by
+//! name, `name@version` for an earlier version, quarantine and companion tables and the event
+//! log — and the runs the event log recorded, printed as a table, CSV or JSON lines.
+
+use std::process::ExitCode;
+
+use clap::{Args, ValueEnum};
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::arrow::util::pretty::pretty_format_batches;
+use datafusion::prelude::{SessionConfig, SessionContext};
+use medallion_jobs::inspect::catalog::{pinned_versions, register_lakehouse};
+use medallion_jobs::inspect::history::{run_sql, runs_sql};
+use medallion_jobs::pipeline::{Lakehouse, resolve_url};
+use medallion_jobs::spec::read_spec;
+
+use crate::error::{Error, Result};
+
+/// Where the lakehouse is.
+#[derive(Debug, Args)]
+pub struct LakehouseArgs {
+    /// Pipeline spec (TOML): its tables are the names a query can use.
+    #[arg(long, env = "MEDALLION_SPEC")]
+    pub spec: String,
+    /// Lakehouse root URL or path (overrides the spec).
+    #[arg(long, env = "MEDALLION_LAKEHOUSE")]
+    pub lakehouse: Option<String>,
+    /// How rows are printed.
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: OutputFormat,
+}
+
+/// How rows are printed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    /// An aligned text table.
+    Table,
+    /// CSV with a header line.
+    Csv,
+    /// One JSON object per row.
+    Json,
+}
+
+/// Flags of `medallion query`.
+#[derive(Debug, Args)]
+pub struct QueryArgs {
+    /// Where the lakehouse is and how to print.
+    #[command(flatten)]
+    pub lakehouse: LakehouseArgs,
+    /// One SQL statement; `orders@3` reads version 3 of `orders`.
+    pub sql: String,
+}
+
+/// Flags of `medallion history`.
+#[derive(Debug, Args)]
+pub struct HistoryArgs {
+    /// Where the lakehouse is and how to print.
+    #[command(flatten)]
+    pub lakehouse: LakehouseArgs,
+    /// One run in detail: its tables with rows, rule failures and errors.
+    #[arg(long)]
+    pub run: Option<String>,
+    /// How many runs, newest first.
+    #[arg(long, default_value_t = 20)]
+    pub last: usize,
+}
+
+pub(crate) async fn query(args: QueryArgs) -> Result<ExitCode> {
+    let (sql, pins) = pinned_versions(&args.sql);
+    let ctx = lakehouse_session(&args.lakehouse, &pins).await?;
+    print(&ctx, &sql, args.lakehouse.format).await
+}
+
+pub(crate) async fn history(args: HistoryArgs) -> Result<ExitCode> {
+    let ctx = lakehouse_session(&args.lakehouse, &[]).await?;
+    if !ctx.table_exist("event_log").unwrap_or(false) {
+        println!("no runs yet (no event log in this lakehouse)");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let sql = match &args.run {
+        Some(run) => run_sql(run),
+        None => runs_sql(args.last),
+    };
+    print(&ctx, &sql, args.lakehouse.format).await
+}
+
+/// A local session with Medallion's functions and the lakehouse's tables.
+async fn lakehouse_session(args: &LakehouseArgs, pins: &[(String, u64)]) -> Result<SessionContext> {
+    let pipeline = read_spec(&args.spec)?;
+    let root = args
+        .lakehouse
+        .as_deref()
+        .or(pipeline.lakehouse.as_deref())
+        .ok_or_else(|| Error::BadFlag {
+            flag: "lakehouse",
+            message: "no lakehouse root: set [pipeline] lakehouse or pass --lakehouse".into(),
+        })?;
+    let lakehouse = Lakehouse::new(resolve_url(None, root)?);
+    let runtime = medallion_jobs::storage::runtime_env(None).map_err(|source| Error::Query { source })?;
+    let state = medallion_jobs::cluster::medallion_state(SessionConfig::new(), runtime);
+    let ctx = SessionContext::new_with_state(state);
+    register_lakehouse(&ctx, &pipeline, &lakehouse, pins).await?;
+    Ok(ctx)
+}
+
+async fn print(ctx: &SessionContext, sql: &str, format: OutputFormat) -> Result<ExitCode> {
+    let failed = |source| Error::Query { source };
+    let batches = ctx
+        .sql(sql)
+        .await
+        .map_err(failed)?
+        .collect()
+        .await
+        .map_err(failed)?;
+    let text = render(&batches, format).map_err(|e| failed(e.into()))?;
+    print!("{text}");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn render(
+    batches: &[RecordBatch],
+    format: OutputFormat,
+) -> Result<String, datafusion::arrow::error::ArrowError> {
+    Ok(match format {
+        OutputFormat::Table => format!("{}\n", pretty_format_batches(batches)?),
+        OutputFormat::Csv => {
+            let mut out = Vec::new();
+            let mut writer = datafusion::arrow::csv::Writer::new(&mut out);
+            for batch in batches {
+                writer.write(batch)?;
+            }
+            drop(writer);
+            String::from_utf8_lossy(&out).into_owned()
+        }
+        OutputFormat::Json => {
+            let mut writer = datafusion::arrow::json::LineDelimitedWriter::new(Vec::new());
+            for batch in batches {
+                writer.write(batch)?;
+            }
+            writer.finish()?;
+            String::from_utf8_lossy(&writer.into_inner()).into_owned()
+        }
+    })
+}
