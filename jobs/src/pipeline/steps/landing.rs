@@ -10,7 +10,7 @@ use datafusion::dataframe::DataFrame;
 use datafusion::logical_expr::{Expr, lit};
 
 use super::TableStep;
-use super::checked_write::{CheckedWrite, MainOutput, TableCommit};
+use super::checked_write::{CheckedWrite, MainOutput, QuarantineCommit, TableCommit};
 use crate::delta::{OutputName, TableSnapshot, WriteResult};
 use crate::error::Result;
 use crate::landing::{CORRUPT_RECORD, RESCUED_DATA, SOURCE_FILE, UNREADABLE_FILE};
@@ -62,7 +62,13 @@ impl TableStep for LandingStep<'_> {
             partition_by: job.table.partition_by.clone(),
         };
         let raw_line = [CORRUPT_RECORD.to_string()];
-        CheckedWrite::plan(job, frame, rules, &columns, &raw_line, main).map(Some)
+        // Every file read again (a full refresh): the quarantine is rebuilt with the table.
+        let quarantine = QuarantineCommit {
+            mode: self.mode,
+            ..QuarantineCommit::default()
+        };
+        CheckedWrite::plan(job, frame, rules, &columns, &raw_line, main)
+            .map(|write| Some(write.with_quarantine_commit(quarantine)))
     }
 
     async fn write(

@@ -67,7 +67,7 @@ impl TableStep for SqlStep<'_> {
         };
         let mut write =
             CheckedWrite::plan(job, frame, rules, &columns, &[], main)?.with_table_watermarks(watermarks);
-        if self.incremental && mode == WriteMode::Overwrite {
+        if mode == WriteMode::Overwrite {
             // Recomputed in full: so is its quarantine, so a bad row is there once.
             write = write.with_quarantine_commit(QuarantineCommit {
                 mode: WriteMode::Overwrite,
