@@ -11,8 +11,7 @@ use medallion_jobs::delta::TableSnapshot;
 use medallion_jobs::generate::ChangesData;
 use medallion_jobs::pipeline::{RunSummary, resolve_url};
 
-use super::{BenchArgs, landing, peak_rss, print_tables, run_args};
-use crate::commands::run::execute;
+use super::{BenchArgs, BenchCluster, landing, peak_rss, print_tables, run_args};
 use crate::error::{Error, Result};
 
 const SPEC: &str = "pipelines/changes/pipeline.toml";
@@ -28,7 +27,8 @@ pub(super) async fn run(args: &BenchArgs, dir: &Path) -> Result<ExitCode> {
     let out = resolve_url(None, &landing(dir))?;
     let lines = ChangesData::new(out.clone(), args.keys).write().await?;
     println!("initial load: {lines} changes to {} keys", args.keys);
-    let load = step(args, dir, false).await?;
+    let cluster = BenchCluster::start(&run_args(args, dir, SPEC)).await?;
+    let load = step(&cluster, args, dir, false).await?;
     let lines = ChangesData::new(out, args.keys)
         .with_batch(1)
         .with_update_fraction(args.update_fraction)
@@ -38,12 +38,12 @@ pub(super) async fn run(args: &BenchArgs, dir: &Path) -> Result<ExitCode> {
         "batch: {lines} changes ({:.1}% of the keys)",
         args.update_fraction * 100.0
     );
-    let batch = step(args, dir, false).await?;
+    let batch = step(&cluster, args, dir, false).await?;
     for (layer, table) in TABLES {
         files_rewritten(dir, layer, table).await?;
     }
     println!("full rebuild of the silver tables from the whole source (--full-refresh):");
-    let full = step(args, dir, true).await?;
+    let full = step(&cluster, args, dir, true).await?;
     for (_, table) in &TABLES[..2] {
         let (apply, rebuild) = (seconds(&batch, table), seconds(&full, table));
         println!(
@@ -61,14 +61,19 @@ pub(super) async fn run(args: &BenchArgs, dir: &Path) -> Result<ExitCode> {
 }
 
 /// One run of the pipeline (silver only and from scratch with `full_refresh`), timed per table.
-async fn step(args: &BenchArgs, dir: &Path, full_refresh: bool) -> Result<RunSummary> {
+async fn step(
+    cluster: &BenchCluster,
+    args: &BenchArgs,
+    dir: &Path,
+    full_refresh: bool,
+) -> Result<RunSummary> {
     let mut run = run_args(args, dir, SPEC);
     if full_refresh {
         run.full_refresh = true;
         run.layer = vec!["silver".into()];
     }
     let started = Instant::now();
-    let summary = execute(&run, None).await?;
+    let summary = cluster.run(&run).await?;
     print_tables(&summary);
     println!("  run: {:.2}s", started.elapsed().as_secs_f64());
     Ok(summary)

@@ -12,8 +12,7 @@ use medallion_jobs::generate::EcommerceData;
 use medallion_jobs::pipeline::{RunSummary, resolve_url};
 use medallion_jobs::spec::Layer;
 
-use super::{BenchArgs, landing, layer_wall, peak_rss, run_args};
-use crate::commands::run::execute;
+use super::{BenchArgs, BenchCluster, landing, layer_wall, peak_rss, run_args};
 use crate::error::Result;
 
 const SPEC: &str = "pipelines/ecommerce/pipeline.toml";
@@ -26,7 +25,8 @@ pub(super) async fn run(args: &BenchArgs, dir: &Path) -> Result<ExitCode> {
         .iter()
         .map(|w| w.lines)
         .sum();
-    let history = execute(&run_args(args, dir, SPEC), None).await?;
+    let cluster = BenchCluster::start(&run_args(args, dir, SPEC)).await?;
+    let history = cluster.run(&run_args(args, dir, SPEC)).await?;
     println!(
         "history: scale {} ({lines} landing lines) in {:.2}s",
         args.scale,
@@ -39,10 +39,10 @@ pub(super) async fn run(args: &BenchArgs, dir: &Path) -> Result<ExitCode> {
         .write()
         .await?;
     let lines: u64 = written.iter().map(|w| w.lines).sum();
-    let batch = execute(&run_args(args, dir, SPEC), None).await?;
+    let batch = cluster.run(&run_args(args, dir, SPEC)).await?;
     let mut full = run_args(args, dir, SPEC);
     full.full_refresh = true;
-    let full = execute(&full, None).await?;
+    let full = cluster.run(&full).await?;
     println!("batch 1: {lines} landing lines (sized as at scale {batch_scale})");
     print_side_by_side(&batch, &full);
     print_shares(&batch, &full);

@@ -15,11 +15,10 @@ use medallion_jobs::pipeline::resolve_url;
 use medallion_jobs::spec::KafkaConnection;
 use tokio::sync::watch;
 
-use super::{BenchArgs, landing, peak_rss, print_tables, run_args};
-use crate::cluster::connect;
+use super::{BenchArgs, BenchCluster, landing, peak_rss, print_tables, run_args};
 use crate::commands::continuous::micro_batches;
 use crate::commands::generate::kafka_target;
-use crate::commands::run::{RunArgs, prepare};
+use crate::commands::run::RunArgs;
 use crate::error::{Error, Result};
 
 /// Probe records published for the latency figures.
@@ -43,16 +42,14 @@ pub(super) async fn run(args: &BenchArgs, to: &str, dir: &Path) -> Result<ExitCo
     let mut through = run_args(args, dir, "pipelines/ecommerce/kafka.toml");
     through.vars = vec![format!("kafka_bootstrap={bootstrap}")];
     // One cluster for every run of the benchmark, as a continuous run has.
-    let (_, target) = prepare(&through, None)?;
-    let cluster = connect(&target, through.partitions).await?;
+    let cluster = BenchCluster::start(&through).await?;
     let mut ok = true;
     for (what, select) in [
         ("broker → bronze", ["clickstream_raw", "payments_raw"]),
         ("bronze → silver", ["clickstream", "payments"]),
     ] {
         through.select = select.iter().map(|s| s.to_string()).collect();
-        let (run, _) = prepare(&through, None)?;
-        let summary = run.execute(&cluster.ctx).await?;
+        let summary = cluster.run(&through).await?;
         ok &= summary.succeeded();
         print_tables(&summary);
         let rows: u64 = summary.tables.iter().map(|t| t.rows_read).sum();
@@ -62,7 +59,7 @@ pub(super) async fn run(args: &BenchArgs, to: &str, dir: &Path) -> Result<ExitCo
             rows as f64 / secs.max(1e-9)
         );
     }
-    let latencies = latency(args, &connection, dir, &cluster.ctx).await?;
+    let latencies = latency(args, &connection, dir, cluster.ctx()).await?;
     print_latency(&latencies);
     println!("peak RSS: {}", peak_rss().unwrap_or_else(|| "unknown".into()));
     Ok(if ok { ExitCode::SUCCESS } else { ExitCode::from(1) })

@@ -17,7 +17,8 @@ use medallion_jobs::pipeline::{RunSummary, resolve_url};
 use medallion_jobs::spec::Layer;
 
 use super::generate::Dataset;
-use super::run::{RunArgs, execute};
+use super::run::{RunArgs, execute, prepare};
+use crate::cluster::{Connected, connect};
 use crate::error::{Error, Result};
 
 /// Flags of `medallion bench`.
@@ -108,6 +109,33 @@ pub(crate) async fn run(args: BenchArgs) -> Result<ExitCode> {
     } else {
         ExitCode::from(1)
     })
+}
+
+/// One cluster for every run of a benchmark: an embedded cluster per run would leave each
+/// earlier one's executor warning about its stopped scheduler for half a minute.
+pub(super) struct BenchCluster {
+    connected: Connected,
+}
+
+impl BenchCluster {
+    /// Starts (or connects to) the cluster `args` name.
+    pub(super) async fn start(args: &RunArgs) -> Result<Self> {
+        let (_, target) = prepare(args, None)?;
+        Ok(Self {
+            connected: connect(&target, args.partitions).await?,
+        })
+    }
+
+    /// One run of `args` on it.
+    pub(super) async fn run(&self, args: &RunArgs) -> Result<RunSummary> {
+        let (run, _) = prepare(args, None)?;
+        Ok(run.execute(&self.connected.ctx).await?)
+    }
+
+    /// Its session, for runs driven by hand.
+    pub(super) fn ctx(&self) -> &datafusion::prelude::SessionContext {
+        &self.connected.ctx
+    }
 }
 
 fn landing(dir: &std::path::Path) -> String {
