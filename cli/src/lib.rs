@@ -17,8 +17,12 @@ use clap::{Parser, Subcommand};
 pub use error::{Error, Result};
 
 /// Warnings, but not the shuffle writer's spill notices (a spill is the sort shuffle working
-/// as designed when a task's buffer is full, not something for a user to act on).
-const DEFAULT_LOG: &str = "warn,ballista_core::execution_plans::sort_shuffle::writer=error";
+/// as designed when a task's buffer is full, not something for a user to act on), nor the
+/// scheduler's "Fail to combine stage metrics" (it failed to build the debug-level display of
+/// a finished stage's metrics — our write and scan nodes count theirs differently — and
+/// nothing else; the stage and its results are unaffected).
+const DEFAULT_LOG: &str =
+    "warn,ballista_core::execution_plans::sort_shuffle::writer=error,ballista_scheduler::display=off";
 
 /// Medallion: declarative bronze → silver → gold pipelines on Apache Ballista and Delta Lake.
 #[derive(Debug, Parser)]
