@@ -155,6 +155,11 @@ async fn records_land_exactly_once_across_runs_and_a_kill_before_the_commit() {
 
     let out = ws.run("lake", &[]);
     assert!(out.status.success(), "{}", text(&out));
+    let said = text(&out);
+    assert!(
+        said.contains("incremental_append: 300 record(s) of topic `events` (partition 0: 0→"),
+        "{said}"
+    );
     let raw = ws.path("lake/bronze/events_raw");
     assert_eq!(counts(&raw).await, (294, 294), "300 records, 6 not JSON");
     let reasons = table_rows(&ws.path("lake/bronze/events_raw__quarantine"), "_reason").await;

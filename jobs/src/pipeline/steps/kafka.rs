@@ -15,7 +15,7 @@ use crate::kafka::offsets::{Gap, PartitionOffsets, Planned, plan_ranges, waterma
 use crate::kafka::{KAFKA_COLUMNS, KafkaScanOptions, KafkaTable, connect, group_ranges};
 use crate::landing::{CORRUPT_RECORD, LandingFormat, LandingOptions};
 use crate::layers::{Audit, audited};
-use crate::pipeline::outcome::{TableOutcome, TableStatus};
+use crate::pipeline::outcome::{Refresh, RefreshKind, TableOutcome, TableStatus};
 use crate::pipeline::table_job::{TableJob, Watermark};
 use crate::quality::rules_for;
 use crate::spec::{Compression, KafkaFormat, KafkaSource, WriteMode};
@@ -30,11 +30,17 @@ pub(crate) struct KafkaStep<'a> {
     pub(crate) mode: WriteMode,
 }
 
+/// The planned write and the offsets it reads, for the summary and the event log.
+pub(crate) struct KafkaPlan {
+    write: CheckedWrite,
+    read: Refresh,
+}
+
 impl TableStep for KafkaStep<'_> {
-    type Plan = CheckedWrite;
+    type Plan = KafkaPlan;
     type Written = WriteResult;
 
-    async fn plan(&self, job: &TableJob<'_>) -> Result<Option<CheckedWrite>> {
+    async fn plan(&self, job: &TableJob<'_>) -> Result<Option<KafkaPlan>> {
         let planned = self.planned_ranges(job).await?;
         let records: i64 = planned.ranges.iter().map(|r| r.len()).sum();
         tracing::info!(topic = %self.source.topic, records, replay = planned.replay, "kafka offsets planned");
@@ -72,36 +78,60 @@ impl TableStep for KafkaStep<'_> {
             watermarks: watermarks.clone(),
             already_committed: planned.replay,
         };
-        Ok(Some(
-            CheckedWrite::plan(job, frame, rules, &columns, &raw_record, main)?
-                .with_quarantine_commit(quarantine)
-                .with_table_watermarks(watermarks),
-        ))
+        let write = CheckedWrite::plan(job, frame, rules, &columns, &raw_record, main)?
+            .with_quarantine_commit(quarantine)
+            .with_table_watermarks(watermarks);
+        let read = self.offsets_read(&planned);
+        Ok(Some(KafkaPlan { write, read }))
     }
 
-    async fn write(
-        &self,
-        job: &TableJob<'_>,
-        plan: &CheckedWrite,
-        _: &mut TableOutcome,
-    ) -> Result<WriteResult> {
-        plan.write(job).await
+    async fn write(&self, job: &TableJob<'_>, plan: &KafkaPlan, _: &mut TableOutcome) -> Result<WriteResult> {
+        plan.write.write(job).await
     }
 
     async fn commit(
         &self,
         job: &TableJob<'_>,
-        plan: CheckedWrite,
+        plan: KafkaPlan,
         result: WriteResult,
         outcome: &mut TableOutcome,
     ) -> Result<TableStatus> {
         let exists = self.snapshot.is_some();
-        plan.commit_table(job, &result, TableCommit::Write(self.mode, exists), outcome)
+        outcome.refresh = Some(plan.read);
+        plan.write
+            .commit_table(job, &result, TableCommit::Write(self.mode, exists), outcome)
             .await
     }
 }
 
 impl KafkaStep<'_> {
+    /// What the run reads: `appended: 200 record(s) of topic `events` (partition 0: 100→180, …)`
+    /// (`full` on a full refresh), in the summary and the event log.
+    fn offsets_read(&self, planned: &Planned) -> Refresh {
+        let records: i64 = planned.ranges.iter().map(|r| r.len()).sum();
+        let ranges: Vec<String> = planned
+            .ranges
+            .iter()
+            .filter(|r| !r.is_empty())
+            .map(|r| format!("{}: {}→{}", r.partition, r.start, r.end))
+            .collect();
+        let mut detail = format!("{records} record(s) of topic `{}`", self.source.topic);
+        if !ranges.is_empty() {
+            detail += &format!(" (partition {})", ranges.join(", "));
+        }
+        if planned.replay {
+            detail += "; replaying an attempt whose quarantine was committed";
+        }
+        Refresh {
+            kind: match self.mode {
+                WriteMode::Append => RefreshKind::Appended,
+                WriteMode::Overwrite => RefreshKind::Full,
+            },
+            detail,
+            inputs: vec![],
+        }
+    }
+
     /// Each partition's range: the broker's offsets against the table's and its quarantine's.
     async fn planned_ranges(&self, job: &TableJob<'_>) -> Result<Planned> {
         let client = connect(&self.source.connection)
