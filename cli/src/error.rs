@@ -55,6 +55,13 @@ pub enum Error {
         #[source]
         source: datafusion::error::DataFusionError,
     },
+    /// A benchmark could not measure what it measures (its probe never arrived, its broker
+    /// refused a record).
+    #[error("benchmark: {message}")]
+    Bench {
+        /// What went wrong.
+        message: String,
+    },
     /// Writing generated data or reading benchmark files failed.
     #[error("{path}: {source}")]
     Io {

@@ -17,7 +17,9 @@ use datafusion::physical_plan::{
     DisplayAs, DisplayFormatType, ExecutionPlan, ExecutionPlanProperties, Partitioning, PlanProperties,
 };
 use futures::{Stream, StreamExt, TryStreamExt};
+use rskafka::client::Client;
 use rskafka::client::partition::{PartitionClient, UnknownTopicHandling};
+use tokio::sync::OnceCell;
 
 use super::connect::connect;
 use super::offsets::OffsetRange;
@@ -104,6 +106,8 @@ impl ExecutionPlan for KafkaScanExec {
     fn execute(&self, partition: usize, context: Arc<TaskContext>) -> Result<SendableRecordBatchStream> {
         let listed = self.input.execute(partition, context)?;
         let options = Arc::clone(&self.options);
+        // One connection to the brokers for all of this task's ranges.
+        let client: Arc<OnceCell<Client>> = Arc::new(OnceCell::new());
         let schema = self.options.schema();
         let ranges = listed
             .map(|batch| batch.and_then(|b| ranges_of(&b)))
@@ -111,7 +115,13 @@ impl ExecutionPlan for KafkaScanExec {
             .try_flatten();
         let read_schema = Arc::clone(&schema);
         let batches = ranges
-            .map_ok(move |range| read_range(Arc::clone(&options), Arc::clone(&read_schema), range))
+            .map_ok(move |range| {
+                let source = Source {
+                    options: Arc::clone(&options),
+                    client: Arc::clone(&client),
+                };
+                read_range(source, Arc::clone(&read_schema), range)
+            })
             .try_flatten();
         Ok(Box::pin(RecordBatchStreamAdapter::new(schema, batches)))
     }
@@ -144,9 +154,16 @@ struct Cursor {
     empty_fetches: usize,
 }
 
+/// What a range is read with: the scan's settings and the task's (lazily made) client.
+#[derive(Clone)]
+struct Source {
+    options: Arc<KafkaScanOptions>,
+    client: Arc<OnceCell<Client>>,
+}
+
 /// The range's records as batches, one per fetch.
 fn read_range(
-    options: Arc<KafkaScanOptions>,
+    source: Source,
     schema: SchemaRef,
     range: OffsetRange,
 ) -> impl Stream<Item = Result<RecordBatch>> + Send {
@@ -156,13 +173,14 @@ fn read_range(
         empty_fetches: 0,
     };
     futures::stream::try_unfold(cursor, move |mut cursor| {
-        let options = Arc::clone(&options);
+        let source = source.clone();
+        let options = Arc::clone(&source.options);
         let schema = Arc::clone(&schema);
         async move {
             while cursor.next < range.end {
                 let client = match cursor.client.take() {
                     Some(client) => client,
-                    None => partition_client(&options, range.partition).await?,
+                    None => partition_client(&source, range.partition).await?,
                 };
                 let fetched = client
                     .fetch_records(cursor.next, 1..FETCH_BYTES, FETCH_WAIT_MS)
@@ -197,10 +215,15 @@ fn read_range(
     })
 }
 
-async fn partition_client(options: &KafkaScanOptions, partition: i32) -> Result<PartitionClient> {
+async fn partition_client(source: &Source, partition: i32) -> Result<PartitionClient> {
+    let options = &source.options;
     let fail =
         |message: String| DataFusionError::Execution(format!("Kafka topic `{}`: {message}", options.topic));
-    let client = connect(&options.connection).await.map_err(fail)?;
+    let client = source
+        .client
+        .get_or_try_init(|| connect(&options.connection))
+        .await
+        .map_err(fail)?;
     client
         .partition_client(options.topic.clone(), partition, UnknownTopicHandling::Retry)
         .await

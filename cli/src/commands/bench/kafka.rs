@@ -97,12 +97,12 @@ sql = "SELECT id FROM probes_raw"
     let mut probe_args: RunArgs = run_args(args, dir, &spec.display().to_string());
     probe_args.lakehouse = Some(dir.join("latency-lake").display().to_string());
     probe_args.trigger_seconds = TRIGGER_SECONDS;
-    let mut publisher = Publisher::connect(connection, 1).await.map_err(kafka_err)?;
+    let mut publisher = Publisher::connect(connection, 1).await.map_err(bench_err)?;
     // The topic exists before the first micro-batch, which records where it starts.
     publisher
         .publish("medallion_bench_probes", vec![b"{\"id\": 0}".to_vec()])
         .await
-        .map_err(kafka_err)?;
+        .map_err(bench_err)?;
     let (stop, stopping) = watch::channel(false);
     let (_cancel, cancelled) = watch::channel(false);
     let table = dir.join("latency-lake/silver/probes");
@@ -114,7 +114,7 @@ sql = "SELECT id FROM probes_raw"
     let started = Instant::now();
     while !table.join("_delta_log").exists() {
         if started.elapsed() > Duration::from_secs(120) {
-            return Err(kafka_err(
+            return Err(bench_err(
                 "the continuous run never wrote its first micro-batch".into(),
             ));
         }
@@ -127,13 +127,10 @@ sql = "SELECT id FROM probes_raw"
         publisher
             .publish("medallion_bench_probes", vec![value])
             .await
-            .map_err(kafka_err)?;
+            .map_err(bench_err)?;
         while !visible(&table, id).await {
             if sent.elapsed() > Duration::from_secs(120) {
-                return Err(Error::BadFlag {
-                    flag: "kafka",
-                    message: format!("probe {id} never reached silver"),
-                });
+                return Err(bench_err(format!("probe {id} never reached silver within 120 s")));
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
@@ -180,9 +177,6 @@ fn print_latency(latencies: &[Duration]) {
     );
 }
 
-fn kafka_err(message: String) -> Error {
-    Error::BadFlag {
-        flag: "kafka",
-        message,
-    }
+fn bench_err(message: String) -> Error {
+    Error::Bench { message }
 }

@@ -28,6 +28,17 @@ pub(crate) struct MainOutput {
     pub(crate) partition_by: Vec<String>,
 }
 
+impl MainOutput {
+    /// The job's table itself, partitioned as its spec says.
+    pub(crate) fn table(job: &TableJob<'_>) -> Self {
+        Self {
+            name: OutputName::table(),
+            url: job.lakehouse.table_url(job.table),
+            partition_by: job.table.partition_by.clone(),
+        }
+    }
+}
+
 /// How the quarantine's rows are committed.
 pub(crate) struct QuarantineCommit {
     /// Appended (each run's rows), or replacing every earlier run's (a rebuild).

@@ -9,7 +9,7 @@ use rskafka::client::partition::{OffsetAt, UnknownTopicHandling};
 
 use super::TableStep;
 use super::checked_write::{CheckedWrite, MainOutput, QuarantineCommit, TableCommit};
-use crate::delta::{OutputName, TableSnapshot, WriteResult};
+use crate::delta::{TableSnapshot, WriteResult};
 use crate::error::{Error, Result};
 use crate::kafka::offsets::{Gap, PartitionOffsets, Planned, plan_ranges, watermark_id};
 use crate::kafka::{KAFKA_COLUMNS, KafkaScanOptions, KafkaTable, connect, group_ranges};
@@ -67,11 +67,7 @@ impl TableStep for KafkaStep<'_> {
         let frame = audited(scan, job.table, audit, &KAFKA_COLUMNS)?;
         let rules = rules_for(job.pipeline, job.table, &frame)?;
         let columns = job.output_columns(&frame)?;
-        let main = MainOutput {
-            name: OutputName::table(),
-            url: job.lakehouse.table_url(job.table),
-            partition_by: job.table.partition_by.clone(),
-        };
+        let main = MainOutput::table(job);
         let raw_record = [CORRUPT_RECORD.to_string()];
         let quarantine = QuarantineCommit {
             mode: self.mode,
@@ -105,7 +101,8 @@ impl TableStep for KafkaStep<'_> {
 }
 
 impl KafkaStep<'_> {
-    /// What the run reads: `appended: 200 record(s) of topic `events` (partition 0: 100→180, …)`
+    /// What the run reads: ``incremental_append: 200 record(s) of topic `events` (partition 0:
+    /// 100→180, …)``
     /// (`full` on a full refresh), in the summary and the event log.
     fn offsets_read(&self, planned: &Planned) -> Refresh {
         let records: i64 = planned.ranges.iter().map(|r| r.len()).sum();

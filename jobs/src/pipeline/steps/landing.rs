@@ -11,7 +11,7 @@ use datafusion::logical_expr::{Expr, lit};
 
 use super::TableStep;
 use super::checked_write::{CheckedWrite, MainOutput, QuarantineCommit, TableCommit};
-use crate::delta::{OutputName, TableSnapshot, WriteResult};
+use crate::delta::{TableSnapshot, WriteResult};
 use crate::error::Result;
 use crate::landing::{CORRUPT_RECORD, RESCUED_DATA, SOURCE_FILE, UNREADABLE_FILE};
 use crate::layers::{AUDIT_COLUMNS, BronzeInput, bronze_frame, ident};
@@ -56,11 +56,7 @@ impl TableStep for LandingStep<'_> {
         };
         let rules = rules_for(job.pipeline, job.table, &frame)?;
         let columns = job.output_columns(&frame)?;
-        let main = MainOutput {
-            name: OutputName::table(),
-            url: job.lakehouse.table_url(job.table),
-            partition_by: job.table.partition_by.clone(),
-        };
+        let main = MainOutput::table(job);
         let raw_line = [CORRUPT_RECORD.to_string()];
         // Every file read again (a full refresh): the quarantine is rebuilt with the table.
         let quarantine = QuarantineCommit {

@@ -6,7 +6,7 @@ use tracing::info;
 use super::TableStep;
 use super::checked_write::{CheckedWrite, MainOutput, QuarantineCommit, TableCommit};
 use super::incremental::{Computed, Decided, Query, computed};
-use crate::delta::{OutputName, TableSnapshot, WriteResult};
+use crate::delta::{TableSnapshot, WriteResult};
 use crate::error::Result;
 use crate::layers::query_frame;
 use crate::pipeline::outcome::{Refresh, RefreshKind, TableOutcome, TableStatus};
@@ -60,11 +60,7 @@ impl TableStep for SqlStep<'_> {
             replacing,
         } = how;
         let columns = job.output_columns(&frame)?;
-        let main = MainOutput {
-            name: OutputName::table(),
-            url: job.lakehouse.table_url(job.table),
-            partition_by: job.table.partition_by.clone(),
-        };
+        let main = MainOutput::table(job);
         let mut write =
             CheckedWrite::plan(job, frame, rules, &columns, &[], main)?.with_table_watermarks(watermarks);
         if mode == WriteMode::Overwrite {
