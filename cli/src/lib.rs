@@ -43,6 +43,9 @@ pub struct Cli {
 pub enum Command {
     /// Run a pipeline (embedded cluster unless --scheduler is given).
     Run(commands::run::RunArgs),
+    /// Check the run `run`'s flags describe without running it: every selected table planned
+    /// over its inputs' schemas, with its columns, expectations and what a run would read.
+    Plan(commands::run::RunArgs),
     /// Start a scheduler.
     Scheduler(commands::scheduler::SchedulerArgs),
     /// Start an executor.
@@ -83,6 +86,7 @@ pub fn main(cli: Cli) -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Run(args) => commands::run::run(args).await,
+            Command::Plan(args) => commands::plan::plan(args).await,
             Command::Scheduler(args) => commands::scheduler::run(args).await,
             Command::Executor(args) => commands::executor::run(args).await,
             Command::Generate(args) => commands::generate::run(args).await,

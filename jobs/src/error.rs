@@ -38,6 +38,12 @@ pub enum Error {
         /// What is wrong.
         message: String,
     },
+    /// Tables of a run do not plan over their inputs' schemas: nothing was started.
+    #[error("{} table(s) do not plan; nothing was run:\n{}", .errors.len(), .errors.join("\n"))]
+    DoesNotPlan {
+        /// One line per table, `file:line: table `x`: …`.
+        errors: Vec<String>,
+    },
     /// A selection (`--select`, `--layer`) matched nothing or named an unknown table.
     #[error("selection `{selector}`: {message}")]
     Select {
@@ -330,6 +336,7 @@ impl Error {
             Error::ReadSpec { .. }
             | Error::ParseSpec { .. }
             | Error::InvalidSpec { .. }
+            | Error::DoesNotPlan { .. }
             | Error::Select { .. }
             | Error::Url { .. }
             | Error::NoSourceFiles { .. }

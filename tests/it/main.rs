@@ -15,5 +15,6 @@ mod inspect;
 mod jobs_api;
 mod kafka;
 mod pipeline_e2e;
+mod plan;
 mod s3;
 mod support;

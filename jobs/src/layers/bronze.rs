@@ -47,20 +47,7 @@ pub async fn bronze_frame(
     source: &Source,
     input: BronzeInput<'_>,
 ) -> Result<Option<DataFrame>> {
-    let store = ctx
-        .runtime_env()
-        .object_store(store_url(&input.source_url)?)
-        .map_err(|e| Error::Url {
-            url: input.source_url.to_string(),
-            message: e.to_string(),
-        })?;
-    let matched = discover_files(&store, &input.source_url).await?;
-    if matched.is_empty() {
-        return Err(Error::NoSourceFiles {
-            table: table.name.clone(),
-            source_url: input.source_url.to_string(),
-        });
-    }
+    let (store, matched) = landing_files(ctx, table, &input.source_url).await?;
     let new: Vec<(Url, u64)> = matched
         .into_iter()
         .filter(|(url, _)| !input.already_ingested.iter().any(|done| done == url.as_str()))
@@ -87,6 +74,29 @@ pub async fn bronze_frame(
         now_micros: input.now_micros,
     };
     audited(frame, table, audit, &[SOURCE_FILE]).map(Some)
+}
+
+/// The source's store and the files it matches (with their sizes); an error when none.
+pub async fn landing_files(
+    ctx: &SessionContext,
+    table: &TableSpec,
+    source_url: &Url,
+) -> Result<(Arc<dyn object_store::ObjectStore>, Vec<(Url, u64)>)> {
+    let store = ctx
+        .runtime_env()
+        .object_store(store_url(source_url)?)
+        .map_err(|e| Error::Url {
+            url: source_url.to_string(),
+            message: e.to_string(),
+        })?;
+    let matched = discover_files(&store, source_url).await?;
+    if matched.is_empty() {
+        return Err(Error::NoSourceFiles {
+            table: table.name.clone(),
+            source_url: source_url.to_string(),
+        });
+    }
+    Ok((store, matched))
 }
 
 async fn landing_options(

@@ -6,7 +6,7 @@ mod bronze;
 mod parquet;
 mod query;
 
-pub use bronze::{AUDIT_COLUMNS, Audit, BronzeInput, audited, bronze_frame};
+pub use bronze::{AUDIT_COLUMNS, Audit, BronzeInput, audited, bronze_frame, landing_files};
 pub use query::query_frame;
 
 /// A quoted column reference, so names keep their case.

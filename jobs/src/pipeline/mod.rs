@@ -2,6 +2,7 @@
 //! written and committed once, and every outcome recorded in the event log.
 
 mod attempts;
+pub mod check;
 mod crash_point;
 mod event_log;
 mod outcome;
@@ -12,6 +13,7 @@ mod run_id;
 mod steps;
 mod table_job;
 
+pub use check::{Checked, RunPlan, TablePlan};
 pub use event_log::{EVENT_LOG_PATH, EventLog, append_rows};
 pub use outcome::{InputVersions, Refresh, RefreshKind, RunEvent, RunSummary, TableOutcome, TableStatus};
 pub use paths::{Lakehouse, resolve_url};

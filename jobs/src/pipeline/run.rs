@@ -4,6 +4,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Instant;
 
+use datafusion::execution::runtime_env::RuntimeEnv;
 use datafusion::prelude::SessionContext;
 use futures::StreamExt;
 use futures::future::{BoxFuture, FutureExt};
@@ -12,6 +13,7 @@ use tracing::{info, warn};
 use url::Url;
 
 use super::attempts::{CancelSignal, run_attempts};
+use super::check::{CheckedRun, RunPlan};
 use super::event_log::{EVENT_LOG_PATH, EventLog};
 use super::outcome::{RunEvent, RunSummary, TableOutcome, TableStatus};
 use super::paths::{Lakehouse, resolve_url};
@@ -141,15 +143,38 @@ impl PipelineRun {
         &self.run_id
     }
 
-    /// Validates everything, then builds the selected tables on `ctx`'s cluster.
+    /// Plans every selected table over its inputs' schemas (as committed, or as the run would
+    /// write them) without writing anything, in a local session over `runtime`'s object
+    /// stores; `pending`: also lists what each source would read.
+    pub async fn check(&self, runtime: Arc<RuntimeEnv>, pending: bool) -> Result<RunPlan> {
+        let lakehouse = Lakehouse::new(self.root_url()?);
+        let landing = self.landing_url()?;
+        let checked = CheckedRun {
+            pipeline: &self.pipeline,
+            dag: &self.dag,
+            selected: &self.selected,
+            lakehouse: &lakehouse,
+            landing: landing.as_ref(),
+            full_refresh: self.full_refresh,
+            pending,
+        };
+        checked.plan(runtime).await
+    }
+
+    /// Checks every selected table plans ([`check`](Self::check)), then builds them on `ctx`'s
+    /// cluster.
     pub async fn execute(self, ctx: &SessionContext) -> Result<RunSummary> {
         let started = Instant::now();
         let (dag, selected) = (&self.dag, &self.selected);
         let lakehouse = Lakehouse::new(self.root_url()?);
-        let landing = self.landing.as_deref().or(self.pipeline.landing.as_deref());
-        let landing = landing.map(|l| resolve_url(None, l)).transpose()?;
+        let landing = self.landing_url()?;
         self.register_unselected_upstream(ctx, dag, selected, &lakehouse)
             .await?;
+        let checked = self.check(ctx.runtime_env(), false).await?;
+        let errors: Vec<String> = checked.errors().into_iter().map(String::from).collect();
+        if !errors.is_empty() {
+            return Err(Error::DoesNotPlan { errors });
+        }
         let log = EventLog::new(
             lakehouse.at(EVENT_LOG_PATH),
             &self.run_id.id,
@@ -166,6 +191,11 @@ impl PipelineRun {
             tables,
             duration: started.elapsed(),
         })
+    }
+
+    fn landing_url(&self) -> Result<Option<Url>> {
+        let landing = self.landing.as_deref().or(self.pipeline.landing.as_deref());
+        landing.map(|l| resolve_url(None, l)).transpose()
     }
 
     fn root_url(&self) -> Result<Url> {

@@ -11,6 +11,7 @@ use object_store::ObjectStoreExt;
 use tracing::{info, instrument};
 use url::Url;
 
+use super::check::Outputs;
 use super::outcome::{TableOutcome, TableStatus};
 use super::paths::Lakehouse;
 use super::run_id::RunId;
@@ -160,6 +161,53 @@ impl TableJob<'_> {
                     incremental: self.table.incremental,
                 };
                 steps::run(&step, self, outcome).await
+            }
+        }
+    }
+
+    /// What a run of the table would write, planned over the tables registered in the session
+    /// without writing anything ([`super::check`]); `pending`: also what it would read.
+    pub(crate) async fn dry_run(&self, snapshot: Option<&TableSnapshot>, pending: bool) -> Result<Outputs> {
+        let mode = if self.full_refresh {
+            WriteMode::Overwrite
+        } else {
+            self.table.mode
+        };
+        match &self.table.kind {
+            TableKind::Als { sql, params } => AlsStep::new(self, sql, params).dry_run(self).await,
+            TableKind::Landing(source) => {
+                let step = LandingStep {
+                    source,
+                    snapshot,
+                    mode,
+                };
+                step.dry_run(self, pending).await
+            }
+            TableKind::Kafka(source) => {
+                let source = self.with_vars(source);
+                let step = KafkaStep {
+                    source: &source,
+                    snapshot,
+                    mode,
+                };
+                step.dry_run(self).await
+            }
+            TableKind::Cdc(spec) => {
+                let step = CdcStep {
+                    spec,
+                    target: snapshot,
+                    full_refresh: self.full_refresh,
+                };
+                step.dry_run(self).await
+            }
+            TableKind::Sql(sql) => {
+                let step = SqlStep {
+                    sql,
+                    mode,
+                    target: snapshot,
+                    incremental: self.table.incremental,
+                };
+                step.dry_run(self).await
             }
         }
     }

@@ -132,6 +132,17 @@ pub enum KafkaFormat {
     Raw,
 }
 
+impl KafkaFormat {
+    /// Lower-case name as written in specs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KafkaFormat::Json => "json",
+            KafkaFormat::Csv => "csv",
+            KafkaFormat::Raw => "raw",
+        }
+    }
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawKafka {

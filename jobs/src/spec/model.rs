@@ -277,6 +277,17 @@ pub enum Format {
     Parquet,
 }
 
+impl Format {
+    /// Lower-case name as written in specs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Format::Csv => "csv",
+            Format::Ndjson => "ndjson",
+            Format::Parquet => "parquet",
+        }
+    }
+}
+
 /// A data quality rule.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Expectation {
@@ -317,4 +328,14 @@ pub enum WriteMode {
     Overwrite,
     /// Add rows.
     Append,
+}
+
+impl WriteMode {
+    /// Lower-case name as written in specs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WriteMode::Overwrite => "overwrite",
+            WriteMode::Append => "append",
+        }
+    }
 }

@@ -21,6 +21,7 @@ use crate::delta::{CommitOutcome, OutputName, Staged, WriteTarget, write_here};
 use crate::error::{Error, Result};
 use crate::layers::ident;
 use crate::ml::als::{AlsModel, AlsOutputs, AlsTraining, INPUT_COLUMNS, IdType};
+use crate::pipeline::check::{Main, Outputs};
 use crate::pipeline::outcome::{TableOutcome, TableStatus};
 use crate::pipeline::table_job::{TableJob, discard};
 use crate::quality::{Rule, rules_for};
@@ -132,6 +133,15 @@ impl TableStep for AlsStep<'_> {
 }
 
 impl AlsStep<'_> {
+    /// What a run would write before training: the ratings' quarantine (the model's tables
+    /// are known once trained).
+    pub(crate) async fn dry_run(&self, job: &TableJob<'_>) -> Result<Outputs> {
+        let Some(write) = self.plan(job).await? else {
+            return Ok(Outputs::default());
+        };
+        Ok(Outputs::written(write.dry_run(job).await?, Main::Scratch))
+    }
+
     /// Renames and types the configured columns; ids must be integers or text.
     fn ratings_frame(&self, job: &TableJob<'_>, frame: DataFrame) -> Result<DataFrame> {
         let p = self.params;

@@ -21,9 +21,11 @@ use super::checked_write::{CheckedWrite, MainOutput, QuarantineCommit};
 use crate::cdc::{BUCKET, ChangeColumns, DELETE, SEQUENCE, bucket_sql, scd1_sql, scd2_sql, table_columns};
 use crate::delta::{
     CommitOutcome, DeltaFile, DeltaScanTable, KeyValues, OutputName, SinceVersion, TableSnapshot,
-    WriteResult, WriteSpec, WriteTarget,
+    WriteResult, WriteSpec, WriteTarget, normalize_schema,
 };
 use crate::error::Result;
+use crate::layers::ident;
+use crate::pipeline::check::{Main, Outputs};
 use crate::pipeline::outcome::{TableOutcome, TableStatus};
 use crate::pipeline::table_job::{Rewrite, TableJob, discard};
 use crate::quality::{QUARANTINE_SUFFIX, Rule, rules_for};
@@ -106,12 +108,7 @@ impl TableStep for CdcStep<'_> {
         let (frame, columns) = self.change_frame(job, frame).await?;
         let mut rules = key_rules(job, &frame, &columns)?;
         rules.extend(rules_for(job.pipeline, job.table, &frame)?);
-        let written: Vec<String> = [
-            &columns.keys[..],
-            &columns.values[..],
-            &[SEQUENCE.into(), DELETE.into()],
-        ]
-        .concat();
+        let written = change_log_columns(&columns);
         let main = MainOutput {
             name: OutputName::named(CHANGES),
             url: log_url(job),
@@ -221,6 +218,35 @@ impl TableStep for CdcStep<'_> {
 }
 
 impl CdcStep<'_> {
+    /// What a run would write, over `from` as registered in the session: the change log, its
+    /// quarantine, and the table's rows as the changes' SCD query gives them.
+    pub(crate) async fn dry_run(&self, job: &TableJob<'_>) -> Result<Outputs> {
+        let err = |e| job.query_err("plan changes", e);
+        let source = job.ctx.table(self.spec.from.as_str()).await.map_err(err)?;
+        let (frame, columns) = self.change_frame(job, source).await?;
+        let mut rules = key_rules(job, &frame, &columns)?;
+        rules.extend(rules_for(job.pipeline, job.table, &frame)?);
+        let written = change_log_columns(&columns);
+        let main = MainOutput {
+            name: OutputName::named(CHANGES),
+            url: log_url(job),
+            partition_by: vec![],
+        };
+        let changes = CheckedWrite::plan(job, frame.clone(), rules, &written, &[], main)?;
+        let mut outputs = Outputs::written(changes.dry_run(job).await?, Main::Companion(CHANGES_SUFFIX));
+        let logged = format!("__cdc_dry_{}", job.table.name);
+        let listed: Vec<_> = written.iter().map(|c| ident(c)).collect();
+        let log = frame.select(listed).map_err(err)?;
+        job.ctx.deregister_table(&logged).ok();
+        job.ctx.register_table(&logged, log.into_view()).map_err(err)?;
+        let (rows, _) = self.versions_sql(&logged, &columns);
+        let table = job.ctx.sql(&rows).await;
+        job.ctx.deregister_table(&logged).ok();
+        let table = table.map_err(err)?.create_physical_plan().await.map_err(err)?;
+        outputs.table = Some(normalize_schema(&table.schema()));
+        Ok(outputs)
+    }
+
     /// From the watermarks: the source files appended since the log's (or every file, to
     /// rebuild the log) and the log version the table has applied; `None` when there is
     /// nothing to read and nothing logged left to apply.
@@ -663,4 +689,10 @@ fn key_rules(job: &TableJob<'_>, frame: &DataFrame, columns: &ChangeColumns) -> 
         "cdc.sequence_by is null".into(),
     )?);
     Ok(rules)
+}
+
+/// The change log's columns: keys, kept values, [`SEQUENCE`] and [`DELETE`].
+fn change_log_columns(columns: &ChangeColumns) -> Vec<String> {
+    let flags = [SEQUENCE.to_string(), DELETE.to_string()];
+    [&columns.keys[..], &columns.values[..], &flags].concat()
 }

@@ -10,7 +10,8 @@ use datafusion::error::DataFusionError;
 use url::Url;
 
 use crate::delta::{
-    Counter, KeepWhen, OutputName, Staged, TableSnapshot, WriteResult, WriteSpec, WriteTarget, project_named,
+    Counter, KeepWhen, OutputName, Staged, TableSnapshot, WriteResult, WriteSpec, WriteTarget,
+    normalize_schema, project_named,
 };
 use crate::error::{Error, Result};
 use crate::pipeline::outcome::{TableOutcome, TableStatus};
@@ -152,6 +153,29 @@ impl CheckedWrite {
             table_watermarks: watermarks,
             ..self
         }
+    }
+
+    /// Each output's schema, the physical plan built to check it (nothing runs): what a
+    /// run would write, for [`crate::pipeline::check`].
+    pub(crate) async fn dry_run(self, job: &TableJob<'_>) -> Result<Vec<(OutputName, SchemaRef)>> {
+        // The physical plan's: the logical one's types are not coerced yet.
+        let physical = self
+            .checked
+            .frame
+            .create_physical_plan()
+            .await
+            .map_err(|e| job.query_err("plan", e))?;
+        let schema = physical.schema();
+        self.spec
+            .targets
+            .iter()
+            .map(|target| {
+                let projected = schema
+                    .project(&indices(&schema, &target.columns))
+                    .map_err(|e| job.query_err("plan", e.into()))?;
+                Ok((target.name.clone(), normalize_schema(&Arc::new(projected))))
+            })
+            .collect()
     }
 
     /// Writes every output on the cluster; nothing is committed.
@@ -322,6 +346,11 @@ fn check_accounting(table: &str, result: &WriteResult) -> Result<()> {
         written,
         quarantined,
     })
+}
+
+/// The positions of `columns` in `schema` (each is there: the checked frame projects them).
+fn indices(schema: &SchemaRef, columns: &[String]) -> Vec<usize> {
+    columns.iter().filter_map(|c| schema.index_of(c).ok()).collect()
 }
 
 #[cfg(test)]

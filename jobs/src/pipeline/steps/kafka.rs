@@ -11,10 +11,11 @@ use super::TableStep;
 use super::checked_write::{CheckedWrite, MainOutput, QuarantineCommit, TableCommit};
 use crate::delta::{TableSnapshot, WriteResult};
 use crate::error::{Error, Result};
-use crate::kafka::offsets::{Gap, PartitionOffsets, Planned, plan_ranges, watermark_id};
+use crate::kafka::offsets::{Gap, OffsetRange, PartitionOffsets, Planned, plan_ranges, watermark_id};
 use crate::kafka::{KAFKA_COLUMNS, KafkaScanOptions, KafkaTable, connect, group_ranges};
 use crate::landing::{CORRUPT_RECORD, LandingFormat, LandingOptions};
 use crate::layers::{Audit, audited};
+use crate::pipeline::check::{Main, Outputs};
 use crate::pipeline::outcome::{Refresh, RefreshKind, TableOutcome, TableStatus};
 use crate::pipeline::table_job::{TableJob, Watermark};
 use crate::quality::rules_for;
@@ -52,29 +53,13 @@ impl TableStep for KafkaStep<'_> {
             .iter()
             .map(|r| (watermark_id(&self.source.topic, r.partition), r.end))
             .collect();
-        let table = KafkaTable {
-            options: self.scan_options(job)?,
-            range_groups: group_ranges(&planned.ranges, job.partitions),
-        };
-        let scan = job
-            .ctx
-            .read_table(Arc::new(table))
-            .map_err(|e| job.query_err("plan kafka ingest", e))?;
-        let audit = Audit {
-            run_id: &job.run.id,
-            now_micros: job.run.started_micros,
-        };
-        let frame = audited(scan, job.table, audit, &KAFKA_COLUMNS)?;
-        let rules = rules_for(job.pipeline, job.table, &frame)?;
-        let columns = job.output_columns(&frame)?;
-        let main = MainOutput::table(job);
-        let raw_record = [CORRUPT_RECORD.to_string()];
         let quarantine = QuarantineCommit {
             mode: self.mode,
             watermarks: watermarks.clone(),
             already_committed: planned.replay,
         };
-        let write = CheckedWrite::plan(job, frame, rules, &columns, &raw_record, main)?
+        let write = self
+            .checked_write(job, group_ranges(&planned.ranges, job.partitions))?
             .with_quarantine_commit(quarantine)
             .with_table_watermarks(watermarks);
         let read = self.offsets_read(&planned);
@@ -127,6 +112,33 @@ impl KafkaStep<'_> {
             detail,
             inputs: vec![],
         }
+    }
+
+    /// The records of `range_groups` (one group per scan task) checked and written.
+    fn checked_write(&self, job: &TableJob<'_>, range_groups: Vec<Vec<OffsetRange>>) -> Result<CheckedWrite> {
+        let table = KafkaTable {
+            options: self.scan_options(job)?,
+            range_groups,
+        };
+        let scan = job
+            .ctx
+            .read_table(Arc::new(table))
+            .map_err(|e| job.query_err("plan kafka ingest", e))?;
+        let audit = Audit {
+            run_id: &job.run.id,
+            now_micros: job.run.started_micros,
+        };
+        let frame = audited(scan, job.table, audit, &KAFKA_COLUMNS)?;
+        let rules = rules_for(job.pipeline, job.table, &frame)?;
+        let columns = job.output_columns(&frame)?;
+        let raw_record = [CORRUPT_RECORD.to_string()];
+        CheckedWrite::plan(job, frame, rules, &columns, &raw_record, MainOutput::table(job))
+    }
+
+    /// What a run would write, planned without asking the brokers anything.
+    pub(crate) async fn dry_run(&self, job: &TableJob<'_>) -> Result<Outputs> {
+        let write = self.checked_write(job, vec![])?;
+        Ok(Outputs::written(write.dry_run(job).await?, Main::Table))
     }
 
     /// Each partition's range: the broker's offsets against the table's and its quarantine's.

@@ -12,9 +12,10 @@ use datafusion::logical_expr::{Expr, lit};
 use super::TableStep;
 use super::checked_write::{CheckedWrite, MainOutput, QuarantineCommit, TableCommit};
 use crate::delta::{TableSnapshot, WriteResult};
-use crate::error::Result;
+use crate::error::{Error, Result, error_chain};
 use crate::landing::{CORRUPT_RECORD, RESCUED_DATA, SOURCE_FILE, UNREADABLE_FILE};
-use crate::layers::{AUDIT_COLUMNS, BronzeInput, bronze_frame, ident};
+use crate::layers::{AUDIT_COLUMNS, BronzeInput, bronze_frame, ident, landing_files};
+use crate::pipeline::check::{Main, Outputs};
 use crate::pipeline::outcome::{TableOutcome, TableStatus};
 use crate::pipeline::paths::resolve_url;
 use crate::pipeline::table_job::TableJob;
@@ -87,6 +88,74 @@ impl TableStep for LandingStep<'_> {
         let exists = self.snapshot.is_some();
         plan.commit_table(job, &result, TableCommit::Write(self.mode, exists), outcome)
             .await
+    }
+}
+
+impl LandingStep<'_> {
+    /// What a run would write: the rows of every file the source matches, typed from their
+    /// first lines as a run types them; `pending`: also how many files a run would read.
+    pub(crate) async fn dry_run(&self, job: &TableJob<'_>, pending: bool) -> Result<Outputs> {
+        let source_url = resolve_url(job.landing, &self.source.path)?;
+        let pending = match pending {
+            true => Some(self.pending_files(job, &source_url).await),
+            false => None,
+        };
+        let existing = match (self.snapshot, self.mode) {
+            (Some(s), WriteMode::Append) => data_columns(s)?,
+            _ => vec![],
+        };
+        let input = BronzeInput {
+            source_url,
+            already_ingested: &[],
+            existing: &existing,
+            run_id: &job.run.id,
+            now_micros: job.run.started_micros,
+            partitions: job.partitions,
+        };
+        let frame = match bronze_frame(job.ctx, job.pipeline, job.table, self.source, input).await {
+            Ok(Some(frame)) => frame,
+            // Nothing to type (only empty files, or files gone since the table was built):
+            // the table is as committed, if it was.
+            Ok(None) => {
+                return Ok(Outputs {
+                    pending,
+                    ..Outputs::default()
+                });
+            }
+            Err(Error::NoSourceFiles { .. }) if self.snapshot.is_some() => {
+                return Ok(Outputs {
+                    pending,
+                    ..Outputs::default()
+                });
+            }
+            Err(e) => return Err(e),
+        };
+        let rules = rules_for(job.pipeline, job.table, &frame)?;
+        let columns = job.output_columns(&frame)?;
+        let raw_line = [CORRUPT_RECORD.to_string()];
+        let write = CheckedWrite::plan(job, frame, rules, &columns, &raw_line, MainOutput::table(job))?;
+        let outputs = Outputs::written(write.dry_run(job).await?, Main::Table);
+        Ok(Outputs { pending, ..outputs })
+    }
+
+    /// `3 new file(s) of 12`: the files a run would ingest.
+    async fn pending_files(&self, job: &TableJob<'_>, source_url: &url::Url) -> String {
+        let counted = async {
+            let (_, matched) = landing_files(job.ctx, job.table, source_url).await?;
+            let mut ingested = match (self.snapshot, self.mode) {
+                (Some(s), WriteMode::Append) => ingested_files(job, s).await?,
+                _ => vec![],
+            };
+            if self.mode == WriteMode::Append && self.source.on_unreadable == OnUnreadable::Quarantine {
+                ingested.extend(quarantined_files(job).await?);
+            }
+            let new = matched
+                .iter()
+                .filter(|(url, _)| !ingested.iter().any(|done| done == url.as_str()))
+                .count();
+            Ok::<_, Error>(format!("{new} new file(s) of {}", matched.len()))
+        };
+        counted.await.unwrap_or_else(|e| error_chain(&e))
     }
 }
 

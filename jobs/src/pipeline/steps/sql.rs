@@ -5,10 +5,11 @@ use tracing::info;
 
 use super::TableStep;
 use super::checked_write::{CheckedWrite, MainOutput, QuarantineCommit, TableCommit};
-use super::incremental::{Computed, Decided, Query, computed};
+use super::incremental::{Computed, Decided, Query, Shape, computed};
 use crate::delta::{TableSnapshot, WriteResult};
 use crate::error::Result;
 use crate::layers::query_frame;
+use crate::pipeline::check::{Main, Outputs};
 use crate::pipeline::outcome::{Refresh, RefreshKind, TableOutcome, TableStatus};
 use crate::pipeline::table_job::{TableJob, Watermark};
 use crate::quality::{Rule, rules_for};
@@ -124,6 +125,21 @@ impl How {
 }
 
 impl SqlStep<'_> {
+    /// What a run would write, over the tables in the session; for an incremental table, how
+    /// its query's shape lets a run compute it.
+    pub(crate) async fn dry_run(&self, job: &TableJob<'_>) -> Result<Outputs> {
+        let frame = sql_frame(job, self.sql).await?;
+        let computed = self.incremental.then(|| match Shape::of(frame.logical_plan()) {
+            Ok(shape) => shape.to_string(),
+            Err(why) => format!("full, the query has {why}"),
+        });
+        let rules = rules_for(job.pipeline, job.table, &frame)?;
+        let columns = job.output_columns(&frame)?;
+        let write = CheckedWrite::plan(job, frame, rules, &columns, &[], MainOutput::table(job))?;
+        let outputs = Outputs::written(write.dry_run(job).await?, Main::Table);
+        Ok(Outputs { computed, ..outputs })
+    }
+
     /// How an incremental table is computed this run (`None`: its inputs did not change).
     async fn incremental_frame(
         &self,

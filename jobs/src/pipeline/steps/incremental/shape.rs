@@ -55,6 +55,20 @@ impl Shape {
     }
 }
 
+/// How a run computes the table: `row-wise over `a`, `b`` or `by group of `day``.
+impl std::fmt::Display for Shape {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let quoted = |names: &[String]| {
+            let names: Vec<String> = names.iter().map(|n| format!("`{n}`")).collect();
+            names.join(", ")
+        };
+        match self {
+            Shape::Spj { inputs } => write!(f, "row-wise over {}", quoted(inputs)),
+            Shape::Grouped { keys, .. } => write!(f, "by group of {}", quoted(keys)),
+        }
+    }
+}
+
 /// The tables an SPJ plan reads, or what it has that is not SPJ.
 fn spj_inputs(plan: &LogicalPlan) -> Result<Vec<String>, String> {
     let mut inputs: Vec<String> = vec![];
