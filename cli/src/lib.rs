@@ -45,7 +45,7 @@ pub enum Command {
     Run(commands::run::RunArgs),
     /// Check the run `run`'s flags describe without running it: every selected table planned
     /// over its inputs' schemas, with its columns, expectations and what a run would read.
-    Plan(commands::run::RunArgs),
+    Plan(commands::plan::PlanArgs),
     /// Start a scheduler.
     Scheduler(commands::scheduler::SchedulerArgs),
     /// Start an executor.

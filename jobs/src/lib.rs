@@ -15,6 +15,7 @@
 //!   and commits once on the driver with a `txn` action, so re-runs write nothing twice.
 //! - [`cdc`] turns keyed change streams into SCD1 rows or SCD2 histories (the SQL a change
 //!   table's apply runs; not yet a table kind).
+//! - [`lineage`] reads from a query's plan which input columns each output column comes from.
 //! - [`inspect`] shows a lakehouse from outside a run: tables by name for SQL, the run history.
 //! - [`cluster`] holds the codecs and planner every process shares, and connects a run to an
 //!   embedded or remote Ballista cluster; [`pipeline`] schedules the DAG and keeps the event log.
@@ -41,6 +42,7 @@ pub mod inspect;
 pub mod kafka;
 pub mod landing;
 pub mod layers;
+pub mod lineage;
 pub mod ml;
 pub mod pipeline;
 pub mod quality;

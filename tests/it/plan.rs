@@ -148,3 +148,106 @@ fn plan_names_each_failing_table_by_line_and_run_refuses_to_start() {
         "plan and the refused run left the lakehouse byte-identical"
     );
 }
+
+/// `column <- sources` lines `plan --lineage` printed for `table`.
+fn lineage_of(printed: &str, table: &str) -> Vec<String> {
+    let heading = printed
+        .lines()
+        .position(|l| l.split_whitespace().nth(1) == Some(table))
+        .unwrap_or_else(|| panic!("{table} not planned:\n{printed}"));
+    printed
+        .lines()
+        .skip(heading + 1)
+        .take_while(|l| l.starts_with("    "))
+        .filter(|l| l.starts_with("      "))
+        .map(|l| l.trim().to_string())
+        .collect()
+}
+
+#[test]
+fn lineage_of_ecommerce_columns_is_read_off_their_plans() {
+    let dir = tempfile::tempdir().unwrap();
+    let landing = dir.path().join("landing");
+    let generated = Command::new(BIN)
+        .args(["generate", "--scale", "0.002", "--out"])
+        .arg(&landing)
+        .output()
+        .unwrap();
+    assert!(generated.status.success(), "{}", text(&generated));
+    let spec = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../pipelines/ecommerce/pipeline.toml"
+    );
+    let out = Command::new(BIN)
+        .args(["plan", "--lineage", "--spec", spec, "--landing"])
+        .arg(&landing)
+        .arg("--lakehouse")
+        .arg(dir.path().join("lake"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let printed = String::from_utf8_lossy(&out.stdout);
+    let fact_sales = lineage_of(&printed, "fact_sales");
+    for line in [
+        "net_amount <- order_items.discount, order_items.quantity, order_items.unit_price",
+        "order_date <- orders.order_ts",
+        "customer_key <- dim_customer.customer_key",
+    ] {
+        assert!(fact_sales.contains(&line.to_string()), "{line}:\n{fact_sales:#?}");
+    }
+    let daily = lineage_of(&printed, "agg_daily_sales");
+    assert!(
+        daily.contains(&"revenue <- fact_sales.net_amount".to_string()),
+        "{daily:#?}"
+    );
+    assert!(
+        daily.contains(&"order_date <- dim_date.date".to_string()),
+        "{daily:#?}"
+    );
+    // Through a `cdc` table's change query and SCD2 query, down to its bronze columns.
+    let customers = lineage_of(&printed, "customers");
+    assert!(
+        customers.contains(&"email_hash <- customers_raw.email".to_string()),
+        "{customers:#?}"
+    );
+    // Through a window's ordering (a surrogate key) and a FULL OUTER JOIN's two sides.
+    let dim_customer = lineage_of(&printed, "dim_customer");
+    assert!(
+        dim_customer.contains(&"customer_key <- customers.customer_id, orders.customer_id".to_string()),
+        "{dim_customer:#?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_run_records_its_lineage_once() {
+    let ws = Workspace::new(SPEC);
+    let first = ws.run("lake", &["--run-id", "run-7"]);
+    assert!(first.status.success(), "{}", text(&first));
+    let again = ws.run("lake", &["--run-id", "run-7"]);
+    assert!(again.status.success(), "{}", text(&again));
+    let query = Command::new(BIN)
+        .args([
+            "query",
+            "--format",
+            "csv",
+            "--spec",
+            &ws.path("pipeline.toml").display().to_string(),
+        ])
+        .args(["--lakehouse", &ws.path("lake").display().to_string()])
+        .arg(
+            "SELECT table_name, column_name, source_table, source_column, count(*) AS n FROM lineage \
+             WHERE run_id = 'run-7' AND table_name = 'revenue_by_country' \
+             GROUP BY 1, 2, 3, 4 ORDER BY 2, 3, 4",
+        )
+        .output()
+        .unwrap();
+    assert!(query.status.success(), "{}", text(&query));
+    assert_eq!(
+        String::from_utf8_lossy(&query.stdout),
+        "table_name,column_name,source_table,source_column,n\n\
+         revenue_by_country,country,customers_raw,country,1\n\
+         revenue_by_country,orders,,,1\n\
+         revenue_by_country,revenue,orders,amount,1\n",
+        "the resumed run recorded nothing twice"
+    );
+}

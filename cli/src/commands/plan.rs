@@ -1,22 +1,38 @@
 //! `medallion plan`: the run `run`'s flags describe, checked without running anything — every
 //! selected table planned over its inputs' schemas and printed in run order with its kind, its
 //! columns, its expectations, the versions it reads and what a run would ingest. Exit 2 when a
-//! table does not plan, each error as `file:line: table `x`: …`.
+//! table does not plan, each error as `file:line: table `x`: …`. `--lineage` adds each column's
+//! input columns.
 
 use std::fmt::Write as _;
 use std::process::ExitCode;
 
+use clap::Args;
 use medallion_jobs::pipeline::{Checked, RunPlan, TablePlan};
 
 use super::run::{RunArgs, prepare};
 use crate::error::{Error, Result};
 
-pub(crate) async fn plan(args: RunArgs) -> Result<ExitCode> {
-    let quiet = RunArgs { quiet: true, ..args };
+/// Flags of `medallion plan`: `run`'s, and what else to print.
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    /// The run to check.
+    #[command(flatten)]
+    pub run: RunArgs,
+    /// Also print each column's lineage: the input columns it is computed from.
+    #[arg(long)]
+    pub lineage: bool,
+}
+
+pub(crate) async fn plan(args: PlanArgs) -> Result<ExitCode> {
+    let quiet = RunArgs {
+        quiet: true,
+        ..args.run
+    };
     let (run, _) = prepare(&quiet, None)?;
     let runtime = medallion_jobs::storage::runtime_env(None).map_err(|source| Error::Query { source })?;
     let plan = run.check(runtime, true).await?;
-    print!("{}", render(&plan));
+    print!("{}", render(&plan, args.lineage));
     let errors = plan.errors();
     if errors.is_empty() {
         return Ok(ExitCode::SUCCESS);
@@ -29,7 +45,7 @@ pub(crate) async fn plan(args: RunArgs) -> Result<ExitCode> {
 }
 
 /// Every table: one heading line, then its columns, expectations, reads and check result.
-fn render(plan: &RunPlan) -> String {
+fn render(plan: &RunPlan, lineage: bool) -> String {
     let mut out = String::new();
     for table in &plan.tables {
         let _ = writeln!(out, "{}", heading(table));
@@ -46,6 +62,17 @@ fn render(plan: &RunPlan) -> String {
                 let _ = writeln!(out, "    columns: known once it is built");
             }
             None => {}
+        }
+        if lineage && !table.lineage.is_empty() {
+            let _ = writeln!(out, "    lineage:");
+            for column in &table.lineage {
+                let sources: Vec<String> = column.sources.iter().map(ToString::to_string).collect();
+                let sources = match sources.is_empty() {
+                    true => "(no input column)".to_string(),
+                    false => sources.join(", "),
+                };
+                let _ = writeln!(out, "      {} <- {sources}", column.column);
+            }
         }
         if !table.expectations.is_empty() {
             let _ = writeln!(out, "    expectations: {}", table.expectations.join(", "));

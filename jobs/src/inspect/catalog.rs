@@ -1,6 +1,7 @@
 //! A pipeline's lakehouse as SQL tables: every table a run has committed, by its name, with
 //! its quarantine (`<table>__quarantine`) and companions (`<table>__changes`, an ALS table's
-//! factors, metrics and model), and the event log as `event_log` — each at its latest version
+//! factors, metrics and model), the event log as `event_log` and the lineage log as `lineage` —
+//! each at its latest version
 //! or at the version asked for.
 
 use std::sync::Arc;
@@ -11,12 +12,15 @@ use url::Url;
 
 use crate::delta::TableSnapshot;
 use crate::error::{Error, Result};
-use crate::pipeline::{EVENT_LOG_PATH, Lakehouse};
+use crate::pipeline::{EVENT_LOG_PATH, LINEAGE_PATH, Lakehouse};
 use crate::quality::QUARANTINE_SUFFIX;
 use crate::spec::Pipeline;
 
 /// The SQL name of the event log.
 pub const EVENT_LOG_TABLE: &str = "event_log";
+
+/// The name queries use for the lineage log.
+pub const LINEAGE_TABLE: &str = "lineage";
 
 /// One table made available to SQL.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -129,6 +133,7 @@ fn table_urls(pipeline: &Pipeline, lakehouse: &Lakehouse) -> Vec<(String, Url)> 
         }
     }
     urls.push((EVENT_LOG_TABLE.to_string(), lakehouse.at(EVENT_LOG_PATH)));
+    urls.push((LINEAGE_TABLE.to_string(), lakehouse.at(LINEAGE_PATH)));
     urls
 }
 

@@ -8,6 +8,8 @@ use datafusion::arrow::array::{
     TimestampMicrosecondArray,
 };
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use deltalake::kernel::Transaction;
+use deltalake::kernel::transaction::CommitProperties;
 use deltalake::operations::write::SchemaMode;
 use deltalake::protocol::SaveMode;
 use tokio::sync::Mutex;
@@ -94,12 +96,24 @@ fn input_versions(refresh: Option<&Refresh>) -> ArrayRef {
 /// Appends `batch` to the Delta table at `url` in this process (creating the table the first
 /// time): for small logs written by the driver or the scheduler, one commit per call.
 pub async fn append_rows(url: &Url, batch: RecordBatch) -> Result<()> {
+    append_rows_once(url, batch, None).await
+}
+
+/// [`append_rows`], recording `app_id` in the commit: when a commit already recorded it, the
+/// rows are there and nothing is appended (a resumed run's once-per-run rows).
+pub(crate) async fn append_rows_once(url: &Url, batch: RecordBatch, app_id: Option<&str>) -> Result<()> {
     let err = |step, source| Error::Delta {
         url: url.to_string(),
         step,
         source: Box::new(source),
     };
-    let table = match TableSnapshot::load(url).await? {
+    let snapshot = TableSnapshot::load(url).await?;
+    if let (Some(snapshot), Some(id)) = (&snapshot, app_id)
+        && snapshot.txn_version(id).await?.is_some()
+    {
+        return Ok(());
+    }
+    let table = match snapshot {
         Some(snapshot) => snapshot.table().clone(),
         None => {
             deltalake::ensure_table_uri(url.as_str()).map_err(|e| err("create", e))?;
@@ -108,8 +122,10 @@ pub async fn append_rows(url: &Url, batch: RecordBatch) -> Result<()> {
                 .map_err(|e| err("open", e))?
         }
     };
+    let txns: Vec<Transaction> = app_id.map(|id| Transaction::new(id, 0)).into_iter().collect();
     table
         .write(vec![batch])
+        .with_commit_properties(CommitProperties::default().with_application_transactions(txns))
         .with_save_mode(SaveMode::Append)
         // Logs written before a column was added (e.g. `attempt`) gain it, older rows NULL.
         .with_schema_mode(SchemaMode::Merge)

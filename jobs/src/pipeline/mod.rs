@@ -5,6 +5,7 @@ mod attempts;
 pub mod check;
 mod crash_point;
 mod event_log;
+mod lineage_log;
 mod outcome;
 mod paths;
 mod resolved;
@@ -15,6 +16,7 @@ mod table_job;
 
 pub use check::{Checked, RunPlan, TablePlan};
 pub use event_log::{EVENT_LOG_PATH, EventLog, append_rows};
+pub use lineage_log::LINEAGE_PATH;
 pub use outcome::{InputVersions, Refresh, RefreshKind, RunEvent, RunSummary, TableOutcome, TableStatus};
 pub use paths::{Lakehouse, resolve_url};
 pub use resolved::ResolvedRun;

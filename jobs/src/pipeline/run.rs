@@ -15,6 +15,7 @@ use url::Url;
 use super::attempts::{CancelSignal, run_attempts};
 use super::check::{CheckedRun, RunPlan};
 use super::event_log::{EVENT_LOG_PATH, EventLog};
+use super::lineage_log::{LINEAGE_PATH, record_lineage};
 use super::outcome::{RunEvent, RunSummary, TableOutcome, TableStatus};
 use super::paths::{Lakehouse, resolve_url};
 use super::resolved::ResolvedRun;
@@ -174,6 +175,10 @@ impl PipelineRun {
         let errors: Vec<String> = checked.errors().into_iter().map(String::from).collect();
         if !errors.is_empty() {
             return Err(Error::DoesNotPlan { errors });
+        }
+        let lineage = lakehouse.at(LINEAGE_PATH);
+        if let Err(e) = record_lineage(&lineage, &self.pipeline.name, &self.run_id.id, &checked).await {
+            warn!(error = %error_chain(&e), "could not append to the lineage log");
         }
         let log = EventLog::new(
             lakehouse.at(EVENT_LOG_PATH),

@@ -24,6 +24,7 @@ use super::table_job::TableJob;
 use crate::dag::Dag;
 use crate::delta::TableSnapshot;
 use crate::error::{Error, Result, error_chain};
+use crate::lineage::ColumnLineage;
 use crate::spec::{Layer, Pipeline, Scd, TableKind, TableSpec};
 
 /// Every selected table of a run, as planned.
@@ -64,6 +65,8 @@ pub struct TablePlan {
     pub reads: Vec<(String, Option<i64>)>,
     /// What a run would read, when the kind can tell (`3 new file(s) of 12`).
     pub pending: Option<String>,
+    /// Each column and the input columns it is computed from (SQL and `cdc` tables).
+    pub lineage: Vec<ColumnLineage>,
     /// Whether it planned.
     pub checked: Checked,
 }
@@ -156,6 +159,7 @@ impl CheckedRun<'_> {
                 .map(|u| (u.clone(), known.get(u).copied().flatten()))
                 .collect(),
             pending: None,
+            lineage: vec![],
             checked: Checked::Planned,
         };
         if let Some(missing) = upstream.iter().find(|u| !known.contains_key(*u)) {
@@ -182,6 +186,7 @@ impl CheckedRun<'_> {
         plan.version = outputs.version;
         plan.schema = outputs.table.clone();
         plan.pending = outputs.pending.clone();
+        plan.lineage = outputs.lineage.clone();
         if let Some(shape) = &outputs.computed {
             plan.kind = format!("{}: {shape}", plan.kind);
         }

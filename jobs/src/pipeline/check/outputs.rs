@@ -4,6 +4,7 @@ use datafusion::arrow::datatypes::SchemaRef;
 
 use crate::delta::{OutputName, TableSnapshot};
 use crate::error::Result;
+use crate::lineage::ColumnLineage;
 use crate::pipeline::paths::Lakehouse;
 use crate::quality::QUARANTINE_SUFFIX;
 use crate::spec::TableSpec;
@@ -21,6 +22,8 @@ pub(crate) struct Outputs {
     pub(crate) pending: Option<String>,
     /// How a run would compute it, when the kind decides (an incremental query's shape).
     pub(crate) computed: Option<String>,
+    /// Each column's input columns, when the kind's plan tells.
+    pub(crate) lineage: Vec<ColumnLineage>,
 }
 
 /// What a checked write's main output is.

@@ -25,6 +25,7 @@ use crate::delta::{
 };
 use crate::error::Result;
 use crate::layers::ident;
+use crate::lineage::column_lineage;
 use crate::pipeline::check::{Main, Outputs};
 use crate::pipeline::outcome::{TableOutcome, TableStatus};
 use crate::pipeline::table_job::{Rewrite, TableJob, discard};
@@ -242,7 +243,9 @@ impl CdcStep<'_> {
         let (rows, _) = self.versions_sql(&logged, &columns);
         let table = job.ctx.sql(&rows).await;
         job.ctx.deregister_table(&logged).ok();
-        let table = table.map_err(err)?.create_physical_plan().await.map_err(err)?;
+        let table = table.map_err(err)?;
+        outputs.lineage = column_lineage(table.logical_plan());
+        let table = table.create_physical_plan().await.map_err(err)?;
         outputs.table = Some(normalize_schema(&table.schema()));
         Ok(outputs)
     }

@@ -9,6 +9,7 @@ use super::incremental::{Computed, Decided, Query, Shape, computed};
 use crate::delta::{TableSnapshot, WriteResult};
 use crate::error::Result;
 use crate::layers::query_frame;
+use crate::lineage::column_lineage;
 use crate::pipeline::check::{Main, Outputs};
 use crate::pipeline::outcome::{Refresh, RefreshKind, TableOutcome, TableStatus};
 use crate::pipeline::table_job::{TableJob, Watermark};
@@ -135,9 +136,15 @@ impl SqlStep<'_> {
         });
         let rules = rules_for(job.pipeline, job.table, &frame)?;
         let columns = job.output_columns(&frame)?;
+        let mut lineage = column_lineage(frame.logical_plan());
+        lineage.retain(|c| columns.contains(&c.column));
         let write = CheckedWrite::plan(job, frame, rules, &columns, &[], MainOutput::table(job))?;
         let outputs = Outputs::written(write.dry_run(job).await?, Main::Table);
-        Ok(Outputs { computed, ..outputs })
+        Ok(Outputs {
+            computed,
+            lineage,
+            ..outputs
+        })
     }
 
     /// How an incremental table is computed this run (`None`: its inputs did not change).
