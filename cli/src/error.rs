@@ -62,7 +62,7 @@ pub enum Error {
         /// What went wrong.
         message: String,
     },
-    /// Writing generated data or reading benchmark files failed.
+    /// Writing generated data or a report, or reading benchmark files, failed.
     #[error("{path}: {source}")]
     Io {
         /// File involved.

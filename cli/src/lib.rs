@@ -69,6 +69,9 @@ pub enum Command {
     Query(commands::query::QueryArgs),
     /// The runs the lakehouse's event log recorded (`--run` for one run's tables).
     History(commands::query::HistoryArgs),
+    /// The lakehouse's HTML report: the run, data quality, the DAG with lineage, the spec's
+    /// charts — one self-contained file.
+    Report(commands::report::ReportArgs),
 }
 
 /// Runs a parsed command line; the exit code says whether it succeeded.
@@ -98,6 +101,7 @@ pub fn main(cli: Cli) -> ExitCode {
             Command::Runs(args) => commands::client::list(args).await,
             Command::Query(args) => commands::query::query(args).await,
             Command::History(args) => commands::query::history(args).await,
+            Command::Report(args) => commands::report::report(args).await,
         }
     });
     match result {

@@ -16,6 +16,8 @@
 //! - [`cdc`] turns keyed change streams into SCD1 rows or SCD2 histories (the SQL a change
 //!   table's apply runs; not yet a table kind).
 //! - [`lineage`] reads from a query's plan which input columns each output column comes from.
+//! - [`report`] renders a lakehouse's runs, quality, DAG, lineage and the spec's charts as one
+//!   HTML page.
 //! - [`inspect`] shows a lakehouse from outside a run: tables by name for SQL, the run history.
 //! - [`cluster`] holds the codecs and planner every process shares, and connects a run to an
 //!   embedded or remote Ballista cluster; [`pipeline`] schedules the DAG and keeps the event log.
@@ -46,6 +48,7 @@ pub mod lineage;
 pub mod ml;
 pub mod pipeline;
 pub mod quality;
+pub mod report;
 pub mod spec;
 pub mod storage;
 pub mod udf;

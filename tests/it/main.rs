@@ -16,5 +16,6 @@ mod jobs_api;
 mod kafka;
 mod pipeline_e2e;
 mod plan;
+mod report;
 mod s3;
 mod support;

@@ -7,5 +7,6 @@ pub(crate) mod executor;
 pub(crate) mod generate;
 pub(crate) mod plan;
 pub(crate) mod query;
+pub(crate) mod report;
 pub(crate) mod run;
 pub(crate) mod scheduler;

@@ -11,7 +11,7 @@ use datafusion::prelude::{SessionConfig, SessionContext};
 use medallion_jobs::inspect::catalog::{pinned_versions, register_lakehouse};
 use medallion_jobs::inspect::history::{run_sql, runs_sql};
 use medallion_jobs::pipeline::{Lakehouse, resolve_url};
-use medallion_jobs::spec::read_spec;
+use medallion_jobs::spec::{Pipeline, read_spec};
 
 use crate::error::{Error, Result};
 
@@ -85,10 +85,19 @@ pub(crate) async fn history(args: HistoryArgs) -> Result<ExitCode> {
 
 /// A local session with Medallion's functions and the lakehouse's tables.
 async fn lakehouse_session(args: &LakehouseArgs, pins: &[(String, u64)]) -> Result<SessionContext> {
-    let pipeline = read_spec(&args.spec)?;
-    let root = args
-        .lakehouse
-        .as_deref()
+    let (ctx, _) = open_lakehouse(&args.spec, args.lakehouse.as_deref(), pins).await?;
+    Ok(ctx)
+}
+
+/// The spec at `spec`, and a local session with Medallion's functions and its lakehouse's
+/// tables (at `lakehouse` when given, else where the spec says).
+pub(crate) async fn open_lakehouse(
+    spec: &str,
+    lakehouse: Option<&str>,
+    pins: &[(String, u64)],
+) -> Result<(SessionContext, Pipeline)> {
+    let pipeline = read_spec(spec)?;
+    let root = lakehouse
         .or(pipeline.lakehouse.as_deref())
         .ok_or_else(|| Error::BadFlag {
             flag: "lakehouse",
@@ -99,7 +108,7 @@ async fn lakehouse_session(args: &LakehouseArgs, pins: &[(String, u64)]) -> Resu
     let state = medallion_jobs::cluster::medallion_state(SessionConfig::new(), runtime);
     let ctx = SessionContext::new_with_state(state);
     register_lakehouse(&ctx, &pipeline, &lakehouse, pins).await?;
-    Ok(ctx)
+    Ok((ctx, pipeline))
 }
 
 async fn print(ctx: &SessionContext, sql: &str, format: OutputFormat) -> Result<ExitCode> {

@@ -6,8 +6,10 @@ use std::process::ExitCode;
 use clap::Args;
 use medallion_jobs::dag::Selection;
 use medallion_jobs::pipeline::{PipelineRun, ResolvedRun, RunEvent, RunId, RunSummary, TableStatus};
+use medallion_jobs::report::ReportOptions;
 use medallion_jobs::spec::{RetrySettings, read_spec};
 
+use super::report::write_report;
 use crate::cluster::{ClusterTarget, connect};
 use crate::error::{Error, Result};
 
@@ -53,6 +55,9 @@ pub struct RunArgs {
     /// No per-table progress lines.
     #[arg(long, env = "MEDALLION_QUIET")]
     pub quiet: bool,
+    /// After the run, write the lakehouse's HTML report (`medallion report`) to this file.
+    #[arg(long, env = "MEDALLION_REPORT")]
+    pub report: Option<std::path::PathBuf>,
     /// Attempts after the first for a table that fails for a transient reason (overrides the
     /// spec's `retries`).
     #[arg(long, env = "MEDALLION_RETRIES")]
@@ -98,6 +103,16 @@ pub(crate) async fn run(args: RunArgs) -> Result<ExitCode> {
     });
     let summary = execute(&args, Some(cancelled.clone())).await?;
     println!("{}", summary.render());
+    if let Some(out) = &args.report {
+        let options = ReportOptions {
+            run: Some(summary.run_id.clone()),
+            last_runs: 10,
+        };
+        let drawn = write_report(&args.spec, args.lakehouse.as_deref(), out, &options).await?;
+        if drawn != ExitCode::SUCCESS && summary.succeeded() {
+            return Ok(drawn);
+        }
+    }
     Ok(if *cancelled.borrow() {
         ExitCode::from(130)
     } else if summary.succeeded() {

@@ -1,11 +1,13 @@
 //! The pipeline spec: a TOML file of tables, parsed and validated before anything runs.
 
+mod chart;
 mod kafka;
 mod model;
 mod model_spec;
 mod parse;
 mod retry;
 
+pub use chart::{ChartKind, ChartSpec};
 pub use kafka::{
     KafkaConnection, KafkaFormat, KafkaSource, RAW_VALUE, Sasl, SaslMechanism, Security, StartingOffsets,
 };

@@ -17,6 +17,8 @@ pub struct Pipeline {
     pub vars: BTreeMap<String, String>,
     /// Tables in the order they are declared in the file.
     pub tables: Vec<TableSpec>,
+    /// The report's charts, in the order they are declared.
+    pub charts: Vec<super::ChartSpec>,
     /// Watch and retry settings of tables that give none of their own.
     pub retry: super::RetryPolicy,
     /// Path of the file the spec came from (for error messages).

@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, HashSet};
 use serde::Deserialize;
 use toml::Spanned;
 
+use super::chart::RawChart;
 use super::kafka::{RawKafka, RawValueShape};
 use super::model::{
     Action, CHANGES_PLACEHOLDER, CdcSpec, Compression, Expectation, Format, Layer, OnUnreadable, Pipeline,
@@ -20,6 +21,8 @@ struct RawSpec {
     pipeline: RawPipeline,
     #[serde(default, rename = "table")]
     tables: Vec<RawTable>,
+    #[serde(default, rename = "chart")]
+    charts: Vec<RawChart>,
 }
 
 #[derive(Deserialize)]
@@ -215,6 +218,14 @@ fn parse_spec_with(text: &str, path: &str, read_base: Option<&ReadBase<'_>>) -> 
         }
         tables.push(spec);
     }
+    let charts = raw
+        .charts
+        .into_iter()
+        .map(|chart| {
+            let line = line_of(text, chart.title.span().start);
+            chart.convert(line, path)
+        })
+        .collect::<Result<Vec<_>>>()?;
     if raw.pipeline.name.trim().is_empty() {
         return Err(Error::ParseSpec {
             path: path.into(),
@@ -233,6 +244,7 @@ fn parse_spec_with(text: &str, path: &str, read_base: Option<&ReadBase<'_>>) -> 
         landing: raw.pipeline.landing,
         vars: raw.pipeline.vars,
         tables,
+        charts,
         path: path.to_string(),
     };
     Ok(match base {
@@ -251,6 +263,13 @@ fn extended(base: Pipeline, child: Pipeline) -> Pipeline {
             None => tables.push(table),
         }
     }
+    let mut charts = base.charts;
+    for chart in child.charts {
+        match charts.iter_mut().find(|c| c.title == chart.title) {
+            Some(same) => *same = chart,
+            None => charts.push(chart),
+        }
+    }
     let mut vars = base.vars;
     vars.extend(child.vars);
     Pipeline {
@@ -259,6 +278,7 @@ fn extended(base: Pipeline, child: Pipeline) -> Pipeline {
         landing: child.landing.or(base.landing),
         vars,
         tables,
+        charts,
         retry: child.retry,
         path: child.path,
     }

@@ -158,6 +158,7 @@ fn run_args(args: &BenchArgs, dir: &std::path::Path, spec: &str) -> RunArgs {
         partitions: args.parallelism,
         concurrency: 4,
         quiet: true,
+        report: None,
         retries: None,
         timeout_seconds: None,
         stall_seconds: None,
