@@ -57,7 +57,7 @@ pub enum Command {
     /// Submit a run to a scheduler's job service (with --wait: follow it; exit 1 if it fails).
     Submit(commands::client::SubmitArgs),
     /// Show a run of the job service.
-    Status(commands::client::RunArgs),
+    Status(commands::client::StatusArgs),
     /// Follow a run until it ends; exit 1 unless it succeeded.
     Watch(commands::client::RunArgs),
     /// Cancel a queued or running run.

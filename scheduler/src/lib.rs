@@ -109,6 +109,15 @@ pub enum Error {
         /// How it ended.
         status: String,
     },
+    /// A run's report could not be built (its lakehouse could not be read).
+    #[error("report of run {run_id}")]
+    Report {
+        /// The run.
+        run_id: String,
+        /// What failed.
+        #[source]
+        source: medallion_jobs::Error,
+    },
     /// Reading or writing the job service's run history failed.
     #[error("run history at {url}")]
     History {

@@ -105,6 +105,21 @@ async fn submit_watch_list_cancel_and_refuse() {
 
     let status = api.call(Some(TOKEN), &["status", &run_id]);
     assert!(text(&status).contains("silver.orders"), "{}", text(&status));
+    // GetRun carries each table's column lineage; GetRunReport the run's HTML report.
+    let report = ws.path("report.html").display().to_string();
+    let detail = api.call(
+        Some(TOKEN),
+        &["status", &run_id, "--lineage", "--report", &report],
+    );
+    assert!(detail.status.success(), "{}", text(&detail));
+    assert!(
+        text(&detail).contains("gold.revenue_by_country: revenue <- orders.amount"),
+        "{}",
+        text(&detail)
+    );
+    let page = std::fs::read_to_string(ws.path("report.html")).unwrap();
+    assert!(page.contains(&format!("Run <b>{run_id}</b>")), "{page}");
+    assert!(page.contains("revenue ← orders.amount"), "the report's lineage");
     let runs = api.call(Some(TOKEN), &["runs", "--status", "succeeded"]);
     assert!(text(&runs).contains(&run_id), "{}", text(&runs));
     // Prometheus metrics: the run counted as succeeded, its rows summed.

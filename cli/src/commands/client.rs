@@ -11,8 +11,8 @@ use medallion_proto::v1::job_service_client::JobServiceClient;
 use medallion_proto::v1::run_event::Event;
 use medallion_proto::v1::submit_run_request::Pipeline;
 use medallion_proto::v1::{
-    CancelRunRequest, GetRunRequest, ListRunsRequest, Run, RunStatus, SubmitRunRequest, TableResult,
-    WatchRunRequest,
+    CancelRunRequest, GetRunReportRequest, GetRunRequest, ListRunsRequest, Run, RunStatus, SubmitRunRequest,
+    TableResult, WatchRunRequest,
 };
 
 use crate::error::{Error, Result};
@@ -88,6 +88,19 @@ pub struct RunArgs {
     api: ApiArgs,
     /// The run id (`run-…`).
     run_id: String,
+}
+
+/// Flags of `medallion status`.
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    run: RunArgs,
+    /// Also print each table's column lineage.
+    #[arg(long)]
+    lineage: bool,
+    /// Also fetch the run's HTML report (GetRunReport) into this file.
+    #[arg(long)]
+    report: Option<std::path::PathBuf>,
 }
 
 /// Flags of `medallion runs`.
@@ -251,11 +264,68 @@ async fn follow(client: &mut Client, run_id: &str) -> Result<ExitCode> {
     )))
 }
 
-pub(crate) async fn status(args: RunArgs) -> Result<ExitCode> {
-    let mut client = Client::connect(&args.api).await?;
-    let request = client.request(GetRunRequest { run_id: args.run_id })?;
-    let reply = client.inner.get_run(request).await.map_err(api_err)?;
-    show(reply.into_inner().run)
+pub(crate) async fn status(args: StatusArgs) -> Result<ExitCode> {
+    let mut client = Client::connect(&args.run.api).await?;
+    let run_id = args.run.run_id;
+    let request = client.request(GetRunRequest {
+        run_id: run_id.clone(),
+    })?;
+    let run = client
+        .inner
+        .get_run(request)
+        .await
+        .map_err(api_err)?
+        .into_inner()
+        .run;
+    let run = run.unwrap_or_default();
+    print!("{}", render(&run));
+    if args.lineage {
+        print!("{}", render_lineage(&run));
+    }
+    let Some(out) = args.report else {
+        return Ok(ExitCode::SUCCESS);
+    };
+    let request = client.request(GetRunReportRequest { run_id })?;
+    let report = client
+        .inner
+        .get_run_report(request)
+        .await
+        .map_err(api_err)?
+        .into_inner();
+    std::fs::write(&out, &report.html).map_err(|source| Error::Io {
+        path: out.display().to_string(),
+        source,
+    })?;
+    eprintln!("report written to {}", out.display());
+    for failed in &report.failed_charts {
+        eprintln!("chart not drawn: {failed}");
+    }
+    Ok(match report.failed_charts.is_empty() {
+        true => ExitCode::SUCCESS,
+        false => ExitCode::from(1),
+    })
+}
+
+/// `  gold.fact_sales: net_amount <- order_items.discount, …`, a line per column.
+fn render_lineage(run: &Run) -> String {
+    let mut out = String::new();
+    for t in run.tables.iter().filter(|t| t.status != "retried") {
+        for column in &t.lineage {
+            let sources: Vec<String> = column
+                .sources
+                .iter()
+                .map(|s| format!("{}.{}", s.table, s.column))
+                .collect();
+            out += &format!(
+                "  {}.{}: {} <- {}\n",
+                t.layer,
+                t.table,
+                column.column,
+                sources.join(", ")
+            );
+        }
+    }
+    out
 }
 
 pub(crate) async fn cancel(args: RunArgs) -> Result<ExitCode> {

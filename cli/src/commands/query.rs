@@ -7,10 +7,9 @@ use std::process::ExitCode;
 use clap::{Args, ValueEnum};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::arrow::util::pretty::pretty_format_batches;
-use datafusion::prelude::{SessionConfig, SessionContext};
-use medallion_jobs::inspect::catalog::{pinned_versions, register_lakehouse};
+use datafusion::prelude::SessionContext;
+use medallion_jobs::inspect::catalog::{lakehouse_session as lakehouse_session_of, pinned_versions};
 use medallion_jobs::inspect::history::{run_sql, runs_sql};
-use medallion_jobs::pipeline::{Lakehouse, resolve_url};
 use medallion_jobs::spec::{Pipeline, read_spec};
 
 use crate::error::{Error, Result};
@@ -97,17 +96,8 @@ pub(crate) async fn open_lakehouse(
     pins: &[(String, u64)],
 ) -> Result<(SessionContext, Pipeline)> {
     let pipeline = read_spec(spec)?;
-    let root = lakehouse
-        .or(pipeline.lakehouse.as_deref())
-        .ok_or_else(|| Error::BadFlag {
-            flag: "lakehouse",
-            message: "no lakehouse root: set [pipeline] lakehouse or pass --lakehouse".into(),
-        })?;
-    let lakehouse = Lakehouse::new(resolve_url(None, root)?);
     let runtime = medallion_jobs::storage::runtime_env(None).map_err(|source| Error::Query { source })?;
-    let state = medallion_jobs::cluster::medallion_state(SessionConfig::new(), runtime);
-    let ctx = SessionContext::new_with_state(state);
-    register_lakehouse(&ctx, &pipeline, &lakehouse, pins).await?;
+    let ctx = lakehouse_session_of(&pipeline, lakehouse, runtime, pins).await?;
     Ok((ctx, pipeline))
 }
 

@@ -7,12 +7,13 @@
 use std::sync::Arc;
 
 use datafusion::common::TableReference;
-use datafusion::prelude::SessionContext;
+use datafusion::execution::runtime_env::RuntimeEnv;
+use datafusion::prelude::{SessionConfig, SessionContext};
 use url::Url;
 
 use crate::delta::TableSnapshot;
 use crate::error::{Error, Result};
-use crate::pipeline::{EVENT_LOG_PATH, LINEAGE_PATH, Lakehouse};
+use crate::pipeline::{EVENT_LOG_PATH, LINEAGE_PATH, Lakehouse, resolve_url};
 use crate::quality::QUARANTINE_SUFFIX;
 use crate::spec::Pipeline;
 
@@ -31,6 +32,28 @@ pub struct Registered {
     pub url: Url,
     /// The version registered.
     pub version: i64,
+}
+
+/// A session in this process (DataFusion, Medallion's functions) over `runtime`'s object stores
+/// with `pipeline`'s lakehouse registered ([`register_lakehouse`]) — at `root` when given, else
+/// where the spec says.
+pub async fn lakehouse_session(
+    pipeline: &Pipeline,
+    root: Option<&str>,
+    runtime: Arc<RuntimeEnv>,
+    pins: &[(String, u64)],
+) -> Result<SessionContext> {
+    let root = root
+        .or(pipeline.lakehouse.as_deref())
+        .ok_or_else(|| Error::ParseSpec {
+            path: pipeline.path.clone(),
+            message: "no lakehouse root: set [pipeline] lakehouse or pass --lakehouse".into(),
+        })?;
+    let lakehouse = Lakehouse::new(resolve_url(None, root)?);
+    let state = crate::cluster::medallion_state(SessionConfig::new(), runtime);
+    let ctx = SessionContext::new_with_state(state);
+    register_lakehouse(&ctx, pipeline, &lakehouse, pins).await?;
+    Ok(ctx)
 }
 
 /// Registers every committed table of `pipeline` under `lakehouse` in `ctx` at its latest

@@ -75,6 +75,8 @@ pub struct TableOutcome {
     pub attempts: u32,
     /// How an incremental table was computed (`None` for other tables).
     pub refresh: Option<Refresh>,
+    /// Each column and the input columns it is computed from, as the run planned it.
+    pub lineage: Vec<crate::lineage::ColumnLineage>,
 }
 
 /// How an incremental table was computed in a run.
@@ -150,6 +152,7 @@ impl TableOutcome {
             metrics: vec![],
             attempts: 1,
             refresh: None,
+            lineage: vec![],
         }
     }
 }

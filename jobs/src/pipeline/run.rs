@@ -24,6 +24,7 @@ use super::table_job::TableJob;
 use crate::dag::Dag;
 use crate::delta::TableSnapshot;
 use crate::error::{Error, Result, error_chain};
+use crate::lineage::ColumnLineage;
 use crate::quality::QUARANTINE_SUFFIX;
 use crate::spec::{Pipeline, RetrySettings};
 
@@ -45,6 +46,8 @@ pub struct PipelineRun {
     observer: Option<Observer>,
     retry_overrides: RetrySettings,
     cancel: CancelSignal,
+    /// Each table's column lineage, as the run's check planned it.
+    lineage: BTreeMap<String, Vec<ColumnLineage>>,
 }
 
 impl PipelineRun {
@@ -69,6 +72,7 @@ impl PipelineRun {
             observer: None,
             retry_overrides: RetrySettings::default(),
             cancel: CancelSignal(tokio::sync::watch::channel(false).1),
+            lineage: BTreeMap::new(),
         }
     }
 
@@ -164,7 +168,7 @@ impl PipelineRun {
 
     /// Checks every selected table plans ([`check`](Self::check)), then builds them on `ctx`'s
     /// cluster.
-    pub async fn execute(self, ctx: &SessionContext) -> Result<RunSummary> {
+    pub async fn execute(mut self, ctx: &SessionContext) -> Result<RunSummary> {
         let started = Instant::now();
         let (dag, selected) = (&self.dag, &self.selected);
         let lakehouse = Lakehouse::new(self.root_url()?);
@@ -180,6 +184,8 @@ impl PipelineRun {
         if let Err(e) = record_lineage(&lineage, &self.pipeline.name, &self.run_id.id, &checked).await {
             warn!(error = %error_chain(&e), "could not append to the lineage log");
         }
+        self.lineage = checked.tables.into_iter().map(|t| (t.table, t.lineage)).collect();
+        let (dag, selected) = (&self.dag, &self.selected);
         let log = EventLog::new(
             lakehouse.at(EVENT_LOG_PATH),
             &self.run_id.id,
@@ -341,8 +347,9 @@ impl PipelineRun {
         &self,
         finished: &mut BTreeMap<String, TableStatus>,
         outcomes: &mut Vec<TableOutcome>,
-        outcome: TableOutcome,
+        mut outcome: TableOutcome,
     ) {
+        outcome.lineage = self.lineage.get(&outcome.table).cloned().unwrap_or_default();
         self.notify(&RunEvent::TableFinished(outcome.clone()));
         finished.insert(outcome.table.clone(), outcome.status);
         outcomes.push(outcome);

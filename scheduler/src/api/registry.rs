@@ -5,7 +5,9 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
 use medallion_jobs::pipeline::{PipelineRun, RunEvent as TableEvent, TableOutcome};
-use medallion_proto::v1::{Run, RunEvent, RunStatus, SubmitRunRequest, TableResult, run_event::Event};
+use medallion_proto::v1::{
+    ColumnLineage, Run, RunEvent, RunStatus, SourceColumn, SubmitRunRequest, TableResult, run_event::Event,
+};
 use tokio::sync::{Semaphore, broadcast, mpsc, watch};
 use tokio::task::AbortHandle;
 use tracing::{info, warn};
@@ -132,6 +134,21 @@ fn table_result(t: &TableOutcome) -> TableResult {
         seconds: t.duration.as_secs_f64(),
         error: t.error.clone().unwrap_or_default(),
         attempts: t.attempts,
+        lineage: t.lineage.iter().map(column_lineage).collect(),
+    }
+}
+
+fn column_lineage(c: &medallion_jobs::lineage::ColumnLineage) -> ColumnLineage {
+    ColumnLineage {
+        column: c.column.clone(),
+        sources: c
+            .sources
+            .iter()
+            .map(|s| SourceColumn {
+                table: s.table.clone(),
+                column: s.column.clone(),
+            })
+            .collect(),
     }
 }
 

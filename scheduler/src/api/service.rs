@@ -6,14 +6,17 @@ use std::sync::Arc;
 
 use futures::{Stream, StreamExt};
 use medallion_jobs::dag::Selection;
+use medallion_jobs::inspect::catalog::lakehouse_session;
 use medallion_jobs::pipeline::{PipelineRun, ResolvedRun, RunId};
+use medallion_jobs::report::{ReportOptions, render};
 use medallion_jobs::spec::{Pipeline, parse_spec, read_spec};
 use medallion_proto::v1::job_service_server::JobService;
 use medallion_proto::v1::run_event::Event;
 use medallion_proto::v1::submit_run_request::Pipeline as Source;
 use medallion_proto::v1::{
-    CancelRunRequest, CancelRunResponse, GetRunRequest, GetRunResponse, ListRunsRequest, ListRunsResponse,
-    RunEvent, RunStatus, SubmitRunRequest, SubmitRunResponse, WatchRunRequest,
+    CancelRunRequest, CancelRunResponse, GetRunReportRequest, GetRunReportResponse, GetRunRequest,
+    GetRunResponse, ListRunsRequest, ListRunsResponse, RunEvent, RunStatus, SubmitRunRequest,
+    SubmitRunResponse, WatchRunRequest,
 };
 use tonic::{Request, Response, Status};
 use tracing::instrument;
@@ -210,6 +213,41 @@ impl JobService for JobApi {
         let entry = self.registry.get(&request.into_inner().run_id)?;
         Ok(Response::new(GetRunResponse {
             run: Some(entry.snapshot()),
+        }))
+    }
+
+    #[instrument(skip_all)]
+    async fn get_run_report(
+        &self,
+        request: Request<GetRunReportRequest>,
+    ) -> std::result::Result<Response<GetRunReportResponse>, Status> {
+        let run_id = request.into_inner().run_id;
+        let entry = self.registry.get(&run_id)?;
+        let submitted = entry.request().clone();
+        let pipeline = self.spec(submitted.pipeline, &submitted.spec_name)?;
+        let failed = |source| Error::Report {
+            run_id: run_id.clone(),
+            source,
+        };
+        let runtime = medallion_jobs::storage::runtime_env(None).map_err(|e| {
+            failed(medallion_jobs::Error::Query {
+                table: "lakehouse".into(),
+                step: "open",
+                source: Box::new(e),
+            })
+        })?;
+        let root = (!submitted.lakehouse.is_empty()).then_some(submitted.lakehouse.as_str());
+        let ctx = lakehouse_session(&pipeline, root, runtime, &[])
+            .await
+            .map_err(failed)?;
+        let options = ReportOptions {
+            run: Some(run_id.clone()),
+            last_runs: 10,
+        };
+        let report = render(&ctx, &pipeline, &options).await.map_err(failed)?;
+        Ok(Response::new(GetRunReportResponse {
+            html: report.html,
+            failed_charts: report.failed_charts,
         }))
     }
 

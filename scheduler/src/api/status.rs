@@ -18,6 +18,7 @@ impl From<Error> for Status {
             | Error::ServeApi { .. }
             | Error::ServeMetrics { .. }
             | Error::History { .. }
+            | Error::Report { .. }
             | Error::HistoryRow { .. }
             | Error::AutoscaleUnavailable { .. } => Status::internal(message),
             #[cfg(feature = "kube")]
