@@ -68,11 +68,15 @@ fn query_reads_tables_versions_quarantine_and_history_reads_the_runs() {
     ));
     assert!(table.contains("| 2    |"), "{table}");
 
-    // history: both runs, newest first; one run's tables.
+    // history after a third run (nothing new): the three runs, newest first; one run's tables.
+    let third = ws.run("lake", &[]);
+    assert!(third.status.success(), "{}", text(&third));
     let runs = stdout(&medallion(&ws, &["history", "--format", "csv"]));
     let lines: Vec<&str> = runs.lines().collect();
-    assert_eq!(lines.len(), 3, "{runs}");
-    assert!(lines[1].starts_with(&run_id(&second)), "{runs}");
+    assert_eq!(lines.len(), 4, "{runs}");
+    assert!(lines[1].starts_with(&run_id(&third)), "{runs}");
+    assert!(lines[2].starts_with(&run_id(&second)), "{runs}");
+    let lines = &lines[1..];
     assert!(
         lines[1].contains(",succeeded,") && lines[1].contains(",4,"),
         "{runs}"

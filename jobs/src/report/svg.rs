@@ -11,6 +11,8 @@ const LEFT: f64 = 64.0;
 const RIGHT: f64 = 16.0;
 const TOP: f64 = 16.0;
 const BOTTOM: f64 = 48.0;
+/// Lines of at most this many points get a dot per point.
+const MAX_DOTS: usize = 40;
 const PALETTE: [&str; 6] = ["#2f6fba", "#e07b39", "#3a9e5a", "#b8405e", "#7d5ba6", "#8c8c8c"];
 
 /// One drawn column: its name and a value per row (`None`: NULL, not drawn).
@@ -132,12 +134,27 @@ pub(super) fn line_chart(labels: &[String], xs: &[f64], series: &[Series]) -> St
         if d.is_empty() {
             continue;
         }
+        let color = PALETTE[n % PALETTE.len()];
         let _ = write!(
             out,
-            r#"<path data-mark="line" d="{d}" fill="none" stroke="{}" stroke-width="2"><title>{}</title></path>"#,
-            PALETTE[n % PALETTE.len()],
+            r#"<path data-mark="line" d="{d}" fill="none" stroke="{color}" stroke-width="2"><title>{}</title></path>"#,
             escape(&s.name)
         );
+        // Few points (training runs, say) are drawn as dots too: one alone is no line.
+        if s.values.len() <= MAX_DOTS {
+            for (i, v) in s.values.iter().enumerate() {
+                let Some(v) = v else { continue };
+                let _ = write!(
+                    out,
+                    r#"<circle data-mark="point" cx="{:.1}" cy="{:.1}" r="3.5" fill="{color}"><title>{} {}: {}</title></circle>"#,
+                    px(xs[i]),
+                    py(*v),
+                    escape(&s.name),
+                    escape(&labels[i]),
+                    short(*v)
+                );
+            }
+        }
     }
     legend(&mut out, series);
     out.push_str("</svg>");
