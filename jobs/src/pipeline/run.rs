@@ -48,6 +48,8 @@ pub struct PipelineRun {
     cancel: CancelSignal,
     /// Each table's column lineage, as the run's check planned it.
     lineage: BTreeMap<String, Vec<ColumnLineage>>,
+    /// Check the tables plan (and record their lineage) before running.
+    check_first: bool,
 }
 
 impl PipelineRun {
@@ -73,6 +75,7 @@ impl PipelineRun {
             retry_overrides: RetrySettings::default(),
             cancel: CancelSignal(tokio::sync::watch::channel(false).1),
             lineage: BTreeMap::new(),
+            check_first: true,
         }
     }
 
@@ -137,6 +140,13 @@ impl PipelineRun {
         self
     }
 
+    /// Whether the run first checks that every table plans and records their lineage (on by
+    /// default). A continuous run's later micro-batches skip it: the spec has not changed.
+    pub fn with_check(mut self, check: bool) -> Self {
+        self.check_first = check;
+        self
+    }
+
     /// Called for every progress event.
     pub fn with_observer(mut self, observer: impl Fn(&RunEvent) + Send + Sync + 'static) -> Self {
         self.observer = Some(Arc::new(observer));
@@ -175,16 +185,9 @@ impl PipelineRun {
         let landing = self.landing_url()?;
         self.register_unselected_upstream(ctx, dag, selected, &lakehouse)
             .await?;
-        let checked = self.check(ctx.runtime_env(), false).await?;
-        let errors: Vec<String> = checked.errors().into_iter().map(String::from).collect();
-        if !errors.is_empty() {
-            return Err(Error::DoesNotPlan { errors });
+        if self.check_first {
+            self.check_and_record(ctx, &lakehouse).await?;
         }
-        let lineage = lakehouse.at(LINEAGE_PATH);
-        if let Err(e) = record_lineage(&lineage, &self.pipeline.name, &self.run_id.id, &checked).await {
-            warn!(error = %error_chain(&e), "could not append to the lineage log");
-        }
-        self.lineage = checked.tables.into_iter().map(|t| (t.table, t.lineage)).collect();
         let (dag, selected) = (&self.dag, &self.selected);
         let log = EventLog::new(
             lakehouse.at(EVENT_LOG_PATH),
@@ -202,6 +205,21 @@ impl PipelineRun {
             tables,
             duration: started.elapsed(),
         })
+    }
+
+    /// Fails when a table does not plan; records the lineage of those that do.
+    async fn check_and_record(&mut self, ctx: &SessionContext, lakehouse: &Lakehouse) -> Result<()> {
+        let checked = self.check(ctx.runtime_env(), false).await?;
+        let errors: Vec<String> = checked.errors().into_iter().map(String::from).collect();
+        if !errors.is_empty() {
+            return Err(Error::DoesNotPlan { errors });
+        }
+        let lineage = lakehouse.at(LINEAGE_PATH);
+        if let Err(e) = record_lineage(&lineage, &self.pipeline.name, &self.run_id.id, &checked).await {
+            warn!(error = %error_chain(&e), "could not append to the lineage log");
+        }
+        self.lineage = checked.tables.into_iter().map(|t| (t.table, t.lineage)).collect();
+        Ok(())
     }
 
     fn landing_url(&self) -> Result<Option<Url>> {
