@@ -8,19 +8,7 @@ use medallion_jobs::delta::{SinceVersion, TableSnapshot};
 use crate::support::*;
 
 fn generate(landing: &std::path::Path, batch: u64) {
-    let out = Command::new(BIN)
-        .args([
-            "generate",
-            "--scale",
-            "0.002",
-            "--batch",
-            &batch.to_string(),
-            "--out",
-        ])
-        .arg(landing)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", text(&out));
+    generate_ecommerce(landing, "0.002", batch);
 }
 
 fn run(dir: &std::path::Path) -> String {
@@ -28,12 +16,8 @@ fn run(dir: &std::path::Path) -> String {
 }
 
 fn run_with(dir: &std::path::Path, lake: &str, extra: &[&str]) -> String {
-    let spec = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../pipelines/ecommerce/pipeline.toml"
-    );
     let out = Command::new(BIN)
-        .args(["run", "--spec", spec, "--landing"])
+        .args(["run", "--spec", ECOMMERCE_SPEC, "--landing"])
         .arg(dir.join("landing"))
         .arg("--lakehouse")
         .arg(dir.join(lake))

@@ -101,3 +101,39 @@ fn query_reads_tables_versions_quarantine_and_history_reads_the_runs() {
     assert_eq!(bad.status.code(), Some(2));
     assert!(text(&bad).contains("orders@99"), "{}", text(&bad));
 }
+
+#[test]
+fn a_query_on_a_scheduler_reads_what_the_local_query_reads() {
+    let ws = Workspace::new(SPEC);
+    assert!(ws.run("lake", &[]).status.success());
+    let cluster = start_cluster(ws.dir.path(), 1);
+    let sql = "SELECT c.country, count(*) AS n FROM orders o JOIN customers_raw c \
+               ON o.customer_id = CAST(c.customer_id AS BIGINT) GROUP BY c.country ORDER BY c.country";
+    let local = stdout(&medallion(&ws, &["query", "--format", "csv", sql]));
+    let remote = stdout(&medallion(
+        &ws,
+        &[
+            "query",
+            "--format",
+            "csv",
+            "--scheduler",
+            &cluster.scheduler_url,
+            sql,
+        ],
+    ));
+    assert_eq!(remote, local);
+    assert!(local.lines().count() > 1, "{local}");
+    let runs = stdout(&medallion(
+        &ws,
+        &[
+            "history",
+            "--format",
+            "csv",
+            "--scheduler",
+            &cluster.scheduler_url,
+        ],
+    ));
+    assert_eq!(runs.lines().count(), 2, "{runs}");
+    let nowhere = medallion(&ws, &["query", "--scheduler", "df://127.0.0.1:1", sql]);
+    assert_eq!(nowhere.status.code(), Some(2), "{}", text(&nowhere));
+}

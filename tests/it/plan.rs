@@ -168,18 +168,9 @@ fn lineage_of(printed: &str, table: &str) -> Vec<String> {
 fn lineage_of_ecommerce_columns_is_read_off_their_plans() {
     let dir = tempfile::tempdir().unwrap();
     let landing = dir.path().join("landing");
-    let generated = Command::new(BIN)
-        .args(["generate", "--scale", "0.002", "--out"])
-        .arg(&landing)
-        .output()
-        .unwrap();
-    assert!(generated.status.success(), "{}", text(&generated));
-    let spec = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../pipelines/ecommerce/pipeline.toml"
-    );
+    generate_ecommerce(&landing, "0.002", 0);
     let out = Command::new(BIN)
-        .args(["plan", "--lineage", "--spec", spec, "--landing"])
+        .args(["plan", "--lineage", "--spec", ECOMMERCE_SPEC, "--landing"])
         .arg(&landing)
         .arg("--lakehouse")
         .arg(dir.path().join("lake"))

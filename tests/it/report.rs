@@ -26,21 +26,12 @@ fn browse(report: &Path, screenshot: &Path) -> serde_json::Value {
 fn the_ecommerce_report_opens_in_chromium_with_every_chart_drawn() {
     let dir = tempfile::tempdir().unwrap();
     let landing = dir.path().join("landing");
-    for batch in ["0", "1"] {
-        let generated = Command::new(BIN)
-            .args(["generate", "--scale", "0.002", "--batch", batch, "--out"])
-            .arg(&landing)
-            .output()
-            .unwrap();
-        assert!(generated.status.success(), "{}", text(&generated));
+    for batch in [0, 1] {
+        generate_ecommerce(&landing, "0.002", batch);
     }
-    let spec = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../pipelines/ecommerce/pipeline.toml"
-    );
     let report = dir.path().join("report.html");
     let run = Command::new(BIN)
-        .args(["run", "--quiet", "--spec", spec, "--landing"])
+        .args(["run", "--quiet", "--spec", ECOMMERCE_SPEC, "--landing"])
         .arg(&landing)
         .arg("--lakehouse")
         .arg(dir.path().join("lake"))

@@ -83,6 +83,29 @@ GROUP BY c.country
 """
 "#;
 
+/// `medallion generate` of the e-commerce data at `scale`, batch `batch`, into `landing`.
+pub(crate) fn generate_ecommerce(landing: &Path, scale: &str, batch: u64) {
+    let out = Command::new(BIN)
+        .args([
+            "generate",
+            "--scale",
+            scale,
+            "--batch",
+            &batch.to_string(),
+            "--out",
+        ])
+        .arg(landing)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+}
+
+/// The e-commerce pipeline's spec.
+pub(crate) const ECOMMERCE_SPEC: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../pipelines/ecommerce/pipeline.toml"
+);
+
 /// A scratch directory with landing data and the spec.
 pub(crate) struct Workspace {
     pub(crate) dir: tempfile::TempDir,

@@ -8,10 +8,13 @@ use clap::{Args, ValueEnum};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::arrow::util::pretty::pretty_format_batches;
 use datafusion::prelude::SessionContext;
-use medallion_jobs::inspect::catalog::{lakehouse_session as lakehouse_session_of, pinned_versions};
+use medallion_jobs::inspect::catalog::{
+    lakehouse_of, lakehouse_session as lakehouse_session_of, pinned_versions, register_lakehouse,
+};
 use medallion_jobs::inspect::history::{run_sql, runs_sql};
 use medallion_jobs::spec::{Pipeline, read_spec};
 
+use crate::cluster::{ClusterTarget, Connected, connect};
 use crate::error::{Error, Result};
 
 /// Where the lakehouse is.
@@ -26,6 +29,9 @@ pub struct LakehouseArgs {
     /// How rows are printed.
     #[arg(long, value_enum, default_value = "table")]
     pub format: OutputFormat,
+    /// Run the query on this Ballista scheduler (`df://host:50050`) instead of in this process.
+    #[arg(long, env = "MEDALLION_SCHEDULER")]
+    pub scheduler: Option<String>,
 }
 
 /// How rows are printed.
@@ -82,10 +88,37 @@ pub(crate) async fn history(args: HistoryArgs) -> Result<ExitCode> {
     print(&ctx, &sql, args.lakehouse.format).await
 }
 
-/// A local session with Medallion's functions and the lakehouse's tables.
-async fn lakehouse_session(args: &LakehouseArgs, pins: &[(String, u64)]) -> Result<SessionContext> {
-    let (ctx, _) = open_lakehouse(&args.spec, args.lakehouse.as_deref(), pins).await?;
-    Ok(ctx)
+/// A session with Medallion's functions and the lakehouse's tables: in this process, or a
+/// client of the scheduler `--scheduler` names (kept connected while it lives).
+async fn lakehouse_session(args: &LakehouseArgs, pins: &[(String, u64)]) -> Result<Session> {
+    let Some(url) = &args.scheduler else {
+        let (ctx, _) = open_lakehouse(&args.spec, args.lakehouse.as_deref(), pins).await?;
+        return Ok(Session::Local(ctx));
+    };
+    let pipeline = read_spec(&args.spec)?;
+    let lakehouse = lakehouse_of(&pipeline, args.lakehouse.as_deref())?;
+    let connected = connect(&ClusterTarget::Remote(url.clone()), 2).await?;
+    register_lakehouse(&connected.ctx, &pipeline, &lakehouse, pins).await?;
+    Ok(Session::Cluster(connected))
+}
+
+/// Where a query runs.
+enum Session {
+    /// DataFusion in this process.
+    Local(SessionContext),
+    /// A Ballista cluster.
+    Cluster(Connected),
+}
+
+impl std::ops::Deref for Session {
+    type Target = SessionContext;
+
+    fn deref(&self) -> &SessionContext {
+        match self {
+            Session::Local(ctx) => ctx,
+            Session::Cluster(connected) => &connected.ctx,
+        }
+    }
 }
 
 /// The spec at `spec`, and a local session with Medallion's functions and its lakehouse's

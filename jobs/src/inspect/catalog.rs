@@ -43,17 +43,22 @@ pub async fn lakehouse_session(
     runtime: Arc<RuntimeEnv>,
     pins: &[(String, u64)],
 ) -> Result<SessionContext> {
+    let lakehouse = lakehouse_of(pipeline, root)?;
+    let state = crate::cluster::medallion_state(SessionConfig::new(), runtime);
+    let ctx = SessionContext::new_with_state(state);
+    register_lakehouse(&ctx, pipeline, &lakehouse, pins).await?;
+    Ok(ctx)
+}
+
+/// `pipeline`'s lakehouse: at `root` when given, else where the spec says.
+pub fn lakehouse_of(pipeline: &Pipeline, root: Option<&str>) -> Result<Lakehouse> {
     let root = root
         .or(pipeline.lakehouse.as_deref())
         .ok_or_else(|| Error::ParseSpec {
             path: pipeline.path.clone(),
             message: "no lakehouse root: set [pipeline] lakehouse or pass --lakehouse".into(),
         })?;
-    let lakehouse = Lakehouse::new(resolve_url(None, root)?);
-    let state = crate::cluster::medallion_state(SessionConfig::new(), runtime);
-    let ctx = SessionContext::new_with_state(state);
-    register_lakehouse(&ctx, pipeline, &lakehouse, pins).await?;
-    Ok(ctx)
+    Ok(Lakehouse::new(resolve_url(None, root)?))
 }
 
 /// Registers every committed table of `pipeline` under `lakehouse` in `ctx` at its latest

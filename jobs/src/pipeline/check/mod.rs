@@ -52,7 +52,7 @@ pub struct TablePlan {
     pub table: String,
     /// Its layer.
     pub layer: Layer,
-    /// What kind of table and how a run computes it (`sql: incremental, grouped by day`).
+    /// What kind of table and how a run computes it (`sql incremental: by group of `day``).
     pub kind: String,
     /// The columns it would have; `None` when only a run can tell (a model never trained).
     pub schema: Option<SchemaRef>,

@@ -106,18 +106,9 @@ impl TableStep for CdcStep<'_> {
             .ctx
             .read_table(Arc::new(scan))
             .map_err(|e| job.query_err("read changes", e))?;
-        let (frame, columns) = self.change_frame(job, frame).await?;
-        let mut rules = key_rules(job, &frame, &columns)?;
-        rules.extend(rules_for(job.pipeline, job.table, &frame)?);
-        let written = change_log_columns(&columns);
-        let main = MainOutput {
-            name: OutputName::named(CHANGES),
-            url: log_url(job),
-            partition_by: vec![],
-        };
+        let (changes, columns, _) = self.checked_changes(job, frame).await?;
         let quarantine = self.quarantine_commit(job, relog, source.version()).await?;
-        let changes =
-            CheckedWrite::plan(job, frame, rules, &written, &[], main)?.with_quarantine_commit(quarantine);
+        let changes = changes.with_quarantine_commit(quarantine);
         Ok(Some(CdcPlan {
             changes,
             columns,
@@ -224,16 +215,8 @@ impl CdcStep<'_> {
     pub(crate) async fn dry_run(&self, job: &TableJob<'_>) -> Result<Outputs> {
         let err = |e| job.query_err("plan changes", e);
         let source = job.ctx.table(self.spec.from.as_str()).await.map_err(err)?;
-        let (frame, columns) = self.change_frame(job, source).await?;
-        let mut rules = key_rules(job, &frame, &columns)?;
-        rules.extend(rules_for(job.pipeline, job.table, &frame)?);
+        let (changes, columns, frame) = self.checked_changes(job, source).await?;
         let written = change_log_columns(&columns);
-        let main = MainOutput {
-            name: OutputName::named(CHANGES),
-            url: log_url(job),
-            partition_by: vec![],
-        };
-        let changes = CheckedWrite::plan(job, frame.clone(), rules, &written, &[], main)?;
         let mut outputs = Outputs::written(changes.dry_run(job).await?, Main::Companion(CHANGES_SUFFIX));
         let logged = format!("__cdc_dry_{}", job.table.name);
         let listed: Vec<_> = written.iter().map(|c| ident(c)).collect();
@@ -248,6 +231,26 @@ impl CdcStep<'_> {
         let table = table.create_physical_plan().await.map_err(err)?;
         outputs.table = Some(normalize_schema(&table.schema()));
         Ok(outputs)
+    }
+
+    /// `frame`'s source rows as changes checked against the table's rules: the change log's
+    /// write, the change columns, and the changes before the check.
+    async fn checked_changes(
+        &self,
+        job: &TableJob<'_>,
+        frame: DataFrame,
+    ) -> Result<(CheckedWrite, ChangeColumns, DataFrame)> {
+        let (frame, columns) = self.change_frame(job, frame).await?;
+        let mut rules = key_rules(job, &frame, &columns)?;
+        rules.extend(rules_for(job.pipeline, job.table, &frame)?);
+        let main = MainOutput {
+            name: OutputName::named(CHANGES),
+            url: log_url(job),
+            partition_by: vec![],
+        };
+        let written = change_log_columns(&columns);
+        let write = CheckedWrite::plan(job, frame.clone(), rules, &written, &[], main)?;
+        Ok((write, columns, frame))
     }
 
     /// From the watermarks: the source files appended since the log's (or every file, to
