@@ -28,14 +28,42 @@ fn run_with(dir: &std::path::Path, lake: &str, extra: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// A customer with id 0, below the generated ones.
+const MIGRATED_CUSTOMER: &str = r#"{"customer_id":"0","first_name":"Mig","last_name":"Rated","email":"mig.rated0@example.com","phone":"+1-555-502-0000","address":{"street":"1 Old St","city":"Oakdale","state":"S1","country":"GB","postcode":"31031"},"signup_ts":"2024-01-01 00:00:00","updated_at":"2024-01-01 00:00:00"}
+"#;
+
+/// `(customer_id, customer_key)` of every row of `dim_customer`, sorted.
+async fn customer_keys(dir: &std::path::Path) -> Vec<(String, String)> {
+    let rows = table_rows(&dir.join("lake/gold/dim_customer"), "customer_id, customer_key").await;
+    let cells = |line: &str| {
+        let cells: Vec<String> = line.split('|').map(|c| c.trim().to_string()).collect();
+        (cells[1].clone(), cells[2].clone())
+    };
+    rows.lines()
+        .skip(3)
+        .filter(|l| l.starts_with('|'))
+        .map(cells)
+        .collect()
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn ecommerce_pipeline_is_correct_across_batches() {
     let dir = tempfile::tempdir().unwrap();
     let landing = dir.path().join("landing");
+    let mut first_keys = vec![];
     for batch in 0..3 {
         generate(&landing, batch);
+        if batch == 2 {
+            // A customer whose id sorts before every other (a migrated record): a key numbered
+            // in id order would move for every customer after it.
+            std::fs::create_dir_all(landing.join("customers/migrated")).unwrap();
+            std::fs::write(landing.join("customers/migrated/zero.ndjson"), MIGRATED_CUSTOMER).unwrap();
+        }
         let summary = run(dir.path());
         assert!(summary.contains("quality_gate"), "{summary}");
+        if batch == 0 {
+            first_keys = customer_keys(dir.path()).await;
+        }
         // A batch's sessions are new: computed from the new click files, appended.
         if batch > 0 {
             let sessions = &summary[summary.find(" sessions ").expect("a sessions line")..];
@@ -45,6 +73,13 @@ async fn ecommerce_pipeline_is_correct_across_batches() {
             );
         }
     }
+
+    // Later batches add customers (one with an id below all others); the first batch's
+    // customers keep their surrogate keys.
+    let last_keys = customer_keys(dir.path()).await;
+    assert!(last_keys.len() > first_keys.len(), "customers were added");
+    let missing: Vec<_> = first_keys.iter().filter(|k| !last_keys.contains(k)).collect();
+    assert!(missing.is_empty(), "keys that moved: {missing:?}");
 
     // A run with no new landing file ingests nothing, the CDC silver tables apply nothing and
     // the incremental gold tables (sessions, funnel_daily) compute nothing.

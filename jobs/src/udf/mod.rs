@@ -4,6 +4,7 @@
 
 mod json_get;
 mod split_hash;
+mod surrogate_key;
 mod text_fn;
 
 use std::sync::Arc;
@@ -15,6 +16,7 @@ use datafusion::logical_expr::ScalarUDF;
 
 pub use json_get::JsonGet;
 pub use split_hash::{SplitHash, split_fraction};
+pub use surrogate_key::{SurrogateKey, surrogate_key};
 pub use text_fn::{TextFn, TextUdf};
 
 /// All of Medallion's scalar functions.
@@ -23,6 +25,7 @@ pub fn scalar_functions() -> Vec<Arc<ScalarUDF>> {
     let mut all = vec![
         Arc::new(ScalarUDF::from(JsonGet::new())),
         Arc::new(ScalarUDF::from(SplitHash::new())),
+        Arc::new(ScalarUDF::from(SurrogateKey::new())),
     ];
     all.extend(
         text.into_iter()
