@@ -101,8 +101,12 @@ pub(crate) async fn run(args: RunArgs) -> Result<ExitCode> {
             }
         }
     });
-    let summary = execute(&args, Some(cancelled.clone())).await?;
+    let (run, target) = prepare(&args, Some(cancelled.clone()))?;
+    let cluster = connect(&target, args.partitions).await?;
+    let summary = run.execute(&cluster.ctx).await?;
     println!("{}", summary.render());
+    // Written while the cluster is up: an embedded executor outliving its scheduler for the
+    // report's seconds would warn that its heartbeats fail.
     if let Some(out) = &args.report {
         let options = ReportOptions {
             run: Some(summary.run_id.clone()),
