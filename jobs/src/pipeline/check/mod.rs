@@ -1,6 +1,7 @@
 //! A run checked before anything runs: every selected table planned in run order over the
 //! schemas of its inputs — as they are committed, or as their own plans would write them — down
-//! to the physical plan, with nothing read but landing files' first lines and nothing written.
+//! to the physical plan. Nothing is written; nothing is read but Delta logs, landing files'
+//! first lines and, for `medallion plan`, which files each bronze table has ingested.
 //!
 //! `medallion plan` prints the result ([`RunPlan`]); `medallion run` refuses to start when a
 //! table does not plan, so a type error in a gold query fails before bronze commits anything.
