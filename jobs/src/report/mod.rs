@@ -25,6 +25,7 @@ use datafusion::prelude::SessionContext;
 use self::html::{Section, note};
 use crate::dag::Dag;
 use crate::error::{Error, Result};
+use crate::inspect::history::runs_sql;
 use crate::spec::Pipeline;
 
 /// What the report shows.
@@ -49,16 +50,25 @@ pub struct Report {
 pub async fn render(ctx: &SessionContext, pipeline: &Pipeline, options: &ReportOptions) -> Result<Report> {
     let dag = Dag::build(pipeline)?;
     let run = run::chosen_run(ctx, options.run.as_deref()).await?;
+    // The last runs, shown by the run section and counted by the quality section.
+    let runs = match run.is_some() {
+        true => Some(
+            rows::Rows::query(ctx, &runs_sql(options.last_runs))
+                .await
+                .map_err(failed("event_log"))?,
+        ),
+        false => None,
+    };
     let mut sections = vec![
         Section {
             id: "run".into(),
             title: "Run".into(),
-            body: run::section(ctx, run.as_deref(), options.last_runs).await?,
+            body: run::section(ctx, run.as_deref(), runs.as_ref()).await?,
         },
         Section {
             id: "quality".into(),
             title: "Data quality".into(),
-            body: quality::section(ctx, pipeline, options.last_runs).await?,
+            body: quality::section(ctx, pipeline, runs.as_ref()).await?,
         },
         Section {
             id: "dag".into(),

@@ -10,7 +10,6 @@ use super::rows::Rows;
 use super::svg::{Series, bar_chart};
 use super::{failed, quoted};
 use crate::error::Result;
-use crate::inspect::history::runs_sql;
 use crate::landing::CORRUPT_RECORD;
 use crate::quality::QUARANTINE_SUFFIX;
 use crate::spec::Pipeline;
@@ -21,10 +20,15 @@ const SAMPLE_ROWS: usize = 3;
 /// Data columns shown of those rows.
 const SAMPLE_DATA_COLUMNS: usize = 6;
 
-pub(super) async fn section(ctx: &SessionContext, pipeline: &Pipeline, last: usize) -> Result<String> {
+/// The section's HTML; `runs`: the last runs (`runs_sql`'s rows), `None` without an event log.
+pub(super) async fn section(
+    ctx: &SessionContext,
+    pipeline: &Pipeline,
+    runs: Option<&Rows>,
+) -> Result<String> {
     let mut out = String::new();
-    if ctx.table_exist("event_log").unwrap_or(false) {
-        out += &rule_failures(ctx, last).await?;
+    if let Some(runs) = runs {
+        out += &rule_failures(ctx, runs).await?;
     }
     out += "<h3>Quarantine</h3>";
     let mut any = false;
@@ -42,9 +46,8 @@ pub(super) async fn section(ctx: &SessionContext, pipeline: &Pipeline, last: usi
 }
 
 /// Failures per rule and table over the last runs (newest first), and quarantined rows per run.
-async fn rule_failures(ctx: &SessionContext, last: usize) -> Result<String> {
+async fn rule_failures(ctx: &SessionContext, runs: &Rows) -> Result<String> {
     let err = failed("event_log");
-    let runs = Rows::query(ctx, &runs_sql(last)).await.map_err(err)?;
     let run_ids = runs.texts("run_id").map_err(err)?;
     let quarantined = runs.numbers("rows_quarantined").map_err(err)?;
     let list = run_ids.iter().map(|r| quoted(r)).collect::<Vec<_>>().join(", ");

@@ -48,12 +48,13 @@ impl Rows {
 
     /// The column `name` as text.
     pub(super) fn texts(&self, name: &str) -> Result<Vec<String>> {
-        let index = self.index(name)?;
-        Ok(self
-            .text()?
-            .into_iter()
-            .map(|mut row| row.swap_remove(index))
-            .collect())
+        let options = FormatOptions::default().with_null("");
+        let mut out = vec![];
+        for column in self.columns(name)? {
+            let formatter = ArrayFormatter::try_new(column.as_ref(), &options)?;
+            out.extend((0..column.len()).map(|row| formatter.value(row).to_string()));
+        }
+        Ok(out)
     }
 
     /// The column `name` as numbers (NULL, and text that is not a number, as `None`).

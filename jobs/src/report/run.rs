@@ -6,7 +6,6 @@ use super::rows::Rows;
 use super::svg::{Span, timeline};
 use super::{failed, quoted};
 use crate::error::Result;
-use crate::inspect::history::runs_sql;
 
 /// The run's id (the one asked for, or the latest), or `None` when there is no event log.
 pub(super) async fn chosen_run(
@@ -28,13 +27,13 @@ pub(super) async fn chosen_run(
         .next())
 }
 
-/// The section's HTML for `run`, and the last `last` runs.
+/// The section's HTML for `run`, and `runs` (the last runs, `runs_sql`'s rows).
 pub(super) async fn section(
     ctx: &datafusion::prelude::SessionContext,
     run: Option<&str>,
-    last: usize,
+    runs: Option<&Rows>,
 ) -> Result<String> {
-    let Some(run) = run else {
+    let (Some(run), Some(runs)) = (run, runs) else {
         return Ok(note("No runs yet: the lakehouse has no event log."));
     };
     let err = failed("event_log");
@@ -81,7 +80,6 @@ pub(super) async fn section(
     let headers = rows.headers();
     let shown = headers.len() - 2;
     let listed: Vec<Vec<String>> = cells.iter().map(|r| r[..shown].to_vec()).collect();
-    let runs = Rows::query(ctx, &runs_sql(last)).await.map_err(err)?;
     Ok(format!(
         "{summary}{}<h3>Tables</h3>{}<h3>Last runs</h3>{}",
         figure("Timeline (seconds from the run's start)", &timeline(&spans)),

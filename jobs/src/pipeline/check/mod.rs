@@ -200,7 +200,7 @@ impl CheckedRun<'_> {
     async fn outputs(&self, job: &TableJob<'_>) -> Result<Outputs> {
         let snapshot = TableSnapshot::load(&self.lakehouse.table_url(job.table)).await?;
         let planned = job.dry_run(snapshot.as_ref(), self.pending).await?;
-        let committed = Outputs::committed(self.lakehouse, job.table).await?;
+        let committed = Outputs::committed_from(self.lakehouse, job.table, snapshot.as_ref()).await?;
         Ok(planned.with_committed(committed))
     }
 }
@@ -240,18 +240,14 @@ fn register_outputs(ctx: &SessionContext, name: &str, outputs: &Outputs) -> Resu
                 .map(|(suffix, schema)| (format!("{name}{suffix}"), schema)),
         );
     for (table, schema) in tables {
-        let empty = MemTable::try_new(Arc::clone(schema), vec![vec![]]).map_err(|e| Error::Query {
+        let failed = |e| Error::Query {
             table: table.clone(),
             step: "register",
             source: Box::new(e),
-        })?;
+        };
+        let empty = MemTable::try_new(Arc::clone(schema), vec![vec![]]).map_err(failed)?;
         ctx.deregister_table(&table).ok();
-        ctx.register_table(&table, Arc::new(empty))
-            .map_err(|e| Error::Query {
-                table: table.clone(),
-                step: "register",
-                source: Box::new(e),
-            })?;
+        ctx.register_table(&table, Arc::new(empty)).map_err(failed)?;
     }
     Ok(())
 }

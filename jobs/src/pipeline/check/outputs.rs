@@ -58,7 +58,17 @@ impl Outputs {
 
     /// A table's outputs as committed; `None` if the table never was.
     pub(crate) async fn committed(lakehouse: &Lakehouse, table: &TableSpec) -> Result<Option<Self>> {
-        let Some(snapshot) = TableSnapshot::load(&lakehouse.table_url(table)).await? else {
+        let snapshot = TableSnapshot::load(&lakehouse.table_url(table)).await?;
+        Self::committed_from(lakehouse, table, snapshot.as_ref()).await
+    }
+
+    /// [`committed`](Self::committed), the table's snapshot already loaded.
+    pub(crate) async fn committed_from(
+        lakehouse: &Lakehouse,
+        table: &TableSpec,
+        snapshot: Option<&TableSnapshot>,
+    ) -> Result<Option<Self>> {
+        let Some(snapshot) = snapshot else {
             return Ok(None);
         };
         let mut outputs = Outputs {
