@@ -14,7 +14,7 @@ use std::fmt;
 
 use datafusion::common::Column;
 use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
-use datafusion::logical_expr::{Distinct, Expr, JoinType, LogicalPlan};
+use datafusion::logical_expr::{Distinct, Expr, JoinType, LogicalPlan, TableScan};
 
 /// A column of a scanned table.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -56,28 +56,7 @@ pub fn column_lineage(plan: &LogicalPlan) -> Vec<ColumnLineage> {
 /// The scanned columns output column `index` of `plan` is computed from.
 fn sources(plan: &LogicalPlan, index: usize) -> BTreeSet<SourceColumn> {
     match plan {
-        LogicalPlan::TableScan(scan) => {
-            let column = match &scan.projection {
-                Some(projection) => projection.get(index).copied(),
-                None => Some(index),
-            };
-            let Some(column) = column else {
-                return BTreeSet::new();
-            };
-            // A view or a registered frame: its own plan says where the column comes from.
-            if let Some(inner) = scan.source.get_logical_plan() {
-                return sources(&inner, column);
-            }
-            let schema = scan.source.schema();
-            let field = schema.fields().get(column);
-            field
-                .map(|f| SourceColumn {
-                    table: scan.table_name.table().to_string(),
-                    column: f.name().clone(),
-                })
-                .into_iter()
-                .collect()
-        }
+        LogicalPlan::TableScan(scan) => scan_sources(scan, index),
         LogicalPlan::Projection(p) => p
             .expr
             .get(index)
@@ -137,6 +116,30 @@ fn sources(plan: &LogicalPlan, index: usize) -> BTreeSet<SourceColumn> {
         },
         _ => BTreeSet::new(),
     }
+}
+
+/// The scanned column behind a scan's output column `index`: the table's own, or, for a view
+/// or a registered frame, where its plan takes it from.
+fn scan_sources(scan: &TableScan, index: usize) -> BTreeSet<SourceColumn> {
+    let column = match &scan.projection {
+        Some(projection) => projection.get(index).copied(),
+        None => Some(index),
+    };
+    let Some(column) = column else {
+        return BTreeSet::new();
+    };
+    if let Some(inner) = scan.source.get_logical_plan() {
+        return sources(&inner, column);
+    }
+    let schema = scan.source.schema();
+    let field = schema.fields().get(column);
+    field
+        .map(|f| SourceColumn {
+            table: scan.table_name.table().to_string(),
+            column: f.name().clone(),
+        })
+        .into_iter()
+        .collect()
 }
 
 /// The scanned columns `expr` (over `input`'s columns) is computed from: its column references,
