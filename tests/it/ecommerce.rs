@@ -82,9 +82,10 @@ async fn ecommerce_pipeline_is_correct_across_batches() {
     assert!(missing.is_empty(), "keys that moved: {missing:?}");
 
     // A run with no new landing file ingests nothing, the CDC silver tables apply nothing and
-    // the incremental gold tables (sessions, funnel_daily) compute nothing.
+    // the incremental gold tables (fact_sales, agg_daily_sales, sessions, funnel_daily)
+    // compute nothing.
     let again = run(dir.path());
-    assert_eq!(again.matches("no_new_data").count(), 8 + 7 + 2, "{again}");
+    assert_eq!(again.matches("no_new_data").count(), 8 + 7 + 4, "{again}");
 
     let checks = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/it/ecommerce_checks.py");
     let out = Command::new("python3")
@@ -150,6 +151,8 @@ async fn ecommerce_pipeline_is_correct_across_batches() {
         ("silver", "payments"),
         ("silver", "inventory"),
         ("silver", "clickstream"),
+        ("gold", "fact_sales"),
+        ("gold", "agg_daily_sales"),
         ("gold", "sessions"),
         ("gold", "funnel_daily"),
     ];

@@ -270,8 +270,8 @@ fn replaced_fewer(counts: &str) -> bool {
 }
 
 /// A workspace for [`KEYED_SPEC`] with empty `orders` and `customers` landing folders.
-fn keyed_workspace() -> Workspace {
-    let ws = Workspace::new(KEYED_SPEC);
+fn keyed_workspace(spec: &str) -> Workspace {
+    let ws = Workspace::new(spec);
     for dir in ["landing/orders", "landing/customers"] {
         std::fs::remove_dir_all(ws.path(dir)).ok();
         std::fs::create_dir_all(ws.path(dir)).unwrap();
@@ -282,12 +282,77 @@ fn keyed_workspace() -> Workspace {
 #[tokio::test(flavor = "multi_thread")]
 async fn keyed_and_grouped_tables_over_merged_inputs_equal_a_full_refresh() {
     for seed in [5, 6, 7] {
-        keyed_and_grouped_equal_a_full_refresh(seed).await;
+        keyed_and_grouped_equal_a_full_refresh(seed, KEYED_SPEC).await;
     }
 }
 
-async fn keyed_and_grouped_equal_a_full_refresh(seed: u64) {
-    let ws = keyed_workspace();
+/// `orders` clustered by key in files of 16 rows instead of bucketed: a merge rewrites the
+/// files whose key range holds a changed key, and the incremental tables take from those files
+/// only the rows that changed (the others are in the files that replace them too).
+const CLUSTERED_ORDERS: (&str, &str) = (
+    r#"except_columns = ["op", "seq"], buckets = 16 }"#,
+    "except_columns = [\"op\", \"seq\"] }\ncluster_by = [\"order_id\"]\nrows_per_file = 16",
+);
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tables_over_a_clustered_input_take_only_its_changed_rows_and_equal_a_full_refresh() {
+    let spec = KEYED_SPEC.replace(CLUSTERED_ORDERS.0, CLUSTERED_ORDERS.1);
+    assert_ne!(spec, KEYED_SPEC);
+    for seed in [8, 9] {
+        let ws = keyed_and_grouped_equal_a_full_refresh(seed, &spec).await;
+        let files = live_files(&ws.path("lake/silver/orders"), "order_id");
+        let most = files.iter().map(|f| f.rows).max().unwrap_or_default();
+        assert!(files.len() >= 12 && most <= 16, "{files:?}");
+        // Each task writes its rows in key order: a key falls in the range of a few files
+        // (seen: 3 of 15; written in arrival order instead, 4 of 14 and 6 of 15).
+        let holding = |id: i64| files.iter().filter(|f| f.min <= id && id <= f.max).count();
+        let widest = (0..=210).map(holding).max().unwrap_or_default();
+        eprintln!("seed {seed}: {} clustered files, a key in at most {widest}", files.len());
+        assert!(widest <= 3, "{widest} of {files:?}");
+    }
+}
+
+/// One live data file of a Delta table: its rows and the range of one integer column.
+#[derive(Debug)]
+struct LiveFile {
+    rows: u64,
+    min: i64,
+    max: i64,
+}
+
+/// The table's live files, replayed from its JSON log (the tests' tables have no checkpoint).
+fn live_files(table: &std::path::Path, column: &str) -> Vec<LiveFile> {
+    let mut logs: Vec<_> = std::fs::read_dir(table.join("_delta_log"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .collect();
+    logs.sort();
+    let mut live = std::collections::BTreeMap::new();
+    for log in logs {
+        for line in std::fs::read_to_string(log).unwrap().lines() {
+            let action: serde_json::Value = serde_json::from_str(line).unwrap();
+            if let Some(path) = action["remove"]["path"].as_str() {
+                live.remove(path);
+            }
+            let Some(path) = action["add"]["path"].as_str() else {
+                continue;
+            };
+            let stats: serde_json::Value =
+                serde_json::from_str(action["add"]["stats"].as_str().unwrap()).unwrap();
+            let file = LiveFile {
+                rows: stats["numRecords"].as_u64().unwrap(),
+                min: stats["minValues"][column].as_i64().unwrap(),
+                max: stats["maxValues"][column].as_i64().unwrap(),
+            };
+            live.insert(path.to_string(), file);
+        }
+    }
+    live.into_values().collect()
+}
+
+async fn keyed_and_grouped_equal_a_full_refresh(seed: u64, spec: &str) -> Workspace {
+    let ws = keyed_workspace(spec);
     let mut batches = Batches::new(seed);
     // (new orders, changed orders, new customers, moved customers, run after landing)
     let plan = [
@@ -332,11 +397,12 @@ async fn keyed_and_grouped_equal_a_full_refresh(seed: u64) {
             "seed {seed}: {table} differs from a full refresh"
         );
     }
+    ws
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_group_whose_rows_left_through_both_sides_of_a_join_at_once_is_recomputed() {
-    let ws = keyed_workspace();
+    let ws = keyed_workspace(KEYED_SPEC);
     let land = |dir: &str, file: &str, csv: &str| std::fs::write(ws.path(dir).join(file), csv).unwrap();
     let header = "order_id,customer_id,day,status,amount,op,seq\n";
     land(
@@ -436,7 +502,7 @@ async fn a_run_killed_during_incremental_merges_then_run_again_leaves_the_tables
         "done     gold.daily",
     ];
     for (trial, moment) in moments.into_iter().enumerate() {
-        let ws = keyed_workspace();
+        let ws = keyed_workspace(KEYED_SPEC);
         let mut batches = Batches::new(11 + trial as u64);
         let land = |b: usize, batches: &mut Batches, sizes: (u64, u64, u64, u64)| {
             let orders = batches.orders(sizes.0, sizes.1);

@@ -22,5 +22,5 @@ pub use staged::{FileTag, Staged, project_named, write_here, write_on_cluster};
 pub use tagged::{discard_tagged, tag_path};
 pub use write_exec::DeltaWriteExec;
 pub use write_node::DeltaWriteNode;
-pub use write_spec::{Counter, KeepWhen, OutputName, WriteSpec, WriteTarget};
+pub use write_spec::{Clustering, Counter, KeepWhen, OutputName, WriteSpec, WriteTarget};
 pub use written::{OutputWritten, TaskWritten, WriteResult, task_result_schema};

@@ -6,12 +6,15 @@ use std::fmt;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{Array, BooleanArray, RecordBatch};
+use datafusion::arrow::compute::SortOptions;
 use datafusion::arrow::compute::filter_record_batch;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
+use datafusion::physical_expr::expressions::Column;
 use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
+use datafusion::physical_expr::{LexRequirement, OrderingRequirements, PhysicalSortRequirement};
 use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{
@@ -19,6 +22,8 @@ use datafusion::physical_plan::{
 };
 use delta_kernel::table_properties::DataSkippingNumIndexedCols;
 use deltalake::datafile::writer::{DeltaWriter, WriterConfig};
+use deltalake::kernel::Add;
+use deltalake::logstore::ObjectStoreRef;
 use futures::StreamExt;
 use url::Url;
 
@@ -33,6 +38,8 @@ pub struct DeltaWriteExec {
     input: Arc<dyn ExecutionPlan>,
     spec: Arc<WriteSpec>,
     properties: Arc<PlanProperties>,
+    /// The order each partition's rows are written in ([`WriteSpec::clustering`]).
+    ordering: Option<LexRequirement>,
 }
 
 impl DeltaWriteExec {
@@ -45,10 +52,15 @@ impl DeltaWriteExec {
             EmissionType::Final,
             Boundedness::Bounded,
         ));
+        let ordering = spec
+            .clustering
+            .as_ref()
+            .and_then(|c| clustered_order(&c.by, &input.schema()));
         Self {
             input,
             spec: Arc::new(spec),
             properties,
+            ordering,
         }
     }
 
@@ -76,6 +88,12 @@ impl ExecutionPlan for DeltaWriteExec {
 
     fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
         vec![&self.input]
+    }
+
+    /// Clustered rows are sorted within each partition, which DataFusion's `EnforceSorting`
+    /// provides (a sort per partition, no merge into one).
+    fn required_input_ordering(&self) -> Vec<Option<OrderingRequirements>> {
+        vec![self.ordering.clone().map(OrderingRequirements::new)]
     }
 
     fn apply_expressions(
@@ -112,11 +130,19 @@ struct TargetWriter<'a> {
     columns: Vec<usize>,
     keep: Option<(usize, bool)>,
     schema: SchemaRef,
+    store: ObjectStoreRef,
+    config: WriterConfig,
     writer: DeltaWriter,
+    /// Rows per file before the next one is started, when clustered.
+    rows_per_file: Option<usize>,
+    rows_in_file: usize,
+    /// Files already closed.
+    closed: Vec<Add>,
 }
 
 impl<'a> TargetWriter<'a> {
-    fn open(target: &'a WriteTarget, input: &SchemaRef, tag: &str) -> Result<Self> {
+    fn open(target: &'a WriteTarget, input: &SchemaRef, spec: &WriteSpec) -> Result<Self> {
+        let tag = spec.file_tag.as_str();
         // The process's shared client for the bucket, not a new one per task.
         let url = Url::parse(&target.url).map_err(external)?;
         let mut store = crate::storage::table_store(&url).map_err(external)?;
@@ -147,7 +173,12 @@ impl<'a> TargetWriter<'a> {
             columns,
             keep,
             schema,
-            writer: DeltaWriter::new(store, config),
+            writer: DeltaWriter::new(Arc::clone(&store), config.clone()),
+            store,
+            config,
+            rows_per_file: spec.clustering.as_ref().map(|c| c.rows_per_file.max(1) as usize),
+            rows_in_file: 0,
+            closed: vec![],
         })
     }
 
@@ -160,13 +191,36 @@ impl<'a> TargetWriter<'a> {
             return Ok(());
         }
         let projected = normalize_batch(&kept.project(&self.columns)?, &self.schema)?;
-        self.writer.write(&projected).await.map_err(external)
+        let Some(per_file) = self.rows_per_file else {
+            return self.writer.write(&projected).await.map_err(external);
+        };
+        let mut offset = 0;
+        while offset < projected.num_rows() {
+            let take = (per_file - self.rows_in_file).min(projected.num_rows() - offset);
+            let slice = projected.slice(offset, take);
+            self.writer.write(&slice).await.map_err(external)?;
+            (offset, self.rows_in_file) = (offset + take, self.rows_in_file + take);
+            if self.rows_in_file == per_file {
+                self.next_file().await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Closes the file being written; later rows go to a new one.
+    async fn next_file(&mut self) -> Result<()> {
+        let next = DeltaWriter::new(Arc::clone(&self.store), self.config.clone());
+        let full = std::mem::replace(&mut self.writer, next);
+        self.closed.extend(full.close().await.map_err(external)?);
+        self.rows_in_file = 0;
+        Ok(())
     }
 
     /// Closes the files and describes them.
-    async fn finish(self, tag: &str) -> Result<OutputFiles> {
+    async fn finish(mut self, tag: &str) -> Result<OutputFiles> {
         let mut files = Vec::new();
-        for mut add in self.writer.close().await.map_err(external)? {
+        self.closed.extend(self.writer.close().await.map_err(external)?);
+        for mut add in self.closed {
             if !tag.is_empty() {
                 add.path = tag_path(&add.path, tag);
             }
@@ -186,7 +240,7 @@ async fn write_partition(mut input: SendableRecordBatchStream, spec: Arc<WriteSp
     let mut writers = spec
         .targets
         .iter()
-        .map(|t| TargetWriter::open(t, &schema, &spec.file_tag))
+        .map(|t| TargetWriter::open(t, &schema, &spec))
         .collect::<Result<Vec<_>>>()?;
     let counted = spec
         .counters
@@ -219,6 +273,19 @@ async fn write_partition(mut input: SendableRecordBatchStream, spec: Arc<WriteSp
         task.outputs.push(writer.finish(&spec.file_tag).await?);
     }
     task.into_batch()
+}
+
+/// Ascending, nulls first, by the named columns of `schema` (`None` if one is missing: the
+/// rows are then written as they come).
+fn clustered_order(columns: &[String], schema: &SchemaRef) -> Option<LexRequirement> {
+    let requirements = columns.iter().map(|name| {
+        let column = Column::new_with_schema(name, schema).ok()?;
+        Some(PhysicalSortRequirement::new(
+            Arc::new(column),
+            Some(SortOptions::default()),
+        ))
+    });
+    LexRequirement::new(requirements.collect::<Option<Vec<_>>>()?)
 }
 
 /// Rows where the boolean column equals `value` (NULL never matches TRUE; counts as FALSE).

@@ -81,6 +81,20 @@ pub struct WriteSpec {
     /// Prefix of every data file's name (the attempt that writes them); none when empty.
     #[serde(default)]
     pub file_tag: String,
+    /// Rows written in an order, in files of a bounded size; as they come when absent.
+    #[serde(default)]
+    pub clustering: Option<Clustering>,
+}
+
+/// Each task's rows sorted by `by` and cut into files of at most `rows_per_file` rows: every
+/// file holds a narrow range of `by`, so a merge of a few keys reads and replaces few files
+/// (statistics tell which), as Delta's `OPTIMIZE … ZORDER BY` or liquid clustering give.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Clustering {
+    /// Columns of the input, ascending, nulls first.
+    pub by: Vec<String>,
+    /// Rows per file, at most.
+    pub rows_per_file: u64,
 }
 
 impl WriteSpec {

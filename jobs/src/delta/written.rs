@@ -322,6 +322,7 @@ mod tests {
                 column: "__failed".into(),
             }],
             file_tag: String::new(),
+            clustering: None,
         };
         let result =
             WriteResult::from_batches(&spec, &[task(3, "a.parquet", 1), task(4, "b.parquet", 0)]).unwrap();

@@ -86,6 +86,9 @@ pub struct TableSpec {
     pub keys: Vec<String>,
     /// Delta partition columns.
     pub partition_by: Vec<String>,
+    /// Columns the table's files are clustered by (written sorted, in files of at most
+    /// `rows_per_file` rows), so a merge of few keys reads and rewrites few files.
+    pub cluster: Option<crate::delta::Clustering>,
     /// Data quality rules, checked in order.
     pub expectations: Vec<Expectation>,
     /// How the table is written.

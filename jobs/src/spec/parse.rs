@@ -50,6 +50,9 @@ struct RawTable {
     keys: Vec<String>,
     #[serde(default)]
     partition_by: Vec<String>,
+    #[serde(default)]
+    cluster_by: Vec<String>,
+    rows_per_file: Option<u64>,
     #[serde(default, rename = "expect")]
     expectations: Vec<RawExpectation>,
     mode: Option<String>,
@@ -332,6 +335,7 @@ fn convert_table(raw: RawTable, line: usize, path: &str) -> Result<TableSpec> {
             "an `als` table is written by the model; it takes no partition_by".into(),
         ));
     }
+    let cluster = clustering(raw.cluster_by, raw.rows_per_file, &kind).map_err(&err)?;
     if raw.incremental && !matches!(kind, TableKind::Sql(_)) {
         return Err(err("`incremental` applies to `sql` tables".into()));
     }
@@ -345,6 +349,7 @@ fn convert_table(raw: RawTable, line: usize, path: &str) -> Result<TableSpec> {
         kind,
         keys: raw.keys,
         partition_by: raw.partition_by,
+        cluster,
         expectations,
         mode,
         incremental: raw.incremental,
@@ -355,6 +360,31 @@ fn convert_table(raw: RawTable, line: usize, path: &str) -> Result<TableSpec> {
         },
         line,
     })
+}
+
+/// Rows per file of a table with `cluster_by` and no `rows_per_file`: small enough that a
+/// batch's keys touch few files, large enough that a scale-1 table has tens, not thousands.
+const DEFAULT_ROWS_PER_FILE: u64 = 100_000;
+
+/// `cluster_by` and `rows_per_file` checked: SQL and CDC tables, some columns, rows > 0.
+fn clustering(
+    by: Vec<String>,
+    rows_per_file: Option<u64>,
+    kind: &TableKind,
+) -> std::result::Result<Option<crate::delta::Clustering>, String> {
+    if by.is_empty() {
+        return match rows_per_file {
+            Some(_) => Err("`rows_per_file` needs `cluster_by`".into()),
+            None => Ok(None),
+        };
+    }
+    if !matches!(kind, TableKind::Sql(_) | TableKind::Cdc(_)) {
+        return Err("`cluster_by` applies to `sql` and `cdc` tables".into());
+    }
+    match rows_per_file.unwrap_or(DEFAULT_ROWS_PER_FILE) {
+        0 => Err("`rows_per_file` must be at least 1".into()),
+        rows_per_file => Ok(Some(crate::delta::Clustering { by, rows_per_file })),
+    }
 }
 
 /// A landing, SQL or ALS table from the keys that say which.
@@ -646,6 +676,37 @@ action = "drop"
             let msg = error_of(&format!("{base}{body}\n"));
             assert!(msg.starts_with("p.toml:4: table `t`:"), "{msg}");
             assert!(msg.contains(expected), "{msg} should contain {expected}");
+        }
+    }
+
+    #[test]
+    fn parses_clustering_and_rejects_it_where_it_cannot_apply() {
+        let base = "[pipeline]\nname = \"x\"\n[[table]]\nname = \"t\"\n";
+        let spec = format!("{base}layer = \"gold\"\nsql = \"SELECT 1 AS id\"\ncluster_by = [\"id\"]\n");
+        let cluster = parse_spec(&spec, "p.toml").unwrap().tables[0].cluster.clone();
+        assert_eq!(
+            cluster,
+            Some(crate::delta::Clustering {
+                by: vec!["id".into()],
+                rows_per_file: DEFAULT_ROWS_PER_FILE
+            })
+        );
+        for (rest, why) in [
+            (
+                "layer = \"bronze\"\nsource = { path = \"a\", format = \"csv\" }\ncluster_by = [\"id\"]",
+                "`cluster_by` applies to `sql` and `cdc` tables",
+            ),
+            (
+                "layer = \"gold\"\nsql = \"SELECT 1\"\nrows_per_file = 10",
+                "`rows_per_file` needs `cluster_by`",
+            ),
+            (
+                "layer = \"gold\"\nsql = \"SELECT 1\"\ncluster_by = [\"id\"]\nrows_per_file = 0",
+                "at least 1",
+            ),
+        ] {
+            let msg = error_of(&format!("{base}{rest}\n"));
+            assert!(msg.contains(why), "{rest}: {msg}");
         }
     }
 

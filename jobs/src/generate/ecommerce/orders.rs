@@ -4,7 +4,7 @@
 use chrono::{Duration, NaiveDateTime};
 
 use super::catalog::{country_of, price_cents};
-use super::sink::{Lines, Sink, Written, enum_text, id_text, moment, ts_text};
+use super::sink::{Lines, Sink, Written, enum_text, epoch, id_text, moment, ts_text};
 use super::{Scale, slice};
 use crate::error::Result;
 use crate::generate::rng::Rng;
@@ -41,16 +41,27 @@ pub(crate) async fn write_part(sink: &Sink, scale: Scale, part: u64, parts: u64)
         first + s.start..first + s.end
     };
     for id in ids.map(|i| i + 1) {
-        new_order(&mut rng, &mut out, sink.batch, scale, id);
+        new_order(&mut rng, &mut out, sink, scale, id);
     }
     if sink.batch > 0 {
-        // Status changes of orders delivered earlier.
+        // Status changes of orders placed in the weeks before the batch — delivered, returned
+        // — as the shop's system re-exports them: same order, customer and order time.
+        let placed_before = scale.orders + (sink.batch - 1) * new_per_batch;
+        let recent = (RECENT_DAYS * scale.orders / HISTORY_DAYS).clamp(1, placed_before);
         for _ in slice(new_per_batch, part, parts) {
-            let id = 1 + rng.below(scale.orders);
+            let id = placed_before - rng.below(recent);
+            let placed = Placed::of(sink, scale, id);
             let at = moment(&mut rng, sink.batch);
             let status = if rng.chance(0.5) { "returned" } else { "completed" };
-            let customer = 1 + rng.below(scale.customers);
-            order_line(&mut rng, &mut out.orders, id, customer, at, status, at);
+            order_line(
+                &mut rng,
+                &mut out.orders,
+                id,
+                placed.customer,
+                placed.at,
+                status,
+                at,
+            );
         }
     }
     Ok(vec![
@@ -60,9 +71,33 @@ pub(crate) async fn write_part(sink: &Sink, scale: Scale, part: u64, parts: u64)
     ])
 }
 
-fn new_order(rng: &mut Rng, out: &mut Parts, batch: u64, scale: Scale, id: u64) {
-    let customer = 1 + rng.below(scale.customers);
-    let at = moment(rng, batch);
+/// Days the history (batch 0) spans, and how far back a batch's status changes reach.
+const HISTORY_DAYS: u64 = 366;
+const RECENT_DAYS: u64 = 21;
+
+/// Who placed an order and when: a function of its id, so a later status change repeats them.
+/// History ids grow with time (one day's orders have neighbouring ids), as a shop's do.
+struct Placed {
+    customer: u64,
+    at: NaiveDateTime,
+}
+
+impl Placed {
+    fn of(sink: &Sink, scale: Scale, id: u64) -> Self {
+        let mut rng = sink.rng_of("order", id);
+        let customer = 1 + rng.below(scale.customers);
+        let day = if id <= scale.orders {
+            (id - 1) * HISTORY_DAYS / scale.orders
+        } else {
+            365 + (id - scale.orders - 1) / scale.per_batch.orders.max(1) + 1
+        };
+        let at = epoch() + Duration::days(day as i64) + Duration::seconds(rng.below(86_400) as i64);
+        Self { customer, at }
+    }
+}
+
+fn new_order(rng: &mut Rng, out: &mut Parts, sink: &Sink, scale: Scale, id: u64) {
+    let Placed { customer, at } = Placed::of(sink, scale, id);
     let status = STATUSES[[0, 0, 0, 0, 0, 0, 0, 1, 2, 3][rng.below(10) as usize]];
     let updated = at + Duration::minutes(rng.below(30) as i64);
     let first = order_line(rng, &mut out.orders, id, customer, at, status, updated);

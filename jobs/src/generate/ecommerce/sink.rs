@@ -58,6 +58,16 @@ impl Sink {
         Rng::new(h)
     }
 
+    /// A generator for one record of a source, whatever batch or part writes it: the same
+    /// values each time the record is written again (e.g. an order's status change).
+    pub(crate) fn rng_of(&self, source: &str, id: u64) -> Rng {
+        let mut h = self.seed ^ id.wrapping_mul(0xD6E8_FEB8_6659_FD93);
+        for b in source.bytes() {
+            h = h.rotate_left(7) ^ u64::from(b);
+        }
+        Rng::new(h)
+    }
+
     /// Stores `text` as `<source>/batch_<b>/part-<p>.<ext>`.
     pub(crate) async fn put(
         &self,

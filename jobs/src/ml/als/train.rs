@@ -293,6 +293,7 @@ impl<'a> AlsTraining<'a> {
             ],
             counters: vec![],
             file_tag: String::new(),
+            clustering: None,
         };
         let logical = Arc::new(frame.schema().as_arrow().clone());
         let result = write_on_cluster(self.ctx, &frame, &spec).await.map_err(&err)?;
@@ -400,6 +401,7 @@ impl<'a> AlsTraining<'a> {
             targets: vec![factors_target(&self.work_folder(folder))],
             counters: vec![],
             file_tag: String::new(),
+            clustering: None,
         };
         let schema = Arc::new(frame.schema().as_arrow().clone());
         let result = write_on_cluster(self.ctx, &frame, &spec).await.map_err(&err)?;
@@ -487,6 +489,7 @@ impl<'a> AlsTraining<'a> {
             targets,
             counters: vec![],
             file_tag: String::new(),
+            clustering: None,
         };
         let result = write_on_cluster(self.ctx, &frame, &spec).await.map_err(&err)?;
         Ok((spec, result, schema))

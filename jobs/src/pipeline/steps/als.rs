@@ -75,6 +75,7 @@ impl TableStep for AlsStep<'_> {
             name: OutputName::named(VALID),
             url: self.work.join("valid/").expect("work folder is a URL directory"),
             partition_by: vec![],
+            clustering: None,
         };
         CheckedWrite::plan(job, frame, rules, &columns, &[], main).map(Some)
     }

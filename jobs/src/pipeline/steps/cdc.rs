@@ -20,7 +20,7 @@ use super::TableStep;
 use super::checked_write::{CheckedWrite, MainOutput, QuarantineCommit};
 use crate::cdc::{BUCKET, ChangeColumns, DELETE, SEQUENCE, bucket_sql, scd1_sql, scd2_sql, table_columns};
 use crate::delta::{
-    CommitOutcome, DeltaFile, DeltaScanTable, KeyValues, OutputName, SinceVersion, TableSnapshot,
+    Clustering, CommitOutcome, DeltaFile, DeltaScanTable, KeyValues, OutputName, SinceVersion, TableSnapshot,
     WriteResult, WriteSpec, WriteTarget, normalize_schema,
 };
 use crate::error::Result;
@@ -155,6 +155,7 @@ impl TableStep for CdcStep<'_> {
             }],
             counters: vec![],
             file_tag: String::new(),
+            clustering: job.table.cluster.clone(),
         };
         let table = job.write(&frame, &spec).await?;
         Ok(CdcWritten {
@@ -247,6 +248,12 @@ impl CdcStep<'_> {
             name: OutputName::named(CHANGES),
             url: log_url(job),
             partition_by: vec![],
+            // By key when the table is clustered: a batch's log files then hold narrow key
+            // ranges, and applying a later batch reads only those its keys fall in.
+            clustering: job.table.cluster.as_ref().map(|c| Clustering {
+                by: columns.keys.clone(),
+                rows_per_file: c.rows_per_file,
+            }),
         };
         let written = change_log_columns(&columns);
         let write = CheckedWrite::plan(job, frame.clone(), rules, &written, &[], main)?;

@@ -10,7 +10,7 @@ use datafusion::error::DataFusionError;
 use url::Url;
 
 use crate::delta::{
-    Counter, KeepWhen, OutputName, Staged, TableSnapshot, WriteResult, WriteSpec, WriteTarget,
+    Clustering, Counter, KeepWhen, OutputName, Staged, TableSnapshot, WriteResult, WriteSpec, WriteTarget,
     normalize_schema, project_named,
 };
 use crate::error::{Error, Result};
@@ -27,6 +27,8 @@ pub(crate) struct MainOutput {
     pub(crate) url: Url,
     /// Its partition columns.
     pub(crate) partition_by: Vec<String>,
+    /// How its files are clustered.
+    pub(crate) clustering: Option<Clustering>,
 }
 
 impl MainOutput {
@@ -36,6 +38,7 @@ impl MainOutput {
             name: OutputName::table(),
             url: job.lakehouse.table_url(job.table),
             partition_by: job.table.partition_by.clone(),
+            clustering: job.table.cluster.clone(),
         }
     }
 }
@@ -102,6 +105,15 @@ impl CheckedWrite {
                 value,
             })
         };
+        let clustering = main.clustering;
+        let unknown = clustering
+            .iter()
+            .flat_map(|c| &c.by)
+            .find(|c| !checked.table_columns.contains(c));
+        if let Some(column) = unknown {
+            let why = format!("cluster_by column `{column}` is not a column of the table");
+            return Err(job.query_err("plan", DataFusionError::Plan(why)));
+        }
         let mut targets = vec![WriteTarget {
             name: main.name,
             url: main.url.to_string(),
@@ -132,6 +144,7 @@ impl CheckedWrite {
             targets,
             counters,
             file_tag: String::new(),
+            clustering,
         };
         Ok(Self {
             rules,

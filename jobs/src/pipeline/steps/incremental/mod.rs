@@ -33,6 +33,7 @@ use crate::pipeline::outcome::InputVersions;
 use crate::pipeline::steps::sql::HELPER_PREFIX;
 use crate::pipeline::table_job::{TableJob, Watermark};
 use crate::quality::Rule;
+use crate::spec::TableKind;
 
 /// How an incremental table is computed this run.
 pub(crate) enum Computed {
@@ -120,7 +121,7 @@ pub(crate) async fn computed(job: &TableJob<'_>, query: Query<'_>) -> Result<Dec
     if stored_columns(target)? != output_columns(plan) {
         return Ok(versions.full("its output columns changed since the last run".into()));
     }
-    let inputs = match versions.changes(target, &snapshots).await? {
+    let inputs = match versions.changes(job, target, &snapshots).await? {
         Ok(inputs) => inputs,
         Err(why) => return Ok(versions.full(why)),
     };
@@ -188,6 +189,14 @@ async fn input_snapshots(
     Ok(Ok(snapshots))
 }
 
+/// Whether `input`'s rows are unique: a `cdc` table's are by construction; another table's
+/// are when it declares `keys` (as dbt's `unique_key`, which the quality gate can check).
+fn unique_rows(job: &TableJob<'_>, input: &str) -> bool {
+    job.pipeline
+        .table(input)
+        .is_some_and(|t| matches!(t.kind, TableKind::Cdc(_)) || !t.keys.is_empty())
+}
+
 /// The inputs' versions: recorded by the table (per input, an id with the query's hash) and read now.
 struct Versions {
     ids: Vec<String>,
@@ -226,6 +235,7 @@ impl Versions {
     /// cannot be known.
     async fn changes(
         &mut self,
+        job: &TableJob<'_>,
         target: &TableSnapshot,
         snapshots: &[(String, TableSnapshot)],
     ) -> Result<std::result::Result<Vec<InputFiles>, String>> {
@@ -246,6 +256,7 @@ impl Versions {
                 added: changes.added,
                 removed: changes.removed,
                 snapshot: snapshot.clone(),
+                unique_rows: unique_rows(job, name),
             });
         }
         Ok(Ok(inputs))

@@ -8,11 +8,10 @@ use datafusion::arrow::array::RecordBatch;
 use datafusion::catalog::TableProvider;
 use datafusion::common::Column;
 use datafusion::common::tree_node::{Transformed, TreeNode};
-use datafusion::datasource::provider_as_source;
+use datafusion::datasource::{ViewTable, provider_as_source};
 use datafusion::error::{DataFusionError, Result};
 use datafusion::logical_expr::{
-    Aggregate, Expr, JoinType, LogicalPlan, LogicalPlanBuilder, Operator, TableScanBuilder, binary_expr,
-    cast, col, lit,
+    Aggregate, Expr, JoinType, LogicalPlan, LogicalPlanBuilder, Operator, binary_expr, cast, col, lit,
 };
 use datafusion::scalar::ScalarValue;
 
@@ -23,6 +22,11 @@ const AFFECTED: &str = "__affected";
 
 /// One input of an incremental table: its files now, and the files added and removed since
 /// the version the table last recorded (net: a file added and removed since is in neither).
+///
+/// A merge rewrites whole files, most of whose rows it keeps. When the input's rows are
+/// unique (it declares `keys`), a row both in a removed file and in an added one is unchanged:
+/// its changes are then the rows of the added files not in a removed one, and the other way
+/// round — the rows the merge changed, not the files it touched.
 #[derive(Debug, Clone)]
 pub(crate) struct InputFiles {
     /// The input's name in the query.
@@ -35,6 +39,8 @@ pub(crate) struct InputFiles {
     pub(crate) removed: Vec<DeltaFile>,
     /// The input as it is, for its files' statistics.
     pub(crate) snapshot: TableSnapshot,
+    /// Its rows are unique: its changes are diffed row by row.
+    pub(crate) unique_rows: bool,
 }
 
 impl InputFiles {
@@ -49,6 +55,11 @@ impl InputFiles {
         !self.removed.is_empty() && self.current.files.iter().all(|f| added.contains(f.path.as_str()))
     }
 
+    /// Whether its changes are found row by row (files were rewritten, its rows are unique).
+    fn diffed(&self) -> bool {
+        self.unique_rows && !self.added.is_empty() && !self.removed.is_empty()
+    }
+
     fn added_paths(&self) -> HashSet<&str> {
         self.added.iter().map(|f| f.path.as_str()).collect()
     }
@@ -60,26 +71,70 @@ impl InputFiles {
         })
     }
 
-    fn added(&self) -> Arc<dyn TableProvider> {
-        self.scan(self.added.clone())
+    fn files(&self, files: Vec<DeltaFile>) -> Result<LogicalPlan> {
+        LogicalPlanBuilder::scan(self.name.as_str(), provider_as_source(self.scan(files)), None)?.build()
     }
 
-    fn changed_rows(&self) -> Arc<dyn TableProvider> {
-        self.scan([self.added.clone(), self.removed.clone()].concat())
+    /// Rows of the added files not in a removed one (`removed: false`), or the other way round.
+    fn net(&self, removed: bool) -> Result<LogicalPlan> {
+        let (added, gone) = (self.files(self.added.clone())?, self.files(self.removed.clone())?);
+        match removed {
+            false => LogicalPlanBuilder::except(added, gone, true),
+            true => LogicalPlanBuilder::except(gone, added, true),
+        }
     }
 
-    fn current_and_removed(&self) -> Arc<dyn TableProvider> {
-        self.scan([self.current.files.clone(), self.removed.clone()].concat())
+    fn view(plan: LogicalPlan) -> Arc<dyn TableProvider> {
+        Arc::new(ViewTable::new(plan, None))
     }
 
-    fn current_but_added(&self) -> Arc<dyn TableProvider> {
+    /// The rows added.
+    fn added(&self) -> Result<Arc<dyn TableProvider>> {
+        if !self.diffed() {
+            return Ok(self.scan(self.added.clone()));
+        }
+        Ok(Self::view(self.net(false)?))
+    }
+
+    /// The rows added and removed.
+    fn changed_rows(&self) -> Result<Arc<dyn TableProvider>> {
+        if !self.diffed() {
+            return Ok(self.scan([self.added.clone(), self.removed.clone()].concat()));
+        }
+        let both = LogicalPlanBuilder::from(self.net(false)?).union(self.net(true)?)?;
+        Ok(Self::view(both.build()?))
+    }
+
+    /// The rows it has now, and the rows removed.
+    fn current_and_removed(&self) -> Result<Arc<dyn TableProvider>> {
+        if !self.diffed() {
+            return Ok(self.scan([self.current.files.clone(), self.removed.clone()].concat()));
+        }
+        let current = self.files(self.current.files.clone())?;
+        let both = LogicalPlanBuilder::from(current).union(self.net(true)?)?;
+        Ok(Self::view(both.build()?))
+    }
+
+    /// The rows it had before the rows added: its files but the added ones, and the rows of
+    /// the added files that were there before.
+    fn current_but_added(&self) -> Result<Arc<dyn TableProvider>> {
         let added = self.added_paths();
         let files = self
             .current
             .files
             .iter()
             .filter(|f| !added.contains(f.path.as_str()));
-        self.scan(files.cloned().collect())
+        let older = self.scan(files.cloned().collect());
+        if !self.diffed() {
+            return Ok(older);
+        }
+        let older = LogicalPlanBuilder::scan(self.name.as_str(), provider_as_source(older), None)?.build()?;
+        let kept = LogicalPlanBuilder::intersect(
+            self.files(self.added.clone())?,
+            self.files(self.removed.clone())?,
+            true,
+        )?;
+        Ok(Self::view(LogicalPlanBuilder::from(older).union(kept)?.build()?))
     }
 }
 
@@ -91,12 +146,15 @@ pub(crate) fn with_scans(
     plan.transform_up(|node| match node {
         LogicalPlan::TableScan(scan) if scans.contains_key(scan.table_name.table()) => {
             let provider = Arc::clone(&scans[scan.table_name.table()]);
-            let replaced = TableScanBuilder::new(scan.table_name, provider_as_source(provider))
-                .with_projection(scan.projection)
-                .with_filters(scan.filters)
-                .with_fetch(scan.fetch)
-                .build()?;
-            Ok(Transformed::yes(LogicalPlan::TableScan(replaced)))
+            // Inlines a view's plan (aliased as the table), as planning a query does.
+            let replaced = LogicalPlanBuilder::scan_with_filters_fetch(
+                scan.table_name,
+                provider_as_source(provider),
+                scan.projection,
+                scan.filters,
+                scan.fetch,
+            )?;
+            Ok(Transformed::yes(replaced.build()?))
         }
         other => Ok(Transformed::no(other)),
     })
@@ -119,13 +177,13 @@ pub(crate) fn added_rows(plan: &LogicalPlan, inputs: &[InputFiles]) -> Result<Op
             .enumerate()
             .map(|(j, other)| {
                 let provider = match j.cmp(&i) {
-                    std::cmp::Ordering::Less => other.current_but_added(),
-                    std::cmp::Ordering::Equal => input.added(),
+                    std::cmp::Ordering::Less => other.current_but_added()?,
+                    std::cmp::Ordering::Equal => input.added()?,
                     std::cmp::Ordering::Greater => other.scan(other.current.files.clone()),
                 };
-                (other.name.as_str(), provider)
+                Ok((other.name.as_str(), provider))
             })
-            .collect();
+            .collect::<Result<_>>()?;
         terms.push(with_scans(plan.clone(), &scans)?);
     }
     union_all(terms)
@@ -147,13 +205,13 @@ pub(crate) fn affected_keys(
             .enumerate()
             .map(|(j, other)| {
                 let provider = if i == j {
-                    input.changed_rows()
+                    input.changed_rows()?
                 } else {
-                    other.current_and_removed()
+                    other.current_and_removed()?
                 };
-                (other.name.as_str(), provider)
+                Ok((other.name.as_str(), provider))
             })
-            .collect();
+            .collect::<Result<_>>()?;
         let projected = keys
             .iter()
             .enumerate()
