@@ -4,6 +4,8 @@
 //! Delta writes, and with object stores for the URLs a pipeline uses. `medallion executor` is a
 //! thin wrapper over [`start`].
 
+mod engine;
+
 use std::sync::Arc;
 
 use ballista_core::RuntimeProducer;
@@ -76,6 +78,7 @@ pub async fn start(options: ExecutorOptions) -> Result<()> {
         override_runtime_producer: Some(runtime_producer(options.work_dir.clone())),
         override_logical_codec: Some(logical_codec()),
         override_physical_codec: Some(physical_codec()),
+        override_execution_engine: Some(Arc::new(engine::StableMetricsEngine::new())),
         ..Default::default()
     };
     tracing::info!(scheduler = %format!("{}:{}", options.scheduler_host, options.scheduler_port), port = options.port, "medallion executor starting");

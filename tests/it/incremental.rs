@@ -307,7 +307,10 @@ async fn tables_over_a_clustered_input_take_only_its_changed_rows_and_equal_a_fu
         // (seen: 3 of 15; written in arrival order instead, 4 of 14 and 6 of 15).
         let holding = |id: i64| files.iter().filter(|f| f.min <= id && id <= f.max).count();
         let widest = (0..=210).map(holding).max().unwrap_or_default();
-        eprintln!("seed {seed}: {} clustered files, a key in at most {widest}", files.len());
+        eprintln!(
+            "seed {seed}: {} clustered files, a key in at most {widest}",
+            files.len()
+        );
         assert!(widest <= 3, "{widest} of {files:?}");
     }
 }

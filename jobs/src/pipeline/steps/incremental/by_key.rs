@@ -19,6 +19,7 @@ use datafusion::logical_expr::{LogicalPlan, LogicalPlanBuilder, col};
 use tracing::info;
 
 use super::Query;
+use super::partners::Partners;
 use super::prune::first_key_source;
 use super::rewrite::{
     InputFiles, added_rows, affected_keys, group_exprs, key_values, only_affected_groups, unaffected_rows,
@@ -73,9 +74,12 @@ impl Incremental<'_> {
     pub(super) async fn frame(&self, shape: &Shape, query: &Query<'_>) -> Result<Planned> {
         let err = |e| self.job.query_err("plan incremental rows", e);
         let appended_only = self.inputs.iter().all(|i| i.removed.is_empty());
+        let partners = Partners::find(&self.job.ctx, self.plan, self.inputs)
+            .await
+            .map_err(err)?;
         let keys = match shape {
             Shape::Spj { .. } if appended_only => {
-                let rows = added_rows(self.plan, self.inputs).map_err(err)?;
+                let rows = added_rows(self.plan, self.inputs, &partners).map_err(err)?;
                 return Ok(Ok(rows.map(|plan| (self.data_frame(plan), Output::Appended))));
             }
             Shape::Spj { .. } => match self.declared_keys() {
@@ -91,7 +95,7 @@ impl Incremental<'_> {
             Shape::Spj { .. } => (keys.iter().map(|k| col(k.as_str())).collect(), self.plan.clone()),
             Shape::Grouped { .. } => group_exprs(self.plan).map_err(err)?,
         };
-        let touched = affected_keys(&over, &key_exprs, self.inputs).map_err(err)?;
+        let touched = affected_keys(&over, &key_exprs, self.inputs, &partners).map_err(err)?;
         let Some(touched) = touched else {
             return Ok(Ok(None));
         };
@@ -112,7 +116,7 @@ impl Incremental<'_> {
         let files = self.files_holding(scan, &keys[0], first.as_ref())?;
         info!(table = %self.job.table.name, keys = count, files = files.files.len(), of, "recomputing the touched keys");
         let paths = files.files.iter().map(|f| f.path.clone()).collect();
-        let (plan, read) = self.replaced(shape, &keys, &affected, files, first.as_ref())?;
+        let (plan, read) = self.replaced(shape, &keys, &affected, files, first.as_ref(), &partners)?;
         let output = Output::Replacing {
             files: paths,
             of,
@@ -177,11 +181,12 @@ impl Incremental<'_> {
         affected: &LogicalPlan,
         files: DeltaScanTable,
         first: Option<&KeyValues>,
+        partners: &Partners,
     ) -> Result<(LogicalPlan, Option<InputRead>)> {
         let err = |e| self.job.query_err("plan incremental rows", e);
         let kept = unaffected_rows(files, keys, affected, self.plan).map_err(err)?;
         let (recomputed, read) = match shape {
-            Shape::Spj { .. } => match added_rows(self.plan, self.inputs).map_err(err)? {
+            Shape::Spj { .. } => match added_rows(self.plan, self.inputs, partners).map_err(err)? {
                 Some(added) => (added, None),
                 None => return Ok((kept, None)),
             },

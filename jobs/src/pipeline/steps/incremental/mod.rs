@@ -14,6 +14,7 @@
 //! files a group's recompute reads, in [`prune`].
 
 mod by_key;
+mod partners;
 mod prune;
 mod rewrite;
 mod shape;

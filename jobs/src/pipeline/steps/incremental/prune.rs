@@ -30,7 +30,7 @@ pub(crate) fn first_key_source(plan: &LogicalPlan) -> Option<InputColumn> {
 }
 
 /// The table column `column` of `plan`'s output comes from unchanged, if it does.
-fn traced(plan: &LogicalPlan, column: &Column) -> Option<InputColumn> {
+pub(crate) fn traced(plan: &LogicalPlan, column: &Column) -> Option<InputColumn> {
     match plan {
         LogicalPlan::TableScan(scan) => plan.schema().has_column(column).then(|| InputColumn {
             table: scan.table_name.table().to_string(),

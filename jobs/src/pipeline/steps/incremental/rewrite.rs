@@ -15,6 +15,7 @@ use datafusion::logical_expr::{
 };
 use datafusion::scalar::ScalarValue;
 
+use super::partners::Partners;
 use crate::delta::{DeltaFile, DeltaScanTable, TableSnapshot};
 
 /// The affected keys' relation: one column per key, `__k0`, `__k1`, …
@@ -97,7 +98,7 @@ impl InputFiles {
     }
 
     /// The rows added and removed.
-    fn changed_rows(&self) -> Result<Arc<dyn TableProvider>> {
+    pub(crate) fn changed_rows(&self) -> Result<Arc<dyn TableProvider>> {
         if !self.diffed() {
             return Ok(self.scan([self.added.clone(), self.removed.clone()].concat()));
         }
@@ -105,26 +106,31 @@ impl InputFiles {
         Ok(Self::view(both.build()?))
     }
 
-    /// The rows it has now, and the rows removed.
-    fn current_and_removed(&self) -> Result<Arc<dyn TableProvider>> {
+    /// Its files now, or those of them in `within`.
+    fn current_files(&self, within: Option<&HashSet<String>>) -> Vec<DeltaFile> {
+        let kept = |f: &&DeltaFile| within.is_none_or(|w| w.contains(&f.path));
+        self.current.files.iter().filter(kept).cloned().collect()
+    }
+
+    /// The rows it has now (of the files in `within`), and the rows removed.
+    fn current_and_removed(&self, within: Option<&HashSet<String>>) -> Result<Arc<dyn TableProvider>> {
         if !self.diffed() {
-            return Ok(self.scan([self.current.files.clone(), self.removed.clone()].concat()));
+            return Ok(self.scan([self.current_files(within), self.removed.clone()].concat()));
         }
-        let current = self.files(self.current.files.clone())?;
+        let current = self.files(self.current_files(within))?;
         let both = LogicalPlanBuilder::from(current).union(self.net(true)?)?;
         Ok(Self::view(both.build()?))
     }
 
-    /// The rows it had before the rows added: its files but the added ones, and the rows of
-    /// the added files that were there before.
-    fn current_but_added(&self) -> Result<Arc<dyn TableProvider>> {
+    /// The rows it had before the rows added: its files but the added ones (of those in
+    /// `within`), and the rows of the added files that were there before.
+    fn current_but_added(&self, within: Option<&HashSet<String>>) -> Result<Arc<dyn TableProvider>> {
         let added = self.added_paths();
         let files = self
-            .current
-            .files
-            .iter()
+            .current_files(within)
+            .into_iter()
             .filter(|f| !added.contains(f.path.as_str()));
-        let older = self.scan(files.cloned().collect());
+        let older = self.scan(files.collect());
         if !self.diffed() {
             return Ok(older);
         }
@@ -164,8 +170,12 @@ pub(crate) fn with_scans(
 /// The rows an SPJ `plan` gains from its inputs' added files: for each input with added
 /// files, the plan over those files joined with the inputs before it as they were (their
 /// current files but the added ones) and the inputs after it as they are. Each new row is in
-/// exactly one term.
-pub(crate) fn added_rows(plan: &LogicalPlan, inputs: &[InputFiles]) -> Result<Option<LogicalPlan>> {
+/// exactly one term. Each term reads of the other inputs only the files `partners` leaves.
+pub(crate) fn added_rows(
+    plan: &LogicalPlan,
+    inputs: &[InputFiles],
+    partners: &Partners,
+) -> Result<Option<LogicalPlan>> {
     let mut terms = vec![];
     for (i, input) in inputs
         .iter()
@@ -176,10 +186,11 @@ pub(crate) fn added_rows(plan: &LogicalPlan, inputs: &[InputFiles]) -> Result<Op
             .iter()
             .enumerate()
             .map(|(j, other)| {
+                let within = partners.within(i, j);
                 let provider = match j.cmp(&i) {
-                    std::cmp::Ordering::Less => other.current_but_added()?,
+                    std::cmp::Ordering::Less => other.current_but_added(within)?,
                     std::cmp::Ordering::Equal => input.added()?,
-                    std::cmp::Ordering::Greater => other.scan(other.current.files.clone()),
+                    std::cmp::Ordering::Greater => other.scan(other.current_files(within)),
                 };
                 Ok((other.name.as_str(), provider))
             })
@@ -192,11 +203,13 @@ pub(crate) fn added_rows(plan: &LogicalPlan, inputs: &[InputFiles]) -> Result<Op
 /// The distinct values of `keys` (expressions over `plan`'s output) of every row `plan` gained
 /// or lost through its inputs' changes, as columns `__k0`, `__k1`, … of relation `__affected`.
 /// For each changed input: the plan over its added and removed files joined with the other
-/// inputs' current and removed files — a superset of the rows gained or lost.
+/// inputs' current and removed files — a superset of the rows gained or lost — of the files
+/// `partners` leaves.
 pub(crate) fn affected_keys(
     plan: &LogicalPlan,
     keys: &[Expr],
     inputs: &[InputFiles],
+    partners: &Partners,
 ) -> Result<Option<LogicalPlan>> {
     let mut terms = vec![];
     for (i, input) in inputs.iter().enumerate().filter(|(_, input)| input.changed()) {
@@ -207,7 +220,7 @@ pub(crate) fn affected_keys(
                 let provider = if i == j {
                     input.changed_rows()?
                 } else {
-                    other.current_and_removed()?
+                    other.current_and_removed(partners.within(i, j))?
                 };
                 Ok((other.name.as_str(), provider))
             })
