@@ -74,7 +74,7 @@ impl Incremental<'_> {
     pub(super) async fn frame(&self, shape: &Shape, query: &Query<'_>) -> Result<Planned> {
         let err = |e| self.job.query_err("plan incremental rows", e);
         let appended_only = self.inputs.iter().all(|i| i.removed.is_empty());
-        let partners = Partners::find(&self.job.ctx, self.plan, self.inputs)
+        let partners = Partners::find(self.job.ctx, self.plan, self.inputs)
             .await
             .map_err(err)?;
         let keys = match shape {
