@@ -20,9 +20,10 @@ pub use error::{Error, Result};
 /// as designed when a task's buffer is full, not something for a user to act on), nor the
 /// scheduler's "Fail to combine stage metrics" (it failed to build the debug-level display of
 /// a finished stage's metrics — our write and scan nodes count theirs differently — and
-/// nothing else; the stage and its results are unaffected).
-const DEFAULT_LOG: &str =
-    "warn,ballista_core::execution_plans::sort_shuffle::writer=error,ballista_scheduler::display=off";
+/// nothing else; the stage and its results are unaffected), nor its "metrics for stage … should
+/// not be none" (executors report no operator metrics, see `medallion_executor`'s engine).
+const DEFAULT_LOG: &str = "warn,ballista_core::execution_plans::sort_shuffle::writer=error,\
+ballista_scheduler::display=off,ballista_scheduler::state::execution_stage=error";
 
 /// Medallion: declarative bronze → silver → gold pipelines on Apache Ballista and Delta Lake.
 #[derive(Debug, Parser)]

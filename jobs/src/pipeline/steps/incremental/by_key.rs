@@ -101,6 +101,7 @@ impl Incremental<'_> {
         };
         let batches = self.data_frame(touched.clone()).collect().await.map_err(err)?;
         let count: usize = batches.iter().map(RecordBatch::num_rows).sum();
+        tracing::debug!(table = %self.job.table.name, keys = count, "touched keys");
         if count == 0 {
             return Ok(Ok(None));
         }

@@ -126,6 +126,9 @@ pub(crate) async fn computed(job: &TableJob<'_>, query: Query<'_>) -> Result<Dec
         Ok(inputs) => inputs,
         Err(why) => return Ok(versions.full(why)),
     };
+    for input in &inputs {
+        tracing::debug!(input = %input.name, added = input.added.len(), removed = input.removed.len(), "input changes");
+    }
     if !inputs.iter().any(InputFiles::changed) {
         return Ok(Computed::Unchanged.into());
     }

@@ -52,6 +52,11 @@ impl Partners {
                         .into_iter()
                         .map(|f| f.path)
                         .collect();
+                    tracing::info!(
+                        changed = %input.name, joined = %other.name, column = %theirs.column,
+                        files = files.len(), of = other.current.files.len(),
+                        "reading the joined input's files that may hold the changed rows' values"
+                    );
                     let entry = partners.0.entry((i, j)).or_insert_with(|| files.clone());
                     entry.retain(|path| files.contains(path));
                 }
