@@ -10,7 +10,7 @@ FEATURES := --features medallion-cli/kube
 DEPLOY_VENV := $(TOOLS)/deploy-venv
 DEPLOY_PY := $(DEPLOY_VENV)/bin/python
 
-.PHONY: help setup build demo test deploy-check fmt lint bench bench-als bench-cdc bench-incremental bench-kafka bench-api chaos cluster-demo
+.PHONY: help setup build demo test deploy-check fmt lint bench bench-als bench-compare bench-cdc bench-incremental bench-kafka bench-api chaos cluster-demo
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -61,6 +61,11 @@ lint: ## clippy with warnings as errors
 bench: build ## e-commerce pipeline at scale 0.1 and 1: seconds per layer, rows/s, peak RSS
 	$(BIN) bench --scale 0.1
 	$(BIN) bench --scale 1
+
+bench-compare: build ## e-commerce bronze → silver → gold on Medallion, PySpark local[2] and DuckDB (2 threads), same files, at scale 0.1 and 1: seconds per layer, peak RSS, gold agreement
+	@$(PYTHON) -c "import pyspark, duckdb, deltalake" 2>/dev/null || $(PYTHON) -m pip install --quiet "pyspark==4.3.0" "duckdb==2.0.1" "deltalake>=1.1,<2"
+	$(PYTHON) tests/bench/compare.py --bin $(BIN) --scale 0.1
+	$(PYTHON) tests/bench/compare.py --bin $(BIN) --scale 1
 
 bench-cdc: build ## CDC: 2M keys loaded, then a batch changing 1% of them: seconds and files rewritten for the apply, next to a full rebuild
 	$(BIN) bench --dataset changes --keys 2000000 --update-fraction 0.01
