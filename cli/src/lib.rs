@@ -21,9 +21,13 @@ pub use error::{Error, Result};
 /// scheduler's "Fail to combine stage metrics" (it failed to build the debug-level display of
 /// a finished stage's metrics — our write and scan nodes count theirs differently — and
 /// nothing else; the stage and its results are unaffected), nor its "metrics for stage … should
-/// not be none" (executors report no operator metrics, see `medallion_executor`'s engine).
+/// not be none" (executors report no operator metrics, see `medallion_executor`'s engine), nor
+/// the shuffle reader's "Fail to send response event … channel closed" (its only log lines: a
+/// consumer stopped reading early, e.g. a join whose other side was empty; fetch errors reach
+/// the query as errors).
 const DEFAULT_LOG: &str = "warn,ballista_core::execution_plans::sort_shuffle::writer=error,\
-ballista_scheduler::display=off,ballista_scheduler::state::execution_stage=error";
+ballista_core::execution_plans::shuffle_reader=off,ballista_scheduler::display=off,\
+ballista_scheduler::state::execution_stage=error";
 
 /// Medallion: declarative bronze → silver → gold pipelines on Apache Ballista and Delta Lake.
 #[derive(Debug, Parser)]

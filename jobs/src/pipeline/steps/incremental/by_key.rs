@@ -74,11 +74,10 @@ impl Incremental<'_> {
     pub(super) async fn frame(&self, shape: &Shape, query: &Query<'_>) -> Result<Planned> {
         let err = |e| self.job.query_err("plan incremental rows", e);
         let appended_only = self.inputs.iter().all(|i| i.removed.is_empty());
-        let partners = Partners::find(self.job.ctx, self.plan, self.inputs)
-            .await
-            .map_err(err)?;
+        let partners = || Partners::find(self.job.ctx, self.plan, self.inputs);
         let keys = match shape {
             Shape::Spj { .. } if appended_only => {
+                let partners = partners().await.map_err(err)?;
                 let rows = added_rows(self.plan, self.inputs, &partners).map_err(err)?;
                 return Ok(Ok(rows.map(|plan| (self.data_frame(plan), Output::Appended))));
             }
@@ -91,6 +90,7 @@ impl Incremental<'_> {
         if let Err(why) = self.keepable(query) {
             return Ok(Err(why));
         }
+        let partners = partners().await.map_err(err)?;
         let (key_exprs, over) = match shape {
             Shape::Spj { .. } => (keys.iter().map(|k| col(k.as_str())).collect(), self.plan.clone()),
             Shape::Grouped { .. } => group_exprs(self.plan).map_err(err)?,
