@@ -59,6 +59,8 @@ def spec_tables():
 class Dialect:
     """Medallion's SQL (DataFusion plus its UDFs) rewritten for another engine."""
 
+    TEXT = "VARCHAR"
+
     def __init__(self, name):
         self.name = name
 
@@ -71,23 +73,36 @@ class Dialect:
         return self.port_functions(sql)
 
     def normalize_id(self, x):
-        pattern = "^-?[0-9]+([.]0+)?$"
-        return (f"TRY_CAST(CASE WHEN regexp_matches(trim({x}), '{pattern}') "
-                f"THEN split_part(trim({x}), '.', 1) END AS BIGINT)")
+        whole = self.matches(f"trim({x})", "^-?[0-9]+([.]0+)?$")
+        return f"TRY_CAST(CASE WHEN {whole} THEN split_part(trim({x}), '.', 1) END AS BIGINT)"
 
     def email_hash(self, x):
-        return f"sha256(NULLIF(lower(trim({x})), ''))"
+        return self.sha256(f"NULLIF(lower(trim({x})), '')")
 
     def mask_phone(self, x):
-        d = f"regexp_replace({x}, '[^0-9]', '', 'g')"
+        d = self.digits(x)
         return (f"CASE WHEN length({d}) = 0 THEN NULL WHEN length({d}) <= 4 THEN repeat('*', length({d})) "
                 f"ELSE repeat('*', length({d}) - 4) || right({d}, 4) END")
 
+    def surrogate_key(self, x):
+        return self.first_63_bits(self.sha256(f"CAST({x} AS {self.TEXT})"))
+
+    # The built-ins the rules above are written with; each dialect spells them its way.
+
+    def matches(self, x, pattern):
+        return f"regexp_matches({x}, '{pattern}')"
+
+    def digits(self, x):
+        return f"regexp_replace({x}, '[^0-9]', '', 'g')"
+
+    def sha256(self, x):
+        return f"sha256({x})"
+
+    def first_63_bits(self, hex_digest):
+        return f"CAST(CAST(('0x' || substr({hex_digest}, 1, 16)) AS UBIGINT) >> 1 AS BIGINT)"
+
     def json_get(self, x, key):
         return f"json_extract_string({x}, '$.' || {key})"
-
-    def surrogate_key(self, x):
-        return f"CAST(CAST(('0x' || substr(sha256(CAST({x} AS VARCHAR)), 1, 16)) AS UBIGINT) >> 1 AS BIGINT)"
 
     def port_functions(self, sql):
         # fact_sales rounds with an integer division, which DuckDB writes `//`.
@@ -96,25 +111,23 @@ class Dialect:
 
 
 class SparkDialect(Dialect):
-    def normalize_id(self, x):
-        pattern = "^-?[0-9]+([.]0+)?$"
-        return (f"TRY_CAST(CASE WHEN trim({x}) RLIKE '{pattern}' "
-                f"THEN split_part(trim({x}), '.', 1) END AS BIGINT)")
+    TEXT = "STRING"
 
-    def email_hash(self, x):
-        return f"sha2(NULLIF(lower(trim({x})), ''), 256)"
+    def matches(self, x, pattern):
+        return f"{x} RLIKE '{pattern}'"
 
-    def mask_phone(self, x):
-        d = f"regexp_replace({x}, '[^0-9]', '')"
-        return (f"CASE WHEN length({d}) = 0 THEN NULL WHEN length({d}) <= 4 THEN repeat('*', length({d})) "
-                f"ELSE repeat('*', length({d}) - 4) || right({d}, 4) END")
+    def digits(self, x):
+        return f"regexp_replace({x}, '[^0-9]', '')"
+
+    def sha256(self, x):
+        return f"sha2({x}, 256)"
+
+    def first_63_bits(self, hex_digest):
+        digits = f"conv(substr({hex_digest}, 1, 16), 16, 10)"
+        return f"CAST(floor(CAST({digits} AS DECIMAL(20, 0)) / 2) AS BIGINT)"
 
     def json_get(self, x, key):
         return f"get_json_object({x}, '$.' || {key})"
-
-    def surrogate_key(self, x):
-        digits = f"conv(substr(sha2(CAST({x} AS STRING), 256), 1, 16), 16, 10)"
-        return f"CAST(floor(CAST({digits} AS DECIMAL(20, 0)) / 2) AS BIGINT)"
 
     def port_functions(self, sql):
         sql = sql.replace("+ 50) / 100", "+ 50) div 100")
