@@ -10,8 +10,10 @@
 //!
 //! The inputs' versions are recorded in the table's commit, one `txn` per input whose id
 //! includes the query's hash, so a skipped or failed run is covered by the next one and an
-//! edited query is computed in full. What the plans read is built in [`rewrite`]; which input
-//! files a group's recompute reads, in [`prune`].
+//! edited query is computed in full. What the plans read is built in [`rewrite`] (an input
+//! whose rows are unique gives its changes row by row, not file by file); which input files a
+//! group's recompute reads, in [`prune`]; which files of a joined input a changed input's rows
+//! can meet, in [`partners`].
 
 mod by_key;
 mod partners;
