@@ -61,9 +61,6 @@ class Dialect:
 
     TEXT = "VARCHAR"
 
-    def __init__(self, name):
-        self.name = name
-
     def port(self, sql):
         sql = sql.replace("${as_of}", "")
         for name, rewrite in [("normalize_id", self.normalize_id), ("email_hash", self.email_hash),
@@ -251,7 +248,7 @@ def run_duckdb(landing, out):
     times["bronze"] = time.monotonic() - start
     for layer in ("silver", "gold"):
         start = time.monotonic()
-        for lay, name, rows, checked in silver_and_gold(Dialect("duckdb")):
+        for lay, name, rows, checked in silver_and_gold(Dialect()):
             if lay != layer:
                 continue
             if checked is not None:
@@ -304,7 +301,7 @@ def run_spark(landing, out):
     times["bronze"] = time.monotonic() - start
     for layer in ("silver", "gold"):
         start = time.monotonic()
-        for lay, name, rows, checked in silver_and_gold(SparkDialect("spark")):
+        for lay, name, rows, checked in silver_and_gold(SparkDialect()):
             if lay != layer:
                 continue
             if checked is not None:
@@ -405,18 +402,16 @@ def measure(engine, args, landing, work):
     out.mkdir(parents=True)
     command = [sys.executable, __file__, "--engine", engine, "--bin", args.bin,
                "--landing", str(landing), "--out", str(out)]
-    start = time.monotonic()
     child = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
     # The tree's memory, sampled: Spark's JVM is not a process the engine's process waits for.
     peak = 0
     while child.poll() is None:
         peak = max(peak, tree_rss_kib(child.pid))
         time.sleep(0.1)
-    wall = time.monotonic() - start
     if child.returncode != 0:
         sys.exit(f"{engine} failed")
     times = json.loads(child.stdout.read().strip().splitlines()[-1])
-    return {"layers": times, "wall": wall, "rss_mib": peak / 1024, "out": out}
+    return {"layers": times, "rss_mib": peak / 1024, "out": out}
 
 
 def main():

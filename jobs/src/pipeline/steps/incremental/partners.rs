@@ -7,9 +7,11 @@
 //! values hold no row of the term and are not read. Order lines joined to the orders a batch
 //! changed then read the few files of those orders' ids, not the whole table.
 
+use std::collections::hash_map::Entry;
 use std::collections::{HashMap, HashSet};
 
 use datafusion::arrow::array::RecordBatch;
+use datafusion::common::Column;
 use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
 use datafusion::logical_expr::utils::split_conjunction;
 use datafusion::logical_expr::{BinaryExpr, Expr, JoinType, LogicalPlan, Operator};
@@ -40,13 +42,19 @@ impl Partners {
     ) -> datafusion::error::Result<Self> {
         let mut partners = Partners::default();
         let pairs = join_pairs(plan);
+        // An input joined by one column to several others: its values are collected once.
+        let mut values_of: HashMap<(usize, &str), Option<KeyValues>> = HashMap::new();
         for (i, input) in inputs.iter().enumerate().filter(|(_, input)| input.changed()) {
             for (j, other) in inputs.iter().enumerate().filter(|(j, _)| *j != i) {
                 for (mine, theirs) in pairs_between(&pairs, &input.name, &other.name) {
-                    let Some(values) = changed_values(ctx, input, &mine.column).await? else {
+                    let values = match values_of.entry((i, mine.column.as_str())) {
+                        Entry::Occupied(known) => known.into_mut(),
+                        Entry::Vacant(new) => new.insert(changed_values(ctx, input, &mine.column).await?),
+                    };
+                    let Some(values) = values.as_ref() else {
                         continue;
                     };
-                    let files = other.snapshot.files_holding(&theirs.column, &values);
+                    let files = other.snapshot.files_holding(&theirs.column, values);
                     let files: HashSet<String> = files
                         .map_err(|e| datafusion::error::DataFusionError::External(Box::new(e)))?
                         .into_iter()
@@ -74,21 +82,14 @@ pub(crate) fn join_pairs(plan: &LogicalPlan) -> Vec<(InputColumn, InputColumn)> 
             && join.join_type == JoinType::Inner
         {
             let conditions = join.filter.iter().flat_map(split_conjunction).filter_map(equated);
-            let on = join.on.iter().map(|(l, r)| (l.clone(), r.clone()));
-            for (left, right) in on.chain(conditions.map(|(l, r)| (l.clone(), r.clone()))) {
+            let on = join.on.iter().map(|(l, r)| (l, r));
+            for (left, right) in on.chain(conditions) {
                 let (Expr::Column(left), Expr::Column(right)) = (left, right) else {
                     continue;
                 };
-                let sides = (traced(&join.left, &left), traced(&join.right, &right));
-                let swapped = || (traced(&join.left, &right), traced(&join.right, &left));
-                match sides {
-                    (Some(l), Some(r)) => pairs.push((l, r)),
-                    _ => {
-                        if let (Some(l), Some(r)) = swapped() {
-                            pairs.push((l, r));
-                        }
-                    }
-                }
+                // Either side of `=` may name either input of the join.
+                let traced_pair = |l: &Column, r: &Column| traced(&join.left, l).zip(traced(&join.right, r));
+                pairs.extend(traced_pair(left, right).or_else(|| traced_pair(right, left)));
             }
         }
         Ok(TreeNodeRecursion::Continue)

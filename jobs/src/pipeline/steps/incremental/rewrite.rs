@@ -126,15 +126,15 @@ impl InputFiles {
     /// `within`), and the rows of the added files that were there before.
     fn current_but_added(&self, within: Option<&HashSet<String>>) -> Result<Arc<dyn TableProvider>> {
         let added = self.added_paths();
-        let files = self
+        let older: Vec<DeltaFile> = self
             .current_files(within)
             .into_iter()
-            .filter(|f| !added.contains(f.path.as_str()));
-        let older = self.scan(files.collect());
+            .filter(|f| !added.contains(f.path.as_str()))
+            .collect();
         if !self.diffed() {
-            return Ok(older);
+            return Ok(self.scan(older));
         }
-        let older = LogicalPlanBuilder::scan(self.name.as_str(), provider_as_source(older), None)?.build()?;
+        let older = self.files(older)?;
         let kept = LogicalPlanBuilder::intersect(
             self.files(self.added.clone())?,
             self.files(self.removed.clone())?,
