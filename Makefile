@@ -1,6 +1,8 @@
 # Task file: `make help`. CI runs `make test` (see .ci/run).
 export CARGO_TARGET_DIR ?= $(HOME)/.cache/medallion-target
 BIN := $(CARGO_TARGET_DIR)/debug/medallion
+# The performance benchmarks run what a deployment runs: the release profile (the image's).
+BENCH_BIN := $(CARGO_TARGET_DIR)/release/medallion
 PYTHON ?= python3
 TOOLS := $(HOME)/.cache/medallion-tools
 # One feature set for every build, so tests, the demo and the image share one compilation;
@@ -10,7 +12,7 @@ FEATURES := --features medallion-cli/kube
 DEPLOY_VENV := $(TOOLS)/deploy-venv
 DEPLOY_PY := $(DEPLOY_VENV)/bin/python
 
-.PHONY: help setup build demo test deploy-check fmt lint bench bench-als bench-compare bench-cdc bench-incremental bench-kafka bench-api chaos cluster-demo
+.PHONY: help setup build build-bench demo test deploy-check fmt lint bench bench-als bench-compare bench-cdc bench-incremental bench-kafka bench-api chaos cluster-demo
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -58,14 +60,17 @@ fmt: ## format the code
 lint: ## clippy with warnings as errors
 	cargo clippy --workspace --all-targets $(FEATURES) -- -D warnings
 
-bench: build ## e-commerce pipeline at scale 0.1 and 1: seconds per layer, rows/s, peak RSS
-	$(BIN) bench --scale 0.1
-	$(BIN) bench --scale 1
+build-bench: ## build the medallion binary with the release profile, for the benchmarks (cold: see the README)
+	cargo build --release $(FEATURES) --bin medallion
 
-bench-compare: build ## e-commerce bronze → silver → gold on Medallion, PySpark local[2] and DuckDB (2 threads), same files, at scale 0.1 and 1: seconds per layer, peak RSS, gold agreement
+bench: build-bench ## e-commerce pipeline at scale 0.1 and 1 (release build): seconds per layer, rows/s, peak RSS
+	$(BENCH_BIN) bench --scale 0.1
+	$(BENCH_BIN) bench --scale 1
+
+bench-compare: build-bench ## e-commerce bronze → silver → gold on Medallion, PySpark local[2] and DuckDB (2 threads), same files, at scale 0.1 and 1: seconds per layer, peak RSS, gold agreement
 	@$(PYTHON) -c "import pyspark, duckdb, deltalake" 2>/dev/null || $(PYTHON) -m pip install --quiet "pyspark==4.3.0" "duckdb==2.0.1" "deltalake>=1.1,<2"
-	$(PYTHON) tests/bench/compare.py --bin $(BIN) --scale 0.1
-	$(PYTHON) tests/bench/compare.py --bin $(BIN) --scale 1
+	$(PYTHON) tests/bench/compare.py --bin $(BENCH_BIN) --scale 0.1
+	$(PYTHON) tests/bench/compare.py --bin $(BENCH_BIN) --scale 1
 
 bench-cdc: build ## CDC: 2M keys loaded, then a batch changing 1% of them: seconds and files rewritten for the apply, next to a full rebuild
 	$(BIN) bench --dataset changes --keys 2000000 --update-fraction 0.01
@@ -76,10 +81,10 @@ bench-kafka: setup build ## Kafka: e-commerce clickstream and payments (scale 0.
 	  sleep 1; $(BIN) bench --kafka kafka://127.0.0.1:19092 --scale 0.1 --dir target/bench-kafka; rc=$$?; \
 	  kill $$broker; exit $$rc
 
-bench-incremental: build ## e-commerce history at scale 0.1, 0.3 and 1, then a later batch (the same one on 0.3 and 1): its run next to a full refresh, per table and layer
-	$(BIN) bench --incremental --scale 0.1
-	$(BIN) bench --incremental --scale 0.3 --batch-scale 1
-	$(BIN) bench --incremental --scale 1
+bench-incremental: build-bench ## e-commerce history at scale 0.1, 0.3 and 1, then a later batch (the same one on 0.3 and 1): its run next to a full refresh, per table and layer (release build)
+	$(BENCH_BIN) bench --incremental --scale 0.1
+	$(BENCH_BIN) bench --incremental --scale 0.3 --batch-scale 1
+	$(BENCH_BIN) bench --incremental --scale 1
 
 bench-als: setup build ## ALS: MovieLens-100K against Spark MLlib and `implicit` on one split, then generated 1M and 10M ratings
 	@$(PYTHON) -c "import pyspark, implicit, scipy" 2>/dev/null || $(PYTHON) -m pip install --quiet pyspark implicit scipy

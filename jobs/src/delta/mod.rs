@@ -16,7 +16,7 @@ mod written;
 pub use commit::{CommitOutcome, DeltaCommit};
 pub use key_values::KeyValues;
 pub use normalize::{normalize_batch, normalize_schema, stored_type};
-pub use scan::{DeltaFile, DeltaScanTable, project};
+pub use scan::{DeltaFile, DeltaScanTable, project, rows_in_stats};
 pub use snapshot::{FileChanges, SinceVersion, TableSnapshot};
 pub use staged::{FileTag, Staged, project_named, write_here, write_on_cluster};
 pub use tagged::{discard_tagged, tag_path};

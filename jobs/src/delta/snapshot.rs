@@ -8,7 +8,7 @@ use url::Url;
 
 use super::key_values::KeyValues;
 use super::normalize::normalize_schema;
-use super::scan::{DeltaFile, DeltaScanTable};
+use super::scan::{DeltaFile, DeltaScanTable, rows_in_stats};
 use crate::error::{Error, Result};
 
 /// What was committed to a table after a version, for a reader that has read up to it.
@@ -109,6 +109,7 @@ impl TableSnapshot {
                 path: f.path().to_string(),
                 size: f.size().max(0) as u64,
                 partition_values: f.partition_values_map().into_iter().collect(),
+                rows: f.num_records().map(|n| n as u64),
             })
             .collect();
         Ok(DeltaScanTable {
@@ -146,6 +147,7 @@ impl TableSnapshot {
                         path: add.path,
                         size: add.size.max(0) as u64,
                         partition_values: add.partition_values.into_iter().collect(),
+                        rows: rows_in_stats(add.stats.as_deref()),
                     }),
                     Action::Remove(remove) if remove.data_change => {
                         match changes.added.iter().position(|f| f.path == remove.path) {
@@ -158,6 +160,7 @@ impl TableSnapshot {
                                     .unwrap_or_default()
                                     .into_iter()
                                     .collect(),
+                                rows: None,
                             }),
                         }
                     }
@@ -215,6 +218,7 @@ impl TableSnapshot {
                 path: f.path().to_string(),
                 size: f.size().max(0) as u64,
                 partition_values: f.partition_values_map().into_iter().collect(),
+                rows: f.num_records().map(|n| n as u64),
             })
             .collect())
     }

@@ -15,7 +15,7 @@ use deltalake::kernel::Add;
 use url::Url;
 
 use super::normalize::{normalize_batch, normalize_schema};
-use super::scan::{DeltaFile, DeltaScanTable};
+use super::scan::{DeltaFile, DeltaScanTable, rows_in_stats};
 use super::write_node::DeltaWriteNode;
 use super::write_spec::{OutputName, WriteSpec};
 use super::written::WriteResult;
@@ -80,6 +80,7 @@ impl Staged {
                     path: a.path.clone(),
                     size: a.size.max(0) as u64,
                     partition_values: a.partition_values.clone().into_iter().collect(),
+                    rows: rows_in_stats(a.stats.as_deref()),
                 })
                 .collect(),
         }

@@ -28,6 +28,7 @@ use futures::StreamExt;
 use url::Url;
 
 use super::normalize::{normalize_batch, normalize_schema};
+use super::scan::rows_in_stats;
 use super::tagged::{TaggedStore, tag_path};
 use super::write_spec::{WriteSpec, WriteTarget};
 use super::written::{CounterValue, DataFile, OutputFiles, TaskWritten, schema_to_ipc, task_result_schema};
@@ -224,7 +225,7 @@ impl<'a> TargetWriter<'a> {
             if !tag.is_empty() {
                 add.path = tag_path(&add.path, tag);
             }
-            let rows = num_records(add.stats.as_deref());
+            let rows = rows_in_stats(add.stats.as_deref()).unwrap_or(0);
             files.push(DataFile::from_add(add, rows));
         }
         Ok(OutputFiles {
@@ -295,14 +296,6 @@ fn mask(column: &dyn Array, value: bool) -> Result<BooleanArray> {
         .downcast_ref::<BooleanArray>()
         .ok_or_else(|| DataFusionError::Internal("DeltaWriteExec mask column is not boolean".into()))?;
     Ok(bools.iter().map(|b| Some(b.unwrap_or(false) == value)).collect())
-}
-
-/// Rows in a file, from the `numRecords` of the stats the writer computed.
-fn num_records(stats: Option<&str>) -> u64 {
-    stats
-        .and_then(|s| serde_json::from_str::<serde_json::Value>(s).ok())
-        .and_then(|v| v.get("numRecords").and_then(serde_json::Value::as_u64))
-        .unwrap_or(0)
 }
 
 fn external(e: impl std::error::Error + Send + Sync + 'static) -> DataFusionError {

@@ -76,6 +76,7 @@ fn files_scan(files: &[(Url, u64)], columns: &[Field]) -> Result<DeltaScanTable>
                 path: path.trim_start_matches('/').to_string(),
                 size: *size,
                 partition_values: vec![(SOURCE_FILE.to_string(), Some(url.to_string()))],
+                rows: None,
             })
         })
         .collect::<Result<Vec<_>>>()?;
