@@ -17,23 +17,8 @@ use super::planner::MedallionQueryPlanner;
 /// rolled back when an executor is lost after a stage finished: the stage's re-run then fails
 /// every status update (`Can't find active stage to update stage outputs`) and the job stays
 /// running forever. The static planner rolls such stages back; the README has the numbers.
-///
-/// Equi-joins are hash joins, partitioned on both sides (Ballista defaults to sort-merge joins,
-/// which sort both sides). A
-/// build side DataFusion itself chooses to collect whole (`CollectLeft`) is turned off: under
-/// Ballista such a plan lost rows — 46 of a batch's order lines left the `order_items` change
-/// step's `LEFT JOIN orders` — while partitioned hash joins give the sort-merge joins' tables.
 pub fn medallion_session_config() -> SessionConfig {
-    with_codecs(
-        SessionConfig::new_with_ballista()
-            .with_ballista_adaptive_query_planner(false)
-            .set_bool("datafusion.optimizer.prefer_hash_join", true)
-            .set_u64("datafusion.optimizer.hash_join_single_partition_threshold", 0)
-            .set_u64(
-                "datafusion.optimizer.hash_join_single_partition_threshold_rows",
-                0,
-            ),
-    )
+    with_codecs(SessionConfig::new_with_ballista().with_ballista_adaptive_query_planner(false))
 }
 
 /// Adds Medallion's codecs to a config (e.g. one a client sent to the scheduler).
