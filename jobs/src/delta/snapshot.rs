@@ -1,6 +1,6 @@
 //! The committed state of one Delta table, loaded on the driver.
 
-use deltalake::kernel::Action;
+use deltalake::kernel::{Action, LogicalFileView};
 use deltalake::{DeltaTable, DeltaTableBuilder, DeltaTableError};
 use futures::StreamExt;
 use object_store::path::Path;
@@ -102,16 +102,7 @@ impl TableSnapshot {
             .snapshot()
             .map_err(|s| delta_err(&self.url, "read state", s))?;
         let schema = normalize_schema(&state.snapshot().arrow_schema());
-        let files = state
-            .log_data()
-            .iter()
-            .map(|f| DeltaFile {
-                path: f.path().to_string(),
-                size: f.size().max(0) as u64,
-                partition_values: f.partition_values_map().into_iter().collect(),
-                rows: f.num_records().map(|n| n as u64),
-            })
-            .collect();
+        let files = state.log_data().iter().map(|f| active_file(&f)).collect();
         Ok(DeltaScanTable {
             url: self.url.to_string(),
             schema,
@@ -214,12 +205,7 @@ impl TableSnapshot {
             .log_data()
             .iter()
             .filter(|f| keys.may_be_in(f.stats().as_deref(), column))
-            .map(|f| DeltaFile {
-                path: f.path().to_string(),
-                size: f.size().max(0) as u64,
-                partition_values: f.partition_values_map().into_iter().collect(),
-                rows: f.num_records().map(|n| n as u64),
-            })
+            .map(|f| active_file(&f))
             .collect())
     }
 
@@ -270,6 +256,16 @@ pub(crate) fn delta_err(url: &Url, step: &'static str, source: DeltaTableError) 
         url: url.to_string(),
         step,
         source: Box::new(source),
+    }
+}
+
+/// An active file of a snapshot as a scan reads it.
+fn active_file(file: &LogicalFileView) -> DeltaFile {
+    DeltaFile {
+        path: file.path().to_string(),
+        size: file.size().max(0) as u64,
+        partition_values: file.partition_values_map().into_iter().collect(),
+        rows: file.num_records().map(|n| n as u64),
     }
 }
 
