@@ -85,7 +85,7 @@ async fn ecommerce_pipeline_is_correct_across_batches() {
     // the incremental gold tables (fact_sales, agg_daily_sales, sessions, funnel_daily)
     // compute nothing.
     let again = run(dir.path());
-    assert_eq!(again.matches("no_new_data").count(), 8 + 7 + 4, "{again}");
+    assert_eq!(again.matches("no_new_data").count(), 8 + 8 + 4, "{again}");
 
     let checks = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/it/ecommerce_checks.py");
     let out = Command::new("python3")
