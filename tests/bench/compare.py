@@ -37,6 +37,7 @@ AGREEMENT = {
     "dim_product": "count(*)",
     "fact_sales": "sum(net_amount)",
     "agg_daily_sales": "sum(revenue)",
+    "order_totals": "sum(revenue)",
     "customer_value": "sum(revenue)",
     "rfm": "sum(monetary)",
     "sessions": "sum(purchased)",
