@@ -25,6 +25,8 @@ pub(crate) enum ClusterTarget {
     Embedded {
         /// Concurrent tasks of the executor.
         parallelism: usize,
+        /// Bytes its tasks may reserve together before they spill; 70% of the host's if absent.
+        memory_limit: Option<usize>,
     },
     /// A running scheduler, e.g. `df://localhost:50050`.
     Remote(String),
@@ -33,7 +35,7 @@ pub(crate) enum ClusterTarget {
 impl std::fmt::Display for ClusterTarget {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            ClusterTarget::Embedded { parallelism } => {
+            ClusterTarget::Embedded { parallelism, .. } => {
                 write!(f, "embedded cluster ({parallelism} task slots)")
             }
             ClusterTarget::Remote(url) => write!(f, "scheduler {url}"),
@@ -64,11 +66,18 @@ pub(crate) async fn connect(target: &ClusterTarget, partitions: usize) -> Result
             services: vec![],
             _work_dir: None,
         }),
-        ClusterTarget::Embedded { parallelism } => start_embedded(*parallelism, partitions).await,
+        ClusterTarget::Embedded {
+            parallelism,
+            memory_limit,
+        } => start_embedded(*parallelism, *memory_limit, partitions).await,
     }
 }
 
-async fn start_embedded(parallelism: usize, partitions: usize) -> Result<Connected> {
+async fn start_embedded(
+    parallelism: usize,
+    memory_limit: Option<usize>,
+    partitions: usize,
+) -> Result<Connected> {
     let work_dir = tempfile::tempdir().map_err(|source| Error::Io {
         path: "temporary work dir".into(),
         source,
@@ -99,6 +108,7 @@ async fn start_embedded(parallelism: usize, partitions: usize) -> Result<Connect
         concurrent_tasks: parallelism,
         work_dir: Some(work_dir.path().display().to_string()),
         heartbeat_seconds: 5,
+        memory_limit,
     };
     services.push(tokio::spawn(async move {
         if let Err(e) = medallion_executor::start(options).await {

@@ -55,6 +55,9 @@ pub struct ExecutorOptions {
     pub work_dir: Option<String>,
     /// Seconds between heartbeats to the scheduler.
     pub heartbeat_seconds: u64,
+    /// Bytes the executor's tasks may reserve together for sorts, aggregates and joins before
+    /// they spill; 70% of the host's memory if absent.
+    pub memory_limit: Option<usize>,
 }
 
 /// Every task's runtime: the process-wide object stores, spilling to the work directory.
@@ -76,6 +79,9 @@ pub async fn start(options: ExecutorOptions) -> Result<()> {
         executor_heartbeat_interval_seconds: options.heartbeat_seconds.max(1),
         override_function_registry: Some(Arc::new(function_registry())),
         override_runtime_producer: Some(runtime_producer(options.work_dir.clone())),
+        // Ballista gives each task a share of this (by its task slots) as a spilling pool;
+        // unset, the share is of 70% of the host's memory.
+        memory_pool_size: options.memory_limit.map(|bytes| bytes as u64),
         override_logical_codec: Some(logical_codec()),
         override_physical_codec: Some(physical_codec()),
         override_execution_engine: Some(Arc::new(engine::StableMetricsEngine::new())),

@@ -150,3 +150,25 @@ async fn embedded_and_cluster_runs_agree_and_reruns_write_nothing() {
     }
     drop(cluster);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_run_with_a_memory_limit_gives_its_executor_that_pool_and_the_same_tables() {
+    let ws = Workspace::new(SPEC);
+    let unbounded = ws.run("lake_a", &[]);
+    assert!(unbounded.status.success(), "{}", text(&unbounded));
+    let bounded = ws.run("lake_b", &["--memory-limit-mib", "64", "--log", "info"]);
+    assert!(bounded.status.success(), "{}", text(&bounded));
+    // Ballista's executor says which pool its tasks share, split by task slot.
+    let log = text(&bounded);
+    assert!(
+        log.contains("Executor memory pool") && log.contains("configured via --memory-pool-size"),
+        "{log}"
+    );
+    for table in ["silver/orders", "gold/revenue_by_country"] {
+        assert_eq!(
+            table_rows(&ws.path("lake_a").join(table), "*").await,
+            table_rows(&ws.path("lake_b").join(table), "*").await,
+            "{table} differs"
+        );
+    }
+}

@@ -34,6 +34,10 @@ pub struct ExecutorArgs {
     /// Seconds between heartbeats.
     #[arg(long, env = "MEDALLION_HEARTBEAT_SECONDS", default_value_t = 5)]
     pub heartbeat_seconds: u64,
+    /// MiB the tasks may hold together for sorts, aggregates and joins before they spill to the
+    /// work directory (as Spark's executor memory); 70% of the host's memory if absent.
+    #[arg(long, env = "MEDALLION_MEMORY_LIMIT_MIB")]
+    pub memory_limit_mib: Option<usize>,
 }
 
 pub(crate) async fn run(args: ExecutorArgs) -> Result<ExitCode> {
@@ -55,7 +59,13 @@ pub(crate) async fn run(args: ExecutorArgs) -> Result<ExitCode> {
         concurrent_tasks: args.concurrent_tasks,
         work_dir: args.work_dir,
         heartbeat_seconds: args.heartbeat_seconds,
+        memory_limit: args.memory_limit_mib.map(mib_to_bytes),
     })
     .await?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// `mib` MiB in bytes.
+pub(crate) fn mib_to_bytes(mib: usize) -> usize {
+    mib.saturating_mul(1024 * 1024)
 }

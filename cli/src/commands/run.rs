@@ -49,6 +49,11 @@ pub struct RunArgs {
     /// Partitions for shuffles and scans.
     #[arg(long, env = "MEDALLION_PARTITIONS", default_value_t = 2)]
     pub partitions: usize,
+    /// MiB the embedded executor's tasks may hold together for sorts, aggregates and joins
+    /// before they spill (as `medallion executor --memory-limit-mib`); 70% of the host's memory
+    /// if absent.
+    #[arg(long, env = "MEDALLION_MEMORY_LIMIT_MIB")]
+    pub memory_limit_mib: Option<usize>,
     /// Tables built at once.
     #[arg(long, env = "MEDALLION_CONCURRENCY", default_value_t = 4)]
     pub concurrency: usize,
@@ -155,6 +160,7 @@ pub(crate) fn prepare(
         Some(url) => ClusterTarget::Remote(url.clone()),
         None => ClusterTarget::Embedded {
             parallelism: args.parallelism,
+            memory_limit: args.memory_limit_mib.map(super::executor::mib_to_bytes),
         },
     };
     let run_id = args

@@ -56,6 +56,9 @@ pub struct BenchArgs {
     /// Scheduler to run on instead of the embedded cluster.
     #[arg(long, env = "MEDALLION_SCHEDULER")]
     pub scheduler: Option<String>,
+    /// MiB the embedded executor's tasks may hold together before they spill (as `run`'s).
+    #[arg(long, env = "MEDALLION_MEMORY_LIMIT_MIB")]
+    pub memory_limit_mib: Option<usize>,
     /// E-commerce: after the history, time a later batch's run next to a full refresh.
     #[arg(long)]
     pub incremental: bool,
@@ -156,6 +159,7 @@ fn run_args(args: &BenchArgs, dir: &std::path::Path, spec: &str) -> RunArgs {
         scheduler: args.scheduler.clone(),
         parallelism: args.parallelism,
         partitions: args.parallelism,
+        memory_limit_mib: args.memory_limit_mib,
         concurrency: 4,
         quiet: true,
         report: None,
