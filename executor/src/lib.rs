@@ -56,7 +56,7 @@ pub struct ExecutorOptions {
     /// Seconds between heartbeats to the scheduler.
     pub heartbeat_seconds: u64,
     /// Bytes the executor's tasks may reserve together for sorts, aggregates and joins before
-    /// they spill; 70% of the host's memory if absent.
+    /// they spill; 70% of the host's memory if absent, no limit if 0.
     pub memory_limit: Option<usize>,
 }
 
@@ -80,7 +80,7 @@ pub async fn start(options: ExecutorOptions) -> Result<()> {
         override_function_registry: Some(Arc::new(function_registry())),
         override_runtime_producer: Some(runtime_producer(options.work_dir.clone())),
         // Ballista gives each task a share of this (by its task slots) as a spilling pool;
-        // unset, the share is of 70% of the host's memory.
+        // unset, the share is of 70% of the host's memory; 0 is no pool limit.
         memory_pool_size: options.memory_limit.map(|bytes| bytes as u64),
         override_logical_codec: Some(logical_codec()),
         override_physical_codec: Some(physical_codec()),

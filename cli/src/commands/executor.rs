@@ -35,7 +35,8 @@ pub struct ExecutorArgs {
     #[arg(long, env = "MEDALLION_HEARTBEAT_SECONDS", default_value_t = 5)]
     pub heartbeat_seconds: u64,
     /// MiB the tasks may hold together for sorts, aggregates and joins before they spill to the
-    /// work directory (as Spark's executor memory); 70% of the host's memory if absent.
+    /// work directory (as Spark's executor memory); 70% of the host's memory if absent, no
+    /// limit if 0.
     #[arg(long, env = "MEDALLION_MEMORY_LIMIT_MIB")]
     pub memory_limit_mib: Option<usize>,
 }

@@ -51,7 +51,7 @@ pub struct RunArgs {
     pub partitions: usize,
     /// MiB the embedded executor's tasks may hold together for sorts, aggregates and joins
     /// before they spill (as `medallion executor --memory-limit-mib`); 70% of the host's memory
-    /// if absent.
+    /// if absent, no limit if 0.
     #[arg(long, env = "MEDALLION_MEMORY_LIMIT_MIB")]
     pub memory_limit_mib: Option<usize>,
     /// Tables built at once.
