@@ -1,6 +1,7 @@
 //! The table DAG: dependencies inferred from SQL, validated, ordered, and selected like dbt.
 
 mod graph;
+mod priority;
 mod select;
 
 pub use graph::Dag;

@@ -1,4 +1,5 @@
-//! A pipeline run: selection, upstream registration, concurrent table jobs in DAG order.
+//! A pipeline run: selection, upstream registration, concurrent table jobs in DAG order, the
+//! heads of the longest chains first.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -279,7 +280,8 @@ impl PipelineRun {
         log: &EventLog,
     ) -> Vec<TableOutcome> {
         let chosen: BTreeSet<&str> = selected.iter().map(String::as_str).collect();
-        let mut pending: Vec<&str> = selected.iter().map(String::as_str).collect();
+        let by_priority = dag.critical_first(selected);
+        let mut pending: Vec<&str> = by_priority.iter().map(String::as_str).collect();
         let mut finished: BTreeMap<String, TableStatus> = BTreeMap::new();
         let mut outcomes = Vec::new();
         // The driver awaits nothing but `running`: a table future paused while the driver
