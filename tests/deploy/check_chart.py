@@ -26,6 +26,16 @@ KUBERNETES = "1.33.0"
 failures = []
 
 
+def mebibytes(quantity):
+    """A Kubernetes memory quantity (`4Gi`, `512Mi`, `2G`, bytes) in MiB."""
+    units = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "K": 10**3, "M": 10**6, "G": 10**9, "T": 10**12}
+    text = str(quantity)
+    for suffix, factor in sorted(units.items(), key=lambda u: -len(u[0])):
+        if text.endswith(suffix):
+            return float(text[: -len(suffix)]) * factor / 2**20
+    return float(text) / 2**20
+
+
 def check(ok, what):
     print(("ok    " if ok else "FAIL  ") + what)
     if not ok:
@@ -133,6 +143,11 @@ def promises(docs, label):
           f"executors bind 0.0.0.0, advertise the pod IP, find the scheduler by its Service ({label})")
     check(any(v["name"] == "work" and "emptyDir" in v for v in epod["volumes"]) and "--work-dir=/work" in ec["args"],
           f"executor shuffle files on an emptyDir ({label})")
+    limit = ec.get("resources", {}).get("limits", {}).get("memory")
+    pool = env.get("MEDALLION_MEMORY_LIMIT_MIB", {}).get("value")
+    if limit is not None and pool is not None:
+        check(int(pool) + 512 <= mebibytes(limit),
+              f"executor memory pool {pool} MiB leaves room under its {limit} limit ({label})")
     check(epod["automountServiceAccountToken"] is False, f"executors get no Kubernetes token ({label})")
     autoscaled = any(a.startswith("--autoscale-deployment=") for a in sc["args"])
     check(("replicas" in executor["spec"]) != autoscaled,
