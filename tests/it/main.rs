@@ -8,6 +8,7 @@ mod azure;
 mod bad_input;
 mod cdc;
 mod chaos;
+mod checks;
 mod ecommerce;
 mod incremental;
 mod ingest;

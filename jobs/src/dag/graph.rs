@@ -7,7 +7,7 @@ use datafusion::sql::resolve::resolve_table_references;
 
 use crate::error::{Error, Result};
 use crate::quality::QUARANTINE_SUFFIX;
-use crate::spec::{ALS_COMPANIONS, CHANGES_SUFFIX, TableKind};
+use crate::spec::{ALS_COMPANIONS, CHANGES_SUFFIX, CheckSpec, CheckTest, TableKind};
 use crate::spec::{Pipeline, TableSpec};
 
 /// Validated dependency graph of a pipeline's tables.
@@ -96,10 +96,40 @@ fn references(pipeline: &Pipeline, table: &TableSpec) -> Result<BTreeSet<String>
         }
         return Ok(deps);
     }
+    if let TableKind::Checks(checks) = &table.kind {
+        return check_references(pipeline, table, checks);
+    }
     match table.kind.sql() {
         Some(sql) => query_references(pipeline, table, sql),
         None => Ok(BTreeSet::new()),
     }
+}
+
+/// The pipeline tables a `checks` table's checks read (a companion counts as its table).
+fn check_references(
+    pipeline: &Pipeline,
+    table: &TableSpec,
+    checks: &[CheckSpec],
+) -> Result<BTreeSet<String>> {
+    let invalid = invalid_spec(pipeline, table);
+    let mut deps = BTreeSet::new();
+    for check in checks {
+        if let CheckTest::Sql(sql) = &check.test {
+            deps.extend(query_references(pipeline, table, sql)?);
+        }
+        for name in check.test.tables() {
+            let base = companion_of(pipeline, name).unwrap_or(name);
+            if pipeline.table(base).is_none() || base == table.name {
+                let message = format!(
+                    "check `{}` reads `{name}`, not another table of the pipeline",
+                    check.name
+                );
+                return Err(invalid(message));
+            }
+            deps.insert(base.to_string());
+        }
+    }
+    Ok(deps)
 }
 
 /// An `InvalidSpec` error about `table`.
@@ -138,7 +168,7 @@ fn query_references(pipeline: &Pipeline, table: &TableSpec, sql: &str) -> Result
 }
 
 /// The table whose companion `name` is (`orders__quarantine` → `orders`), if it is one.
-fn companion_of<'a>(pipeline: &Pipeline, name: &'a str) -> Option<&'a str> {
+pub(crate) fn companion_of<'a>(pipeline: &Pipeline, name: &'a str) -> Option<&'a str> {
     std::iter::once(QUARANTINE_SUFFIX)
         .chain(ALS_COMPANIONS)
         .chain([CHANGES_SUFFIX])

@@ -5,4 +5,5 @@ mod priority;
 mod select;
 
 pub use graph::Dag;
+pub(crate) use graph::companion_of;
 pub use select::Selection;

@@ -16,8 +16,8 @@ use super::outcome::{TableOutcome, TableStatus};
 use super::paths::Lakehouse;
 use super::run_id::RunId;
 use super::steps::{
-    self, als::AlsStep, cdc::CdcStep, kafka::KafkaStep, landing::LandingStep, sql::HELPER_PREFIX,
-    sql::SqlStep,
+    self, als::AlsStep, cdc::CdcStep, checks::ChecksStep, kafka::KafkaStep, landing::LandingStep,
+    sql::HELPER_PREFIX, sql::SqlStep,
 };
 use crate::delta::{CommitOutcome, DeltaCommit, TableSnapshot, WriteResult, WriteSpec, WriteTarget};
 use crate::error::{Error, Failure, Result, error_chain};
@@ -153,6 +153,13 @@ impl TableJob<'_> {
                 };
                 steps::run(&step, self, outcome).await
             }
+            TableKind::Checks(checks) => {
+                let step = ChecksStep {
+                    checks,
+                    target: snapshot.as_ref(),
+                };
+                steps::run(&step, self, outcome).await
+            }
             TableKind::Sql(sql) => {
                 let step = SqlStep {
                     sql,
@@ -199,6 +206,14 @@ impl TableJob<'_> {
                     full_refresh: self.full_refresh,
                 };
                 step.dry_run(self).await
+            }
+            TableKind::Checks(checks) => {
+                ChecksStep {
+                    checks,
+                    target: snapshot,
+                }
+                .dry_run(self)
+                .await
             }
             TableKind::Sql(sql) => {
                 let step = SqlStep {
@@ -332,7 +347,7 @@ impl TableJob<'_> {
         match &self.table.kind {
             TableKind::Landing(s) => s.schema_evolution == SchemaEvolution::AddColumns,
             TableKind::Kafka(_) => true,
-            TableKind::Sql(_) | TableKind::Als { .. } | TableKind::Cdc(_) => false,
+            TableKind::Sql(_) | TableKind::Als { .. } | TableKind::Cdc(_) | TableKind::Checks(_) => false,
         }
     }
 

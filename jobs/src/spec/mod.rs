@@ -1,6 +1,7 @@
 //! The pipeline spec: a TOML file of tables, parsed and validated before anything runs.
 
 mod chart;
+mod check;
 mod kafka;
 mod model;
 mod model_spec;
@@ -8,6 +9,7 @@ mod parse;
 mod retry;
 
 pub use chart::{ChartKind, ChartSpec};
+pub use check::{CheckLevel, CheckSpec, CheckTest};
 pub use kafka::{
     KafkaConnection, KafkaFormat, KafkaSource, RAW_VALUE, Sasl, SaslMechanism, Security, StartingOffsets,
 };

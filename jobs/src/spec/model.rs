@@ -123,6 +123,8 @@ pub enum TableKind {
     },
     /// Keyed changes read from another table and applied as SCD type 1 or 2.
     Cdc(CdcSpec),
+    /// Data tests over other tables; the table holds one row per check with its violations.
+    Checks(Vec<super::CheckSpec>),
 }
 
 /// A change-data-capture table: `from`'s rows are changes to the rows with the same `keys`.
@@ -178,7 +180,7 @@ impl TableKind {
     /// The query the table's rows come from; none for landing sources.
     pub fn sql(&self) -> Option<&str> {
         match self {
-            TableKind::Landing(_) | TableKind::Kafka(_) | TableKind::Cdc(_) => None,
+            TableKind::Landing(_) | TableKind::Kafka(_) | TableKind::Cdc(_) | TableKind::Checks(_) => None,
             TableKind::Sql(sql) | TableKind::Als { sql, .. } => Some(sql),
         }
     }
@@ -188,7 +190,7 @@ impl TableKind {
         match self {
             TableKind::Als { .. } => &super::ALS_COMPANIONS,
             TableKind::Cdc(_) => &[CHANGES_SUFFIX],
-            TableKind::Landing(_) | TableKind::Kafka(_) | TableKind::Sql(_) => &[],
+            TableKind::Landing(_) | TableKind::Kafka(_) | TableKind::Sql(_) | TableKind::Checks(_) => &[],
         }
     }
 }

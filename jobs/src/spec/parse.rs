@@ -6,6 +6,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::chart::RawChart;
+use super::check::{CheckSpec, RawCheck};
 use super::kafka::{RawKafka, RawValueShape};
 use super::model::{
     Action, CHANGES_PLACEHOLDER, CdcSpec, Compression, Expectation, Format, Layer, OnUnreadable, Pipeline,
@@ -58,6 +59,8 @@ struct RawTable {
     mode: Option<String>,
     als: Option<RawAls>,
     cdc: Option<RawCdc>,
+    #[serde(default, rename = "check")]
+    checks: Vec<RawCheck>,
     #[serde(default)]
     incremental: bool,
     retries: Option<u32>,
@@ -306,7 +309,14 @@ fn convert_table(raw: RawTable, line: usize, path: &str) -> Result<TableSpec> {
             raw.layer
         ))
     })?;
+    let other_kind = raw.source.is_some() || raw.sql.is_some() || raw.als.is_some() || raw.cdc.is_some();
     let kind = match (raw.source, raw.sql, raw.als, raw.cdc) {
+        _ if !raw.checks.is_empty() && other_kind => {
+            return Err(err(
+                "a `checks` table is its checks; give no `source`, `sql`, `als` or `cdc`".into(),
+            ));
+        }
+        _ if !raw.checks.is_empty() => TableKind::Checks(checks(raw.checks).map_err(&err)?),
         (None, None, None, Some(cdc)) => TableKind::Cdc(cdc.convert().map_err(&err)?),
         (_, _, _, Some(_)) => {
             return Err(err(
@@ -360,6 +370,19 @@ fn convert_table(raw: RawTable, line: usize, path: &str) -> Result<TableSpec> {
         },
         line,
     })
+}
+
+/// A `checks` table's checks, each named once.
+fn checks(raw: Vec<RawCheck>) -> std::result::Result<Vec<CheckSpec>, String> {
+    let checks = raw
+        .into_iter()
+        .map(RawCheck::convert)
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    let mut names = HashSet::new();
+    match checks.iter().find(|c| !names.insert(c.name.as_str())) {
+        Some(dup) => Err(format!("check `{}` declared more than once", dup.name)),
+        None => Ok(checks),
+    }
 }
 
 /// Rows per file of a table with `cluster_by` and no `rows_per_file`: small enough that a
@@ -416,7 +439,9 @@ fn kind_of(
 fn default_mode(kind: &TableKind) -> WriteMode {
     match kind {
         TableKind::Landing(_) | TableKind::Kafka(_) => WriteMode::Append,
-        TableKind::Sql(_) | TableKind::Als { .. } | TableKind::Cdc(_) => WriteMode::Overwrite,
+        TableKind::Sql(_) | TableKind::Als { .. } | TableKind::Cdc(_) | TableKind::Checks(_) => {
+            WriteMode::Overwrite
+        }
     }
 }
 

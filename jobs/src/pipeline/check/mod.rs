@@ -262,5 +262,6 @@ fn kind_of(table: &TableSpec) -> String {
         TableKind::Als { .. } => "als".into(),
         TableKind::Sql(_) if table.incremental => "sql incremental".into(),
         TableKind::Sql(_) => format!("sql {mode}"),
+        TableKind::Checks(checks) => format!("checks ({})", checks.len()),
     }
 }

@@ -7,6 +7,7 @@
 //! - [`sql`]: a query over other tables.
 //! - [`als`]: an ALS model trained on a query's ratings, with its recommendations.
 //! - [`cdc`]: keyed changes from another table applied as SCD type 1 or 2.
+//! - [`checks`]: data tests over other tables, one row per check (a quality gate).
 //!
 //! All of them write their rows and the rows their expectations drop in one pass
 //! ([`checked_write`]).
@@ -14,6 +15,7 @@
 pub(super) mod als;
 pub(super) mod cdc;
 pub(super) mod checked_write;
+pub(super) mod checks;
 pub(super) mod incremental;
 pub(super) mod kafka;
 pub(super) mod landing;

@@ -28,7 +28,7 @@ use sha2::{Digest, Sha256};
 
 pub(crate) use self::by_key::InputRead;
 use self::by_key::{Incremental, Output};
-use self::rewrite::InputFiles;
+pub(crate) use self::rewrite::InputFiles;
 pub(crate) use self::shape::Shape;
 use crate::delta::TableSnapshot;
 use crate::error::Result;
@@ -204,13 +204,13 @@ fn unique_rows(job: &TableJob<'_>, input: &str) -> bool {
 }
 
 /// The inputs' versions: recorded by the table (per input, an id with the query's hash) and read now.
-struct Versions {
+pub(crate) struct Versions {
     ids: Vec<String>,
-    read: Vec<InputVersions>,
+    pub(crate) read: Vec<InputVersions>,
 }
 
 impl Versions {
-    fn new(job: &TableJob<'_>, sql: &str, snapshots: &[(String, TableSnapshot)]) -> Self {
+    pub(crate) fn new(job: &TableJob<'_>, sql: &str, snapshots: &[(String, TableSnapshot)]) -> Self {
         let hash = hex::encode(&Sha256::digest(sql.as_bytes())[..6]);
         let (pipeline, table) = (&job.pipeline.name, &job.table.name);
         let ids = snapshots
@@ -229,7 +229,7 @@ impl Versions {
     }
 
     /// What the table's commit records: each input's version read now.
-    fn watermarks(&self) -> Vec<Watermark> {
+    pub(crate) fn watermarks(&self) -> Vec<Watermark> {
         self.ids
             .iter()
             .cloned()
@@ -239,7 +239,7 @@ impl Versions {
 
     /// Each input's files added and removed since the version `target` recorded, or why they
     /// cannot be known.
-    async fn changes(
+    pub(crate) async fn changes(
         &mut self,
         job: &TableJob<'_>,
         target: &TableSnapshot,

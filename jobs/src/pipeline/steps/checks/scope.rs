@@ -1,0 +1,348 @@
+//! How each check of a `checks` table is counted this run: over whole tables, over what
+//! changed in its tables since the versions the table recorded, or not at all when they did
+//! not change.
+//!
+//! Counting over the changes gives the whole-table count only when the check had no violation
+//! at those versions (see [`super::query`]); the table's own rows say what each check counted
+//! then. A check whose table was rewritten in full is counted over the whole tables: its
+//! changes would be all of it.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::{DataType, Int64Type};
+use datafusion::catalog::TableProvider;
+use url::Url;
+
+use super::query::{Form, Relations};
+use crate::dag::companion_of;
+use crate::delta::{DeltaFile, DeltaScanTable, KeyValues, TableSnapshot};
+use crate::error::Result;
+use crate::pipeline::outcome::{Refresh, RefreshKind};
+use crate::pipeline::steps::incremental::{InputFiles, Versions};
+use crate::pipeline::table_job::{TableJob, Watermark};
+use crate::spec::{CHANGES_SUFFIX, CheckSpec, CheckTest};
+
+/// A relation a `Changes` form names: rows of some files of an input.
+pub(super) type Relation = (String, Arc<dyn TableProvider>);
+
+/// The checks' forms, the relations their changes are read from, and what the commit records.
+pub(super) struct Scope {
+    /// One per check, in order.
+    pub(super) forms: Vec<Form>,
+    /// Relations the `Changes` forms name: rows of some files of an input.
+    pub(super) relations: Vec<Relation>,
+    /// Each input's version read now.
+    pub(super) watermarks: Vec<Watermark>,
+    /// For the event log: how much was counted over changes, and the versions covered.
+    pub(super) refresh: Refresh,
+}
+
+impl Scope {
+    /// How `checks` are counted, given the table as it is (`target`).
+    pub(super) async fn decide(
+        job: &TableJob<'_>,
+        checks: &[CheckSpec],
+        target: Option<&TableSnapshot>,
+    ) -> Result<Scope> {
+        let snapshots = input_snapshots(job, checks).await?;
+        let mut versions = Versions::new(job, &format!("{checks:?}"), &snapshots);
+        let target = target.filter(|_| !job.full_refresh);
+        let changes = match target {
+            None if job.full_refresh => Err("--full-refresh".to_string()),
+            None => Err("first run".to_string()),
+            Some(target) => versions.changes(job, target, &snapshots).await?,
+        };
+        let (inputs, previous) = match (changes, target) {
+            (Ok(inputs), Some(target)) => (inputs, previous_counts(job, target).await?),
+            (Err(why), _) => return Ok(Self::full(checks, &versions, why)),
+            (Ok(_), None) => unreachable!("changes are only read for a committed table"),
+        };
+        let mut scope = Scope {
+            forms: vec![],
+            relations: vec![],
+            watermarks: versions.watermarks(),
+            refresh: Refresh {
+                kind: RefreshKind::ByKey,
+                detail: String::new(),
+                inputs: versions.read.clone(),
+            },
+        };
+        let inputs: HashMap<&str, &InputFiles> = inputs.iter().map(|i| (i.name.as_str(), i)).collect();
+        let candidates: Vec<Candidate> = checks
+            .iter()
+            .map(|check| candidate(job, check, &inputs, previous.get(&check.name).copied()))
+            .collect();
+        let pruned = futures::future::try_join_all(candidates.iter().map(|c| c.pruned(job))).await?;
+        for (i, (candidate, pruned)) in candidates.into_iter().zip(pruned).enumerate() {
+            let form = match (candidate, pruned) {
+                (Candidate::Decided(form), _) => form,
+                (Candidate::Changes(reads), Some(pruned)) => scope.changes(job, i, &reads, pruned),
+                (Candidate::Changes(_), None) => Form::Full,
+            };
+            scope.forms.push(form);
+        }
+        scope.refresh.detail = scope.summary();
+        if scope.forms.iter().all(|f| *f == Form::Full) {
+            scope.refresh.kind = RefreshKind::Full;
+        }
+        Ok(scope)
+    }
+
+    fn full(checks: &[CheckSpec], versions: &Versions, why: String) -> Scope {
+        Scope {
+            forms: vec![Form::Full; checks.len()],
+            relations: vec![],
+            watermarks: versions.watermarks(),
+            refresh: Refresh {
+                kind: RefreshKind::Full,
+                detail: why,
+                inputs: versions.read.clone(),
+            },
+        }
+    }
+
+    /// Check `i` counted over its changes: the relations registered.
+    fn changes(&mut self, job: &TableJob<'_>, i: usize, reads: &Reads<'_>, pruned: Pruned) -> Form {
+        let added = self.relation(job, reads.table, "added", reads.table.added.clone());
+        let table = self.relation(job, reads.table, &format!("c{i}"), pruned.table);
+        let (removed, to) = match (reads.to, pruned.to) {
+            (Some(to), Some(files)) => (
+                Some(self.relation(job, to, "removed", to.removed.clone())),
+                Some(self.relation(job, to, &format!("c{i}"), files)),
+            ),
+            _ => (None, None),
+        };
+        Form::Changes(Relations {
+            added,
+            removed,
+            table,
+            to,
+        })
+    }
+
+    /// Registers (once) the rows of `files` of `input` under a name of this table's.
+    fn relation(
+        &mut self,
+        job: &TableJob<'_>,
+        input: &InputFiles,
+        which: &str,
+        files: Vec<DeltaFile>,
+    ) -> String {
+        let name = format!("__{}__{}__{which}", job.table.name, input.name);
+        if !self.relations.iter().any(|(n, _)| *n == name) {
+            let scan = DeltaScanTable {
+                files,
+                ..input.current.clone()
+            };
+            self.relations.push((name.clone(), Arc::new(scan)));
+        }
+        name
+    }
+
+    /// `3 of 17 checks over their tables' changes, 2 unchanged`.
+    fn summary(&self) -> String {
+        let of = self.forms.len();
+        let changes = self
+            .forms
+            .iter()
+            .filter(|f| matches!(f, Form::Changes { .. }))
+            .count();
+        let unchanged = self
+            .forms
+            .iter()
+            .filter(|f| matches!(f, Form::Unchanged(_)))
+            .count();
+        format!("{changes} of {of} checks over their tables' changes, {unchanged} over unchanged tables")
+    }
+}
+
+/// A check before the files its changes' values may be in are known.
+enum Candidate<'a> {
+    /// Counted in full or not at all.
+    Decided(Form),
+    /// Counted over its changes if few enough files may hold their values.
+    Changes(Reads<'a>),
+}
+
+/// What a check counted over its changes reads: its table's and `to`'s changes and files.
+struct Reads<'a> {
+    table: &'a InputFiles,
+    to: Option<&'a InputFiles>,
+    /// The first of its columns, which the tables are clustered by.
+    column: String,
+    /// A `relationship`: NULL values are not looked up.
+    skip_nulls: bool,
+}
+
+/// The files of the check's tables that may hold its changes' values.
+struct Pruned {
+    table: Vec<DeltaFile>,
+    to: Option<Vec<DeltaFile>>,
+}
+
+/// How `check` is counted, before its changes' values are known; `previous`: its last count.
+fn candidate<'a>(
+    job: &TableJob<'_>,
+    check: &CheckSpec,
+    inputs: &HashMap<&str, &'a InputFiles>,
+    previous: Option<i64>,
+) -> Candidate<'a> {
+    let full = Candidate::Decided(Form::Full);
+    let (columns, skip_nulls) = match &check.test {
+        CheckTest::Unique { columns, .. } => (columns, false),
+        CheckTest::Relationship { columns, .. } => (columns, true),
+        CheckTest::Sql(_) => return full,
+    };
+    let read: Option<Vec<&InputFiles>> = check
+        .test
+        .tables()
+        .iter()
+        .map(|t| inputs.get(t).copied())
+        .collect();
+    let (Some(read), Some(previous)) = (read, previous) else {
+        return full;
+    };
+    if !read.iter().any(|i| i.changed()) {
+        return Candidate::Decided(Form::Unchanged(previous));
+    }
+    let column = &columns[0];
+    // Only files clustered by the first column can be told apart by its statistics.
+    let clustered = read
+        .iter()
+        .all(|i| clustered_by(job, &i.name) == Some(column.as_str()));
+    if previous != 0 || !clustered || read.iter().any(|i| i.rewritten_in_full()) {
+        return full;
+    }
+    Candidate::Changes(Reads {
+        table: read[0],
+        to: read.get(1).copied(),
+        column: column.clone(),
+        skip_nulls,
+    })
+}
+
+impl Candidate<'_> {
+    /// For a check counted over its changes, the files its values may be in when that is at
+    /// most half of each table's (`None`: count it in full).
+    async fn pruned(&self, job: &TableJob<'_>) -> Result<Option<Pruned>> {
+        let Candidate::Changes(reads) = self else {
+            return Ok(None);
+        };
+        let mut changed = vec![reads.values_of(job, reads.table, &reads.table.added)];
+        if let Some(to) = reads.to {
+            changed.push(reads.values_of(job, to, &to.removed));
+        }
+        let columns: Vec<ArrayRef> = futures::future::try_join_all(changed).await?.concat();
+        let Some(values) = KeyValues::collect(&columns) else {
+            return Ok(None);
+        };
+        let within_half = |input: &InputFiles| -> Result<Option<Vec<DeltaFile>>> {
+            let files = input.snapshot.files_holding(&reads.column, &values)?;
+            Ok((files.len() * 2 <= input.current.files.len()).then_some(files))
+        };
+        let Some(table) = within_half(reads.table)? else {
+            return Ok(None);
+        };
+        let to = match reads.to {
+            Some(to) => match within_half(to)? {
+                Some(files) => Some(files),
+                None => return Ok(None),
+            },
+            None => None,
+        };
+        Ok(Some(Pruned { table, to }))
+    }
+}
+
+impl Reads<'_> {
+    /// The distinct values of the first column in `files` of `input`.
+    async fn values_of(
+        &self,
+        job: &TableJob<'_>,
+        input: &InputFiles,
+        files: &[DeltaFile],
+    ) -> Result<Vec<ArrayRef>> {
+        let err = |e| job.query_err("collect the checks' changed values", e);
+        let scan = DeltaScanTable {
+            files: files.to_vec(),
+            ..input.current.clone()
+        };
+        let mut frame = job.ctx.read_table(Arc::new(scan)).map_err(err)?;
+        let column = datafusion::prelude::ident(&self.column);
+        if self.skip_nulls {
+            frame = frame.filter(column.clone().is_not_null()).map_err(err)?;
+        }
+        let batches = frame
+            .select(vec![column])
+            .and_then(|f| f.distinct())
+            .map_err(err)?;
+        let batches = batches.collect().await.map_err(err)?;
+        Ok(batches.iter().map(|b| Arc::clone(b.column(0))).collect())
+    }
+}
+
+/// The first column the table (or the table whose change log it is) is clustered by.
+fn clustered_by<'p>(job: &TableJob<'p>, name: &str) -> Option<&'p str> {
+    let table = match job.pipeline.table(name) {
+        Some(table) => table,
+        None => {
+            let base = companion_of(job.pipeline, name)?;
+            if &name[base.len()..] != CHANGES_SUFFIX {
+                return None;
+            }
+            job.pipeline.table(base)?
+        }
+    };
+    table.cluster.as_ref()?.by.first().map(String::as_str)
+}
+
+/// The snapshots of the tables the `unique` and `relationship` checks read (`sql` checks are
+/// counted over whole tables); a table never committed is left out (its checks are counted
+/// in full).
+async fn input_snapshots(job: &TableJob<'_>, checks: &[CheckSpec]) -> Result<Vec<(String, TableSnapshot)>> {
+    let names: BTreeSet<&str> = checks.iter().flat_map(|c| c.test.tables()).collect();
+    let mut snapshots = vec![];
+    for name in names {
+        let Some(url) = url_of(job, name) else { continue };
+        if let Some(snapshot) = TableSnapshot::load(&url).await? {
+            snapshots.push((name.to_string(), snapshot));
+        }
+    }
+    Ok(snapshots)
+}
+
+/// Where the pipeline's table or companion table (`orders__changes`) `name` lives.
+fn url_of(job: &TableJob<'_>, name: &str) -> Option<Url> {
+    if let Some(table) = job.pipeline.table(name) {
+        return Some(job.lakehouse.table_url(table));
+    }
+    let base = companion_of(job.pipeline, name)?;
+    let table = job.pipeline.table(base)?;
+    Some(job.lakehouse.companion_url(table, &name[base.len()..]))
+}
+
+/// What each check counted at the table's current version, by check name.
+async fn previous_counts(job: &TableJob<'_>, target: &TableSnapshot) -> Result<HashMap<String, i64>> {
+    let err = |e| job.query_err("read the last counts", e);
+    let frame = job.ctx.read_table(Arc::new(target.scan_table()?)).map_err(err)?;
+    let frame = frame.select_columns(&["check_name", "violations"]).map_err(err)?;
+    let batches = frame.collect().await.map_err(err)?;
+    let mut counts = HashMap::new();
+    for batch in &batches {
+        counts.extend(named_counts(batch).map_err(err)?);
+    }
+    Ok(counts)
+}
+
+fn named_counts(batch: &RecordBatch) -> datafusion::error::Result<Vec<(String, i64)>> {
+    let names = cast(batch.column(0), &DataType::Utf8)?;
+    let counts = cast(batch.column(1), &DataType::Int64)?;
+    let (names, counts) = (names.as_string::<i32>(), counts.as_primitive::<Int64Type>());
+    Ok((0..batch.num_rows())
+        .filter(|&i| names.is_valid(i) && counts.is_valid(i))
+        .map(|i| (names.value(i).to_string(), counts.value(i)))
+        .collect())
+}
