@@ -48,18 +48,36 @@ impl Scope {
         target: Option<&TableSnapshot>,
     ) -> Result<Scope> {
         let snapshots = input_snapshots(job, checks).await?;
+        // The checks' definitions stand for a query's text: an edited check is counted in full.
         let mut versions = Versions::new(job, &format!("{checks:?}"), &snapshots);
-        let target = target.filter(|_| !job.full_refresh);
-        let changes = match target {
-            None if job.full_refresh => Err("--full-refresh".to_string()),
-            None => Err("first run".to_string()),
-            Some(target) => versions.changes(job, target, &snapshots).await?,
+        let target = match target {
+            Some(target) if !job.full_refresh => target,
+            _ => {
+                let why = if job.full_refresh {
+                    "--full-refresh"
+                } else {
+                    "first run"
+                };
+                return Ok(Self::full(checks, &versions, why.into()));
+            }
         };
-        let (inputs, previous) = match (changes, target) {
-            (Ok(inputs), Some(target)) => (inputs, previous_counts(job, target).await?),
-            (Err(why), _) => return Ok(Self::full(checks, &versions, why)),
-            (Ok(_), None) => unreachable!("changes are only read for a committed table"),
+        let inputs = match versions.changes(job, target, &snapshots).await? {
+            Ok(inputs) => inputs,
+            Err(why) => return Ok(Self::full(checks, &versions, why)),
         };
+        let previous = previous_counts(job, target).await?;
+        Self::over_changes(job, checks, &versions, &inputs, &previous).await
+    }
+
+    /// Each check counted over its tables' changes (`inputs`) where that gives its count over
+    /// whole tables; `previous`: each check's last count.
+    async fn over_changes(
+        job: &TableJob<'_>,
+        checks: &[CheckSpec],
+        versions: &Versions,
+        inputs: &[InputFiles],
+        previous: &HashMap<String, i64>,
+    ) -> Result<Scope> {
         let mut scope = Scope {
             forms: vec![],
             relations: vec![],
