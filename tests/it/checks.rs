@@ -124,19 +124,41 @@ fn batch(
     (items, format!("ref\n{refs}"))
 }
 
+/// The landing folders of [`SPEC`] and the batches written into them.
+struct Landing {
+    rng: medallion_jobs::generate::Rng,
+    next_id: u64,
+    seq: u64,
+}
+
+impl Landing {
+    fn new(ws: &Workspace, seed: u64) -> Self {
+        for dir in ["landing/items", "landing/refs"] {
+            std::fs::create_dir_all(ws.path(dir)).unwrap();
+        }
+        let rng = medallion_jobs::generate::Rng::new(seed);
+        Self {
+            rng,
+            next_id: 0,
+            seq: 0,
+        }
+    }
+
+    /// Writes batch `b`'s files.
+    fn land(&mut self, ws: &Workspace, b: u64) {
+        let (items, refs) = batch(&mut self.rng, b, &mut self.next_id, &mut self.seq);
+        std::fs::write(ws.path(&format!("landing/items/{b}.csv")), items).unwrap();
+        std::fs::write(ws.path(&format!("landing/refs/{b}.csv")), refs).unwrap();
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn checks_counted_over_the_changes_equal_checks_over_whole_tables() {
     let ws = Workspace::new(SPEC);
-    for dir in ["landing/items", "landing/refs"] {
-        std::fs::create_dir_all(ws.path(dir)).unwrap();
-    }
-    let mut rng = medallion_jobs::generate::Rng::new(3);
-    let (mut next_id, mut seq) = (0, 0);
+    let mut landing = Landing::new(&ws, 3);
     let mut counted_over_changes = 0;
     for b in 0..8u64 {
-        let (items, refs) = batch(&mut rng, b, &mut next_id, &mut seq);
-        std::fs::write(ws.path(&format!("landing/items/{b}.csv")), items).unwrap();
-        std::fs::write(ws.path(&format!("landing/refs/{b}.csv")), refs).unwrap();
+        landing.land(&ws, b);
         let run = ws.run("lake", &[]);
         let out = text(&run);
         assert!(run.status.success(), "batch {b}:\n{out}");
@@ -164,6 +186,70 @@ async fn checks_counted_over_the_changes_equal_checks_over_whole_tables() {
         }
     }
     assert!(counted_over_changes >= 15, "{counted_over_changes}");
+}
+
+/// The run that brings batch 3 (the first unknown ref, found over changes) is killed (`kill -9`
+/// of the process: client, scheduler and executor) as the gate starts or before it; the run
+/// after it — resumed under the same run id or a new one — leaves the gate a full refresh
+/// computes.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_run_killed_as_the_gate_counts_then_run_again_leaves_the_gate_of_a_full_refresh() {
+    use std::io::{BufRead, BufReader};
+    for (trial, moment) in ["started  gold.gate", "started  silver.items_log"]
+        .into_iter()
+        .enumerate()
+    {
+        let ws = Workspace::new(SPEC);
+        let mut landing = Landing::new(&ws, 7 + trial as u64);
+        for b in 0..3 {
+            landing.land(&ws, b);
+            assert!(
+                ws.run("lake", &[]).status.success(),
+                "trial {trial}: batch {b} failed"
+            );
+        }
+        landing.land(&ws, 3);
+        let id = format!("run-{}", RunIdClock::now() + trial as u128);
+        let mut killed = ws
+            .command("lake", &["--run-id", &id])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let progress = BufReader::new(killed.stderr.take().unwrap());
+        let seen = progress
+            .lines()
+            .map_while(Result::ok)
+            .any(|line| line.contains(moment));
+        killed.kill().unwrap();
+        killed.wait().unwrap();
+        let gate_version = version(&ws.path("lake/gold/gate")).await;
+        eprintln!("checks kill trial {trial} at `{moment}` (seen: {seen}): gate at version {gate_version}");
+        let flags = ["--run-id", id.as_str()];
+        let again = ws.run("lake", if trial % 2 == 0 { &flags[..] } else { &[] });
+        let out = text(&again);
+        assert!(
+            again.status.success(),
+            "trial {trial}: the run after the kill failed:\n{out}"
+        );
+        assert!(
+            checks_over_changes(&out) > 0,
+            "trial {trial}: nothing counted over changes:\n{out}"
+        );
+        let full = ws.run("full", &["--full-refresh"]);
+        assert!(
+            full.status.success(),
+            "trial {trial}: full refresh failed:\n{}",
+            text(&full)
+        );
+        let gate = table_rows(&ws.path("lake/gold/gate"), "*").await;
+        assert_eq!(
+            gate,
+            table_rows(&ws.path("full/gold/gate"), "*").await,
+            "trial {trial}"
+        );
+        assert!(count_of(&gate, "unknown refs") > 0, "trial {trial}: {gate}");
+    }
 }
 
 /// The violations of check `name` in the gate's pretty-printed rows.

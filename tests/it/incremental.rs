@@ -566,16 +566,3 @@ async fn a_run_killed_during_incremental_merges_then_run_again_leaves_the_tables
         }
     }
 }
-
-/// Microseconds since the epoch, for run ids of the new form.
-struct RunIdClock;
-
-impl RunIdClock {
-    fn now() -> u128 {
-        let micros = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_micros();
-        micros * 1000
-    }
-}

@@ -436,3 +436,16 @@ pub(crate) fn python_row_count(table: &Path) -> usize {
     );
     String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
 }
+
+/// Microseconds since the epoch, for run ids of the new form.
+pub(crate) struct RunIdClock;
+
+impl RunIdClock {
+    pub(crate) fn now() -> u128 {
+        let micros = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_micros();
+        micros * 1000
+    }
+}
