@@ -326,6 +326,11 @@ fn convert_table(raw: RawTable, line: usize, path: &str) -> Result<TableSpec> {
         (source, sql, als, None) => kind_of(source, sql, als, layer).map_err(&err)?,
     };
     let mode = match raw.mode.as_deref() {
+        Some(_) if matches!(kind, TableKind::Checks(_)) => {
+            return Err(err(
+                "a `checks` table is rewritten each run; it takes no `mode`".into()
+            ));
+        }
         None => default_mode(&kind),
         Some("overwrite") => WriteMode::Overwrite,
         Some("append") => WriteMode::Append,
@@ -636,6 +641,26 @@ action = "drop"
             error_of(&spec),
             "p.toml:21: table `orders`: declared more than once"
         );
+    }
+
+    #[test]
+    fn a_checks_table_is_its_checks_alone() {
+        let base = "[pipeline]\nname = \"x\"\n[[table]]\nname = \"t\"\nlayer = \"gold\"\n";
+        let check = "[[table.check]]\nname = \"c\"\nsql = \"SELECT 0\"\n";
+        let p = parse_spec(&format!("{base}{check}"), "p.toml").unwrap();
+        assert!(matches!(&p.tables[0].kind, TableKind::Checks(c) if c.len() == 1));
+        for (extra, message) in [
+            ("sql = \"SELECT 1\"\n", "give no `source`, `sql`"),
+            ("mode = \"append\"\n", "takes no `mode`"),
+        ] {
+            let e = error_of(&format!("{base}{extra}{check}"));
+            assert!(
+                e.starts_with("p.toml:4: table `t`:") && e.contains(message),
+                "{e}"
+            );
+        }
+        let twice = format!("{base}{check}{check}");
+        assert!(error_of(&twice).contains("check `c` declared more than once"));
     }
 
     #[test]
