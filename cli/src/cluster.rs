@@ -17,6 +17,8 @@ use crate::error::{Error, Result};
 
 /// Seconds to wait for the in-process services to listen.
 const START_TIMEOUT_SECS: u64 = 20;
+/// Starts of the embedded cluster before a run gives up.
+const START_ATTEMPTS: u32 = 3;
 
 /// Where to run.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,7 +49,8 @@ impl std::fmt::Display for ClusterTarget {
 pub(crate) struct Connected {
     pub(crate) ctx: SessionContext,
     services: Vec<JoinHandle<()>>,
-    _work_dir: Option<tempfile::TempDir>,
+    /// The embedded executor's scratch directory, removed when the cluster stops.
+    work_dir: Option<tempfile::TempDir>,
 }
 
 impl Drop for Connected {
@@ -64,7 +67,7 @@ pub(crate) async fn connect(target: &ClusterTarget, partitions: usize) -> Result
         ClusterTarget::Remote(url) => Ok(Connected {
             ctx: medallion_jobs::cluster::connect(url, partitions).await?,
             services: vec![],
-            _work_dir: None,
+            work_dir: None,
         }),
         ClusterTarget::Embedded {
             parallelism,
@@ -73,7 +76,31 @@ pub(crate) async fn connect(target: &ClusterTarget, partitions: usize) -> Result
     }
 }
 
+/// Starts the embedded cluster, on other ports when a service did not come up: another
+/// process can take a free port between the probe that found it and the service's bind.
 async fn start_embedded(
+    parallelism: usize,
+    memory_limit: Option<usize>,
+    partitions: usize,
+) -> Result<Connected> {
+    let mut attempt = 1;
+    loop {
+        match start_embedded_once(parallelism, memory_limit, partitions).await {
+            Err(Error::EmbeddedStart { what, port, .. }) if attempt < START_ATTEMPTS => {
+                tracing::warn!(
+                    what,
+                    port,
+                    attempt,
+                    "embedded cluster did not start; starting it on other ports"
+                );
+                attempt += 1;
+            }
+            result => return result,
+        }
+    }
+}
+
+async fn start_embedded_once(
     parallelism: usize,
     memory_limit: Option<usize>,
     partitions: usize,
@@ -95,7 +122,12 @@ async fn start_embedded(
             tracing::error!(error = %medallion_jobs::error_chain(&e), "embedded scheduler stopped");
         }
     });
-    let mut services = vec![scheduler];
+    // Aborts the services if anything below fails.
+    let mut connected = Connected {
+        ctx: SessionContext::new(),
+        services: vec![scheduler],
+        work_dir: Some(work_dir),
+    };
     wait_for_port("scheduler", scheduler_port).await?;
     let (flight_port, grpc_port) = (free_port()?, free_port()?);
     let options = ExecutorOptions {
@@ -106,21 +138,18 @@ async fn start_embedded(
         port: flight_port,
         grpc_port,
         concurrent_tasks: parallelism,
-        work_dir: Some(work_dir.path().display().to_string()),
+        work_dir: connected
+            .work_dir
+            .as_ref()
+            .map(|d| d.path().display().to_string()),
         heartbeat_seconds: 5,
         memory_limit,
     };
-    services.push(tokio::spawn(async move {
+    connected.services.push(tokio::spawn(async move {
         if let Err(e) = medallion_executor::start(options).await {
             tracing::error!(error = %medallion_jobs::error_chain(&e), "embedded executor stopped");
         }
     }));
-    // Aborts the services if anything below fails.
-    let mut connected = Connected {
-        ctx: SessionContext::new(),
-        services,
-        _work_dir: Some(work_dir),
-    };
     wait_for_port("executor", flight_port).await?;
     let url = format!("df://127.0.0.1:{scheduler_port}");
     connected.ctx = medallion_jobs::cluster::connect(&url, partitions).await?;

@@ -35,12 +35,19 @@ pub(super) enum Form {
 pub(super) struct Relations {
     /// Rows of `table`'s files added since.
     pub(super) added: String,
-    /// Rows of `to`'s files removed since (`relationship` only).
-    pub(super) removed: Option<String>,
     /// `table`'s files that may hold a value of those rows.
     pub(super) table: String,
-    /// `to`'s files that may hold one (`relationship` only).
-    pub(super) to: Option<String>,
+    /// Where a `relationship` looks its values up.
+    pub(super) lookup: Option<Lookup>,
+}
+
+/// The `to` side of a `relationship` counted over its changes.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct Lookup {
+    /// Rows of `to`'s files removed since.
+    pub(super) removed: String,
+    /// `to`'s files that may hold a value of those rows or of the added ones.
+    pub(super) to: String,
 }
 
 /// The query: `check_name`, `level`, `violations` (BIGINT), one row per check in order.
@@ -64,19 +71,6 @@ fn count(test: &CheckTest, form: &Form) -> String {
     match (test, form) {
         (_, Form::Unchanged(n)) => n.to_string(),
         (CheckTest::Sql(sql), _) => format!("SELECT * FROM ({sql}) v"),
-        (
-            CheckTest::Unique {
-                table,
-                columns,
-                filter,
-            },
-            Form::Full,
-        ) => format!(
-            "SELECT count(*) FROM (SELECT 1 FROM {} WHERE {} GROUP BY {} HAVING count(*) > 1) d",
-            ident(table),
-            holds(filter),
-            list(columns)
-        ),
         (CheckTest::Unique { columns, filter, .. }, Form::Changes(r)) => {
             let (cols, filter) = (list(columns), holds(filter));
             let rows = [
@@ -88,7 +82,50 @@ fn count(test: &CheckTest, form: &Form) -> String {
             ];
             grouped(&rows, columns, "max(__probe) = 1 AND sum(__row) > 1")
         }
-        (CheckTest::Relationship { table, columns, to }, Form::Full) => {
+        (
+            CheckTest::Unique {
+                table,
+                columns,
+                filter,
+            },
+            _,
+        ) => format!(
+            "SELECT count(*) FROM (SELECT 1 FROM {} WHERE {} GROUP BY {} HAVING count(*) > 1) d",
+            ident(table),
+            holds(filter),
+            list(columns)
+        ),
+        (
+            CheckTest::Relationship { columns, .. },
+            Form::Changes(Relations {
+                added,
+                table,
+                lookup: Some(lookup),
+            }),
+        ) => {
+            let (cols, present) = (list(columns), not_null(columns));
+            let rows = [
+                format!(
+                    "SELECT {cols}, 1 AS __probe, 0 AS __in_table, 0 AS __in_to FROM {} WHERE {present}",
+                    ident(added)
+                ),
+                format!(
+                    "SELECT {cols}, 1, 0, 0 FROM {} WHERE {present}",
+                    ident(&lookup.removed)
+                ),
+                format!("SELECT {cols}, 0, 1, 0 FROM {} WHERE {present}", ident(table)),
+                format!(
+                    "SELECT {cols}, 0, 0, 1 FROM {} WHERE {present}",
+                    ident(&lookup.to)
+                ),
+            ];
+            grouped(
+                &rows,
+                columns,
+                "max(__probe) = 1 AND max(__in_table) = 1 AND max(__in_to) = 0",
+            )
+        }
+        (CheckTest::Relationship { table, columns, to }, _) => {
             let (cols, present) = (list(columns), not_null(columns));
             let rows = [
                 format!(
@@ -98,24 +135,6 @@ fn count(test: &CheckTest, form: &Form) -> String {
                 format!("SELECT {cols}, 0, 1 FROM {} WHERE {present}", ident(to)),
             ];
             grouped(&rows, columns, "max(__in_table) = 1 AND max(__in_to) = 0")
-        }
-        (CheckTest::Relationship { columns, .. }, Form::Changes(r)) => {
-            let (cols, present) = (list(columns), not_null(columns));
-            let from = |name: &Option<String>| ident(name.as_deref().unwrap_or_default());
-            let rows = [
-                format!(
-                    "SELECT {cols}, 1 AS __probe, 0 AS __in_table, 0 AS __in_to FROM {} WHERE {present}",
-                    ident(&r.added)
-                ),
-                format!("SELECT {cols}, 1, 0, 0 FROM {} WHERE {present}", from(&r.removed)),
-                format!("SELECT {cols}, 0, 1, 0 FROM {} WHERE {present}", ident(&r.table)),
-                format!("SELECT {cols}, 0, 0, 1 FROM {} WHERE {present}", from(&r.to)),
-            ];
-            grouped(
-                &rows,
-                columns,
-                "max(__probe) = 1 AND max(__in_table) = 1 AND max(__in_to) = 0",
-            )
         }
     }
 }
@@ -205,9 +224,11 @@ mod tests {
     fn changes() -> Form {
         Form::Changes(Relations {
             added: "added".into(),
-            removed: Some("removed".into()),
             table: "t".into(),
-            to: Some("parent".into()),
+            lookup: Some(Lookup {
+                removed: "removed".into(),
+                to: "parent".into(),
+            }),
         })
     }
 

@@ -16,7 +16,7 @@ use datafusion::arrow::datatypes::{DataType, Int64Type};
 use datafusion::catalog::TableProvider;
 use url::Url;
 
-use super::query::{Form, Relations};
+use super::query::{Form, Lookup, Relations};
 use crate::dag::companion_of;
 use crate::delta::{DeltaFile, DeltaScanTable, KeyValues, TableSnapshot};
 use crate::error::Result;
@@ -126,19 +126,14 @@ impl Scope {
     fn changes(&mut self, job: &TableJob<'_>, i: usize, reads: &Reads<'_>, pruned: Pruned) -> Form {
         let added = self.relation(job, reads.table, "added", reads.table.added.clone());
         let table = self.relation(job, reads.table, &format!("c{i}"), pruned.table);
-        let (removed, to) = match (reads.to, pruned.to) {
-            (Some(to), Some(files)) => (
-                Some(self.relation(job, to, "removed", to.removed.clone())),
-                Some(self.relation(job, to, &format!("c{i}"), files)),
-            ),
-            _ => (None, None),
+        let lookup = match (reads.to, pruned.to) {
+            (Some(to), Some(files)) => Some(Lookup {
+                removed: self.relation(job, to, "removed", to.removed.clone()),
+                to: self.relation(job, to, &format!("c{i}"), files),
+            }),
+            _ => None,
         };
-        Form::Changes(Relations {
-            added,
-            removed,
-            table,
-            to,
-        })
+        Form::Changes(Relations { added, table, lookup })
     }
 
     /// Registers (once) the rows of `files` of `input` under a name of this table's.
