@@ -194,7 +194,6 @@ async fn checks_counted_over_the_changes_equal_checks_over_whole_tables() {
 /// computes.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_run_killed_as_the_gate_counts_then_run_again_leaves_the_gate_of_a_full_refresh() {
-    use std::io::{BufRead, BufReader};
     for (trial, moment) in ["started  gold.gate", "started  silver.items_log"]
         .into_iter()
         .enumerate()
@@ -210,19 +209,7 @@ async fn a_run_killed_as_the_gate_counts_then_run_again_leaves_the_gate_of_a_ful
         }
         landing.land(&ws, 3);
         let id = format!("run-{}", RunIdClock::now() + trial as u128);
-        let mut killed = ws
-            .command("lake", &["--run-id", &id])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        let progress = BufReader::new(killed.stderr.take().unwrap());
-        let seen = progress
-            .lines()
-            .map_while(Result::ok)
-            .any(|line| line.contains(moment));
-        killed.kill().unwrap();
-        killed.wait().unwrap();
+        let seen = killed_at(ws.command("lake", &["--run-id", &id]), moment);
         let gate_version = version(&ws.path("lake/gold/gate")).await;
         eprintln!("checks kill trial {trial} at `{moment}` (seen: {seen}): gate at version {gate_version}");
         let flags = ["--run-id", id.as_str()];

@@ -497,7 +497,6 @@ async fn table_rows_of_full_refresh(ws: &Workspace, table: &str, select: &str) -
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_run_killed_during_incremental_merges_then_run_again_leaves_the_tables_of_a_full_refresh() {
-    use std::io::{BufRead, BufReader};
     let moments = [
         "started  gold.order_facts",
         "done     gold.order_facts",
@@ -520,19 +519,7 @@ async fn a_run_killed_during_incremental_merges_then_run_again_leaves_the_tables
         );
         land(1, &mut batches, (6, 5, 1, 3));
         let id = format!("run-{}", RunIdClock::now() + trial as u128);
-        let mut killed = ws
-            .command("lake", &["--run-id", &id])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        let progress = BufReader::new(killed.stderr.take().unwrap());
-        let seen = progress
-            .lines()
-            .map_while(Result::ok)
-            .any(|line| line.contains(moment));
-        killed.kill().unwrap();
-        killed.wait().unwrap();
+        let seen = killed_at(ws.command("lake", &["--run-id", &id]), moment);
         let mut left = vec![];
         for table in [
             "silver/orders",

@@ -449,3 +449,22 @@ impl RunIdClock {
         micros * 1000
     }
 }
+
+/// Starts `command`, reads its progress lines (stderr) until one contains `moment` or it
+/// ends, then kills it (SIGKILL); whether the moment was seen.
+pub(crate) fn killed_at(mut command: Command, moment: &str) -> bool {
+    use std::io::{BufRead, BufReader};
+    let mut child = command
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let progress = BufReader::new(child.stderr.take().unwrap());
+    let seen = progress
+        .lines()
+        .map_while(Result::ok)
+        .any(|line| line.contains(moment));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    seen
+}
