@@ -155,13 +155,13 @@ impl Scope {
         name
     }
 
-    /// `3 of 17 checks over their tables' changes, 2 unchanged`.
+    /// `3 of 17 checks over their tables' changes, 2 over unchanged tables`.
     fn summary(&self) -> String {
         let of = self.forms.len();
         let changes = self
             .forms
             .iter()
-            .filter(|f| matches!(f, Form::Changes { .. }))
+            .filter(|f| matches!(f, Form::Changes(_)))
             .count();
         let unchanged = self
             .forms
