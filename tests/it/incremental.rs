@@ -147,6 +147,18 @@ FROM orders o JOIN customers c ON o.customer_id = c.customer_id
 WHERE o.status <> 'cancelled'
 """
 
+# A join keyed first by the column both inputs are joined by: the customers a batch touches
+# are the changed rows' `customer_id`s, no join needed to find them.
+[[table]]
+name = "customer_orders"
+layer = "gold"
+incremental = true
+keys = ["customer_id", "order_id"]
+sql = """
+SELECT c.customer_id, o.order_id, c.country, o.status, CAST(o.amount AS DECIMAL(12, 2)) AS amount
+FROM orders o JOIN customers c ON o.customer_id = c.customer_id
+"""
+
 # An aggregate grouped by an expression.
 [[table]]
 name = "daily"
@@ -259,6 +271,12 @@ fn files_read(out: &str, table: &str, input: &str) -> Option<(usize, usize)> {
     let end = out.find(&format!("file(s) of `{input}` read"))?;
     let words: Vec<&str> = out[..end].rsplit("; ").next()?.split(' ').collect();
     Some((words.first()?.parse().ok()?, words.get(2)?.parse().ok()?))
+}
+
+/// The line after `table`'s in a run's summary: how it was computed.
+fn detail_line<'a>(out: &'a str, table: &str) -> &'a str {
+    let mut lines = out.lines().skip_while(|l| !l.contains(&format!(" {table} ")));
+    lines.nth(1).unwrap_or_default()
 }
 
 /// Whether `"<k> of <n> file(s) replaced)…"` has k < n.
@@ -385,13 +403,26 @@ async fn keyed_and_grouped_equal_a_full_refresh(seed: u64, spec: &str) -> Worksp
         match b {
             0 => assert!(out.contains("full: first run"), "{out}"),
             2 => assert_eq!(by_key, 0, "an empty batch recomputes nothing:\n{out}"),
-            _ => assert_eq!(by_key, 3, "seed {seed}, batch {b}:\n{out}"),
+            _ => {
+                assert_eq!(by_key, 4, "seed {seed}, batch {b}:\n{out}");
+                let detail = detail_line(&out, "customer_orders");
+                let read = ["orders", "customers"].map(|input| format!("file(s) of `{input}` read"));
+                assert!(
+                    read.iter().all(|r| detail.contains(r.as_str())),
+                    "first keys from the changed rows alone, each input's files read by them:\n{out}"
+                );
+            }
         }
     }
     let full = ws.run("full", &["--full-refresh"]);
     assert!(full.status.success(), "full refresh failed:\n{}", text(&full));
     assert!(text(&full).contains("full: --full-refresh"));
-    for table in ["gold/order_facts", "gold/daily", "gold/by_country"] {
+    for table in [
+        "gold/order_facts",
+        "gold/customer_orders",
+        "gold/daily",
+        "gold/by_country",
+    ] {
         let incremental = table_rows(&ws.path("lake").join(table), "*").await;
         assert!(incremental.lines().count() > 8, "{table}: {incremental}");
         assert_eq!(
@@ -457,14 +488,12 @@ async fn a_group_whose_rows_left_through_both_sides_of_a_join_at_once_is_recompu
     );
     let run = ws.run("lake", &[]);
     assert!(run.status.success(), "{}", text(&run));
-    let facts = text(&run)
-        .lines()
-        .skip_while(|l| !l.contains(" order_facts "))
+    let out = text(&run);
+    let counts = detail_line(&out, "order_facts")
+        .split("recomputed (")
         .nth(1)
-        .unwrap_or_default()
-        .to_string();
-    let counts = facts.split("recomputed (").nth(1).unwrap_or_default();
-    assert!(replaced_fewer(counts), "{}", text(&run));
+        .unwrap_or_default();
+    assert!(replaced_fewer(counts), "{out}");
     // The event log says how, and which input versions the run covered.
     let log = table_rows(
         &ws.path("lake/_medallion/event_log"),
@@ -479,7 +508,9 @@ async fn a_group_whose_rows_left_through_both_sides_of_a_join_at_once_is_recompu
         "| order_facts   | incremental_append | [{table_name: orders, from_version: 1, to_version: 2}, \
          {table_name: customers, from_version: 1, to_version: 1}]",
     ] {
-        assert!(log.contains(row), "{row}\nnot in\n{log}");
+        // Column widths follow the longest table name.
+        let squeezed = |t: &str| t.split_whitespace().collect::<Vec<_>>().join(" ");
+        assert!(squeezed(&log).contains(&squeezed(row)), "{row}\nnot in\n{log}");
     }
     let facts = table_rows(&ws.path("lake/gold/order_facts"), "order_id, country, status").await;
     assert_eq!(
@@ -544,7 +575,12 @@ async fn a_run_killed_during_incremental_merges_then_run_again_leaves_the_tables
             "trial {trial}: full refresh failed:\n{}",
             text(&full)
         );
-        for table in ["gold/order_facts", "gold/daily", "gold/by_country"] {
+        for table in [
+            "gold/order_facts",
+            "gold/customer_orders",
+            "gold/daily",
+            "gold/by_country",
+        ] {
             assert_eq!(
                 table_rows(&ws.path("lake").join(table), "*").await,
                 table_rows(&ws.path("full").join(table), "*").await,

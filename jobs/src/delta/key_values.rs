@@ -76,6 +76,22 @@ impl KeyValues {
         }
     }
 
+    /// The values of both, when both are of one kind.
+    pub fn union(self, other: KeyValues) -> Option<KeyValues> {
+        let both = match (self, other) {
+            (KeyValues::Integers(mut a), KeyValues::Integers(b)) => {
+                a.extend(b);
+                KeyValues::Integers(a)
+            }
+            (KeyValues::Strings(mut a), KeyValues::Strings(b)) => {
+                a.extend(b);
+                KeyValues::Strings(a)
+            }
+            _ => return None,
+        };
+        Some(both.sorted())
+    }
+
     fn sorted(self) -> Self {
         match self {
             KeyValues::Integers(mut v) => {
@@ -166,5 +182,15 @@ mod tests {
         assert_eq!(KeyValues::collect(&[with_null]), None);
         let floats = Arc::new(datafusion::arrow::array::Float64Array::from(vec![1.0])) as ArrayRef;
         assert_eq!(KeyValues::collect(&[floats]), None);
+    }
+
+    #[test]
+    fn values_of_one_kind_unite_sorted_and_distinct() {
+        let a = KeyValues::Integers(vec![3, 9]);
+        assert_eq!(
+            a.clone().union(KeyValues::Integers(vec![1, 9])),
+            Some(KeyValues::Integers(vec![1, 3, 9]))
+        );
+        assert_eq!(a.union(KeyValues::Strings(vec!["x".into()])), None);
     }
 }

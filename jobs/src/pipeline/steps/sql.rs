@@ -184,9 +184,10 @@ impl SqlStep<'_> {
                 read,
             } => {
                 let n = files.len();
-                let read = read.map_or(String::new(), |r| {
-                    format!("; {} of {} file(s) of `{}` read", r.files, r.of, r.input)
-                });
+                let read: String = read
+                    .iter()
+                    .map(|r| format!("; {} of {} file(s) of `{}` read", r.files, r.of, r.input))
+                    .collect();
                 let detail = format!(
                     "the keys its inputs' changes touch, recomputed ({n} of {of} file(s) replaced{read})"
                 );

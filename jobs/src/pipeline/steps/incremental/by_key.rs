@@ -32,18 +32,18 @@ use crate::pipeline::table_job::TableJob;
 use crate::spec::Action;
 
 /// The most touched keys planned as `VALUES` rows.
-const MAX_VALUES: usize = 10_000;
+pub(super) const MAX_VALUES: usize = 10_000;
 
 /// What an incremental frame does to the table.
 pub(super) enum Output {
     /// Its rows are appended.
     Appended,
-    /// Its rows replace these files of the table (paths), of `of`; a group's recompute read
-    /// only some files of `read`'s input.
+    /// Its rows replace these files of the table (paths), of `of`; the recompute read only
+    /// some files of each input in `read`.
     Replacing {
         files: Vec<String>,
         of: usize,
-        read: Option<InputRead>,
+        read: Vec<InputRead>,
     },
 }
 
@@ -89,6 +89,11 @@ impl Incremental<'_> {
         };
         if let Err(why) = self.keepable(query) {
             return Ok(Err(why));
+        }
+        if let Shape::Spj { .. } = shape
+            && let Some(planned) = self.linked(&keys).await?
+        {
+            return Ok(planned);
         }
         let partners = partners().await.map_err(err)?;
         let (key_exprs, over) = match shape {
@@ -157,7 +162,7 @@ impl Incremental<'_> {
 
     /// Of the table's files (`scan`), those that may hold a touched key: by the statistics of
     /// the first key when they order its type (`first`: its touched values), else all of them.
-    fn files_holding(
+    pub(super) fn files_holding(
         &self,
         scan: DeltaScanTable,
         first_key: &str,
@@ -183,17 +188,20 @@ impl Incremental<'_> {
         files: DeltaScanTable,
         first: Option<&KeyValues>,
         partners: &Partners,
-    ) -> Result<(LogicalPlan, Option<InputRead>)> {
+    ) -> Result<(LogicalPlan, Vec<InputRead>)> {
         let err = |e| self.job.query_err("plan incremental rows", e);
         let kept = unaffected_rows(files, keys, affected, self.plan).map_err(err)?;
         let (recomputed, read) = match shape {
             Shape::Spj { .. } => match added_rows(self.plan, self.inputs, partners).map_err(err)? {
-                Some(added) => (added, None),
-                None => return Ok((kept, None)),
+                Some(added) => (added, vec![]),
+                None => return Ok((kept, vec![])),
             },
             Shape::Grouped { .. } => {
                 let (plan, read) = self.reading_touched(first)?;
-                (only_affected_groups(plan, affected).map_err(err)?, read)
+                (
+                    only_affected_groups(plan, affected).map_err(err)?,
+                    read.into_iter().collect(),
+                )
             }
         };
         let plan = LogicalPlanBuilder::from(recomputed)
@@ -233,7 +241,7 @@ impl Incremental<'_> {
         Ok((plan, Some(read)))
     }
 
-    fn data_frame(&self, plan: LogicalPlan) -> DataFrame {
+    pub(super) fn data_frame(&self, plan: LogicalPlan) -> DataFrame {
         DataFrame::new(self.job.ctx.state(), plan)
     }
 }

@@ -5,7 +5,8 @@
 //! - an SPJ query (filters, projections, inner joins) whose inputs only had rows appended
 //!   gets exactly the rows its inputs' new files give, appended;
 //! - an SPJ query whose inputs had rows removed or replaced (a CDC merge, an overwrite) needs
-//!   the table's `keys`: the rows of every key the changes touch are replaced;
+//!   the table's `keys`: the rows of every key the changes touch are replaced (found without
+//!   a join when the first key is the column every input is joined by, [`linked`]);
 //! - a grouped query recomputes the groups the changed rows belong to and keeps the others.
 //!
 //! The inputs' versions are recorded in the table's commit, one `txn` per input whose id
@@ -16,6 +17,7 @@
 //! can meet, in [`partners`].
 
 mod by_key;
+mod linked;
 mod partners;
 mod prune;
 mod rewrite;
@@ -52,14 +54,14 @@ pub(crate) enum Computed {
         watermarks: Vec<Watermark>,
     },
     /// The recomputed keys' rows, and the other rows of the table's files that held those
-    /// keys, replacing those `files` (paths) of the table's `of`; `read`: the input a group's
+    /// keys, replacing those `files` (paths) of the table's `of`; `read`: the inputs the
     /// recompute read only some files of.
     Replaced {
         frame: DataFrame,
         watermarks: Vec<Watermark>,
         files: Vec<String>,
         of: usize,
-        read: Option<InputRead>,
+        read: Vec<InputRead>,
     },
     /// Nothing changed in its inputs.
     Unchanged,

@@ -5,6 +5,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::datatypes::DataType;
 use datafusion::catalog::TableProvider;
 use datafusion::common::Column;
 use datafusion::common::tree_node::{Transformed, TreeNode};
@@ -264,6 +265,48 @@ pub(crate) fn key_values(batches: &[RecordBatch]) -> Result<LogicalPlan> {
     LogicalPlanBuilder::values(rows)?
         .project(named)?
         .alias(AFFECTED)?
+        .build()
+}
+
+/// The distinct values of `input`'s `column` over its changed rows, as `key_type`: column
+/// `__k0` of the touched first keys (see [`super::linked`]).
+pub(crate) fn linked_values(input: &InputFiles, column: &str, key_type: &DataType) -> Result<LogicalPlan> {
+    let value = cast(Expr::Column(Column::from_name(column)), key_type.clone()).alias(key_column(0));
+    LogicalPlanBuilder::scan(
+        input.name.as_str(),
+        provider_as_source(input.changed_rows()?),
+        None,
+    )?
+    .project(vec![value])?
+    .distinct()?
+    .build()
+}
+
+/// The distinct rows of `plans` (columns `__k0`, `__k1`, …) as relation `__affected`, or
+/// `None` for no plan.
+pub(crate) fn affected_relation(plans: Vec<LogicalPlan>) -> Result<Option<LogicalPlan>> {
+    let Some(union) = union_all(plans)? else {
+        return Ok(None);
+    };
+    LogicalPlanBuilder::from(union)
+        .distinct()?
+        .alias(AFFECTED)?
+        .build()
+        .map(Some)
+}
+
+/// `plan`'s rows whose output column `key` is in `affected` (its `__k0`).
+pub(crate) fn only_affected_rows(
+    plan: LogicalPlan,
+    key: &Column,
+    affected: &LogicalPlan,
+) -> Result<LogicalPlan> {
+    LogicalPlanBuilder::from(plan)
+        .join_on(
+            affected.clone(),
+            JoinType::LeftSemi,
+            keys_match(&[Expr::Column(key.clone())]),
+        )?
         .build()
 }
 
