@@ -236,14 +236,7 @@ pub(crate) fn affected_keys(
                 .build()?,
         );
     }
-    let Some(union) = union_all(terms)? else {
-        return Ok(None);
-    };
-    LogicalPlanBuilder::from(union)
-        .distinct()?
-        .alias(AFFECTED)?
-        .build()
-        .map(Some)
+    affected_relation(terms)
 }
 
 /// The touched keys collected in `batches` (columns `__k0`, `__k1`, …) as a `VALUES`
