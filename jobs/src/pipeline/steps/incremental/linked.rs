@@ -20,7 +20,6 @@ use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::DataType;
 use datafusion::catalog::TableProvider;
 use datafusion::common::Column;
-use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
 use datafusion::logical_expr::{LogicalPlan, LogicalPlanBuilder};
 use tracing::info;
 
@@ -28,7 +27,7 @@ use super::by_key::{Incremental, InputRead, MAX_VALUES, Output, Planned};
 use super::partners::join_pairs;
 use super::prune::{InputColumn, traced};
 use super::rewrite::{
-    affected_relation, key_values, linked_values, only_affected_rows, unaffected_rows, with_scans,
+    affected_relation, changed_values_plan, key_values, only_affected_rows, unaffected_rows, with_scans,
 };
 use crate::delta::{DeltaScanTable, KeyValues};
 use crate::error::Result;
@@ -40,6 +39,16 @@ type Scans<'a> = HashMap<&'a str, Arc<dyn TableProvider>>;
 struct Touched {
     values: KeyValues,
     affected: LogicalPlan,
+}
+
+/// What the changed rows hold in the linked columns.
+enum Found {
+    /// A NULL, or a type statistics do not order: files cannot be chosen by them.
+    Unprunable,
+    /// No changed row.
+    Nothing,
+    /// These first keys.
+    Touched(Box<Touched>),
 }
 
 impl Incremental<'_> {
@@ -55,9 +64,9 @@ impl Incremental<'_> {
             return Ok(None);
         };
         let touched = match self.touched(&columns, &key_type).await? {
-            Some(Some(touched)) => touched,
-            Some(None) => return Ok(Some(Ok(None))),
-            None => return Ok(None),
+            Found::Touched(touched) => *touched,
+            Found::Nothing => return Ok(Some(Ok(None))),
+            Found::Unprunable => return Ok(None),
         };
         let err = |e| self.job.query_err("plan incremental rows", e);
         let scan = self.target.scan_table()?;
@@ -85,40 +94,41 @@ impl Incremental<'_> {
         Ok(Some(Ok(Some((self.data_frame(plan), output)))))
     }
 
-    /// The values the changed inputs' rows hold in their linked `columns`: `Some(None)` for
-    /// none, `None` when one is NULL or of a type statistics do not order.
-    async fn touched(&self, columns: &[String], key_type: &DataType) -> Result<Option<Option<Touched>>> {
+    /// The values the changed inputs' rows hold in their linked `columns`, as `key_type`.
+    async fn touched(&self, columns: &[String], key_type: &DataType) -> Result<Found> {
         let err = |e| self.job.query_err("plan incremental rows", e);
         if !KeyValues::supports(key_type) {
-            return Ok(None);
+            return Ok(Found::Unprunable);
         }
         let (mut plans, mut batches, mut values) = (vec![], vec![], None::<KeyValues>);
         for (input, column) in self.inputs.iter().zip(columns).filter(|(i, _)| i.changed()) {
-            let plan = linked_values(input, column, key_type).map_err(err)?;
+            let plan = changed_values_plan(input, column, key_type).map_err(err)?;
             let found: Vec<RecordBatch> = self.data_frame(plan.clone()).collect().await.map_err(err)?;
             let arrays: Vec<_> = found.iter().map(|b| Arc::clone(b.column(0))).collect();
             plans.push(plan);
             if arrays.is_empty() {
                 continue;
             }
-            let Some(found_values) = KeyValues::collect(&arrays) else {
-                return Ok(None);
+            let united = match (values, KeyValues::collect(&arrays)) {
+                (None, found) => found,
+                (Some(known), Some(found)) => known.union(found),
+                (Some(_), None) => None,
             };
-            values = match values {
-                None => Some(found_values),
-                Some(known) => known.union(found_values),
+            let Some(united) = united else {
+                return Ok(Found::Unprunable);
             };
+            values = Some(united);
             batches.extend(found);
         }
         let Some(values) = values.filter(|v| !v.is_empty()) else {
-            return Ok(Some(None));
+            return Ok(Found::Nothing);
         };
         // Past a size, the values' plans run again inside the recompute rather than shipped.
         let affected = match values.len() <= MAX_VALUES {
             true => key_values(&batches).map_err(err)?,
             false => affected_relation(plans).map_err(err)?.expect("a changed input"),
         };
-        Ok(Some(Some(Touched { values, affected })))
+        Ok(Found::Touched(Box::new(Touched { values, affected })))
     }
 
     /// Each input's files whose statistics of its linked column may hold one of `values`, and
@@ -150,11 +160,9 @@ fn output_column(plan: &LogicalPlan, name: &str) -> Option<(Column, DataType)> {
 
 /// For each input (in order), its column that equals output column `key` in every output
 /// row: the input column `key` is passed up from, and the columns inner equi-joins equate
-/// with it, directly or through others. `None` unless every input has one.
+/// with it, directly or through others. `None` unless every input has one. An SPJ plan reads
+/// each table once ([`super::shape`]), so a table's name names one scan.
 fn linked_columns(plan: &LogicalPlan, key: &Column, inputs: &[&str]) -> Option<Vec<String>> {
-    if !each_read_once(plan) {
-        return None;
-    }
     let mut equal: Vec<InputColumn> = vec![traced(plan, key)?];
     let pairs = join_pairs(plan);
     let mut grown = true;
@@ -172,21 +180,6 @@ fn linked_columns(plan: &LogicalPlan, key: &Column, inputs: &[&str]) -> Option<V
     }
     let column_of = |input: &&str| equal.iter().find(|c| c.table == *input).map(|c| c.column.clone());
     inputs.iter().map(column_of).collect()
-}
-
-/// Whether no table is read twice (a column traced to a table then names one read).
-fn each_read_once(plan: &LogicalPlan) -> bool {
-    let mut read: Vec<String> = vec![];
-    let mut twice = false;
-    let _ = plan.apply(|node| {
-        if let LogicalPlan::TableScan(scan) = node {
-            let name = scan.table_name.table().to_string();
-            twice |= read.contains(&name);
-            read.push(name);
-        }
-        Ok(TreeNodeRecursion::Continue)
-    });
-    !twice
 }
 
 #[cfg(test)]

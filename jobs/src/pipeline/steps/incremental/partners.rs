@@ -13,12 +13,13 @@ use std::collections::{HashMap, HashSet};
 use datafusion::arrow::array::RecordBatch;
 use datafusion::common::Column;
 use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+use datafusion::dataframe::DataFrame;
 use datafusion::logical_expr::utils::split_conjunction;
 use datafusion::logical_expr::{BinaryExpr, Expr, JoinType, LogicalPlan, Operator};
-use datafusion::prelude::{SessionContext, col};
+use datafusion::prelude::SessionContext;
 
 use super::prune::{InputColumn, traced};
-use super::rewrite::InputFiles;
+use super::rewrite::{InputFiles, changed_values_plan};
 use crate::delta::KeyValues;
 
 /// For a term of changed input `i`, the files of input `j` it may read (paths), by `(i, j)`;
@@ -131,12 +132,9 @@ async fn changed_values(
     input: &InputFiles,
     column: &str,
 ) -> datafusion::error::Result<Option<KeyValues>> {
-    let batches: Vec<RecordBatch> = ctx
-        .read_table(input.changed_rows()?)?
-        .select(vec![col(format!("\"{column}\""))])?
-        .distinct()?
-        .collect()
-        .await?;
+    let data_type = input.current.schema.field_with_name(column)?.data_type().clone();
+    let plan = changed_values_plan(input, column, &data_type)?;
+    let batches: Vec<RecordBatch> = DataFrame::new(ctx.state(), plan).collect().await?;
     let columns: Vec<_> = batches
         .iter()
         .map(|b| std::sync::Arc::clone(b.column(0)))

@@ -261,9 +261,13 @@ pub(crate) fn key_values(batches: &[RecordBatch]) -> Result<LogicalPlan> {
         .build()
 }
 
-/// The distinct values of `input`'s `column` over its changed rows, as `key_type`: column
-/// `__k0` of the touched first keys (see [`super::linked`]).
-pub(crate) fn linked_values(input: &InputFiles, column: &str, key_type: &DataType) -> Result<LogicalPlan> {
+/// The distinct values of `input`'s `column` over its changed rows, as `key_type`, in column
+/// `__k0` (the touched first keys of [`super::linked`], the join values of [`super::partners`]).
+pub(crate) fn changed_values_plan(
+    input: &InputFiles,
+    column: &str,
+    key_type: &DataType,
+) -> Result<LogicalPlan> {
     let value = cast(Expr::Column(Column::from_name(column)), key_type.clone()).alias(key_column(0));
     LogicalPlanBuilder::scan(
         input.name.as_str(),
