@@ -13,5 +13,6 @@ pub mod history;
 
 pub use bucket::{BUCKET, bucket_of, bucket_sql};
 pub use history::{
-    ChangeColumns, DELETE, IS_CURRENT, SEQUENCE, VALID_FROM, VALID_TO, scd1_sql, scd2_sql, table_columns,
+    ChangeColumns, DELETE, IS_CURRENT, LatestWindow, SEQUENCE, VALID_FROM, VALID_TO, scd1_sql, scd2_sql,
+    table_columns,
 };

@@ -11,7 +11,7 @@ use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::datasource::MemTable;
 use datafusion::prelude::SessionContext;
 
-use super::{ChangeColumns, scd1_sql, scd2_sql};
+use super::{ChangeColumns, LatestWindow, scd1_sql, scd2_sql};
 use crate::generate::Rng;
 
 /// One change: key `id`, tracked value `v`, untracked value `u` (SCD2 with `v` tracked).
@@ -125,6 +125,10 @@ async fn run_sql(sql: &str, changes: &[Change]) -> BTreeSet<Row> {
     )
     .unwrap();
     let ctx = SessionContext::new();
+    // The SQL buckets keys with Medallion's `split_hash`.
+    for udf in crate::udf::scalar_functions() {
+        ctx.register_udf(udf.as_ref().clone());
+    }
     ctx.register_table(
         "changes",
         Arc::new(MemTable::try_new(schema, vec![vec![batch]]).unwrap()),
@@ -216,8 +220,15 @@ async fn batch_by_batch_equals_the_in_order_reference_over_the_whole_stream() {
         }
         changes.extend(stream);
     }
-    let scd1 = applied(&delivered, &scd1_sql("changes", &columns(true))).await;
-    assert_same("SCD1", &scd1, &scd1_reference(&changes), &changes);
+    for window in [LatestWindow::PerKey, LatestWindow::PerBucket] {
+        let scd1 = applied(&delivered, &scd1_sql("changes", &columns(true), window)).await;
+        assert_same(
+            &format!("SCD1 ({window:?})"),
+            &scd1,
+            &scd1_reference(&changes),
+            &changes,
+        );
+    }
     for track_u in [true, false] {
         let scd2 = applied(&delivered, &scd2_sql("changes", &columns(track_u))).await;
         let what = format!("SCD2 (u tracked: {track_u})");
@@ -263,4 +274,68 @@ async fn a_late_update_is_inserted_into_the_history_in_its_place() {
     ]
     .into();
     assert_eq!(late, expected);
+}
+
+/// Keys of two columns: each pair keeps its own latest change, also when two pairs with the
+/// same first column fall in the same bucket of the window.
+#[tokio::test]
+async fn scd1_keeps_the_latest_change_of_each_key_of_two_columns() {
+    let bucket = |line: i64| crate::cdc::bucket_of(&["1", &line.to_string()], super::WINDOW_BUCKETS);
+    let other = (2..).find(|&l| bucket(l) == bucket(1)).unwrap();
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("order_id", DataType::Int64, false),
+        Field::new("line_no", DataType::Int64, false),
+        Field::new("v", DataType::Int64, true),
+        Field::new("_sequence", DataType::Int64, false),
+        Field::new("_delete", DataType::Boolean, false),
+    ]));
+    // (order_id, line_no, v, sequence, delete)
+    let changes = [
+        (1, 1, 10, 1, false),
+        (1, other, 20, 2, false),
+        (1, 1, 11, 3, false),
+        (1, other, 21, 1, false),
+        (2, 1, 30, 1, false),
+        (2, 1, 31, 2, true),
+        (2, 2, 40, 5, false),
+    ];
+    let column = |f: fn(&(i64, i64, i64, i64, bool)) -> i64| -> Arc<dyn Array> {
+        Arc::new(Int64Array::from_iter_values(changes.iter().map(f)))
+    };
+    let batch = RecordBatch::try_new(
+        Arc::clone(&schema),
+        vec![
+            column(|c| c.0),
+            column(|c| c.1),
+            column(|c| c.2),
+            column(|c| c.3),
+            Arc::new(BooleanArray::from_iter(changes.iter().map(|c| Some(c.4)))),
+        ],
+    )
+    .unwrap();
+    let ctx = SessionContext::new();
+    for udf in crate::udf::scalar_functions() {
+        ctx.register_udf(udf.as_ref().clone());
+    }
+    let table = MemTable::try_new(schema, vec![vec![batch]]).unwrap();
+    ctx.register_table("changes", Arc::new(table)).unwrap();
+    let columns = ChangeColumns {
+        keys: vec!["order_id".into(), "line_no".into()],
+        values: vec!["v".into()],
+        tracked: vec!["v".into()],
+    };
+    let sql = format!(
+        "{} ORDER BY 1, 2",
+        scd1_sql("changes", &columns, LatestWindow::PerBucket)
+    );
+    let batches = ctx.sql(&sql).await.unwrap().collect().await.unwrap();
+    let rows: Vec<(i64, i64, i64)> = batches
+        .iter()
+        .flat_map(|b| {
+            let int = |i: usize| b.column(i).as_any().downcast_ref::<Int64Array>().unwrap().clone();
+            let (k1, k2, v) = (int(0), int(1), int(2));
+            (0..b.num_rows()).map(move |r| (k1.value(r), k2.value(r), v.value(r)))
+        })
+        .collect();
+    assert_eq!(rows, vec![(1, 1, 11), (1, other, 20), (2, 2, 40)]);
 }

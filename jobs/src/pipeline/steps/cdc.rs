@@ -18,7 +18,9 @@ use tracing::info;
 
 use super::TableStep;
 use super::checked_write::{CheckedWrite, MainOutput, QuarantineCommit};
-use crate::cdc::{BUCKET, ChangeColumns, DELETE, SEQUENCE, bucket_sql, scd1_sql, scd2_sql, table_columns};
+use crate::cdc::{
+    BUCKET, ChangeColumns, DELETE, LatestWindow, SEQUENCE, bucket_sql, scd1_sql, scd2_sql, table_columns,
+};
 use crate::delta::{
     Clustering, CommitOutcome, DeltaFile, DeltaScanTable, KeyValues, OutputName, SinceVersion, TableSnapshot,
     WriteResult, WriteSpec, WriteTarget, normalize_schema,
@@ -224,7 +226,7 @@ impl CdcStep<'_> {
         let log = frame.select(listed).map_err(err)?;
         job.ctx.deregister_table(&logged).ok();
         job.ctx.register_table(&logged, log.into_view()).map_err(err)?;
-        let (rows, _) = self.versions_sql(&logged, &columns);
+        let (rows, _) = self.versions_sql(&logged, &columns, LatestWindow::PerKey);
         let table = job.ctx.sql(&rows).await;
         job.ctx.deregister_table(&logged).ok();
         let table = table.map_err(err)?;
@@ -509,7 +511,11 @@ impl CdcStep<'_> {
         };
         let changes = job.ctx.sql(&touched).await.map_err(err)?;
         register(&changes_name, changes.into_view())?;
-        let (rows, columns) = self.versions_sql(&changes_name, &plan.columns);
+        let window = match (&target, &job.table.cluster) {
+            (None, None) => LatestWindow::PerBucket,
+            _ => LatestWindow::PerKey,
+        };
+        let (rows, columns) = self.versions_sql(&changes_name, &plan.columns, window);
         let Some(target) = target else {
             return Ok((job.ctx.sql(&rows).await.map_err(err)?, None));
         };
@@ -533,9 +539,14 @@ impl CdcStep<'_> {
 
     /// The table's rows for the keys whose changes are in `changes` (a table name), with
     /// [`BUCKET`] when bucketed, and the table's columns.
-    fn versions_sql(&self, changes: &str, columns: &ChangeColumns) -> (String, Vec<String>) {
+    fn versions_sql(
+        &self,
+        changes: &str,
+        columns: &ChangeColumns,
+        window: LatestWindow,
+    ) -> (String, Vec<String>) {
         let mut rows = match self.spec.scd {
-            Scd::One => scd1_sql(changes, columns),
+            Scd::One => scd1_sql(changes, columns, window),
             Scd::Two => scd2_sql(changes, columns),
         };
         let mut names = table_columns(columns, self.spec.scd == Scd::Two);
