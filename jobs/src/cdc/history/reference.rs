@@ -105,6 +105,18 @@ fn columns(track_u: bool) -> ChangeColumns {
     }
 }
 
+/// A session with Medallion's functions (the SQL buckets keys with `split_hash`) and `batch`
+/// as the table `changes`.
+fn session_over(batch: RecordBatch) -> SessionContext {
+    let ctx = SessionContext::new();
+    for udf in crate::udf::scalar_functions() {
+        ctx.register_udf(udf.as_ref().clone());
+    }
+    let table = MemTable::try_new(batch.schema(), vec![vec![batch]]).unwrap();
+    ctx.register_table("changes", Arc::new(table)).unwrap();
+    ctx
+}
+
 async fn run_sql(sql: &str, changes: &[Change]) -> BTreeSet<Row> {
     let schema = Arc::new(Schema::new(vec![
         Field::new("id", DataType::Int64, false),
@@ -124,16 +136,7 @@ async fn run_sql(sql: &str, changes: &[Change]) -> BTreeSet<Row> {
         ],
     )
     .unwrap();
-    let ctx = SessionContext::new();
-    // The SQL buckets keys with Medallion's `split_hash`.
-    for udf in crate::udf::scalar_functions() {
-        ctx.register_udf(udf.as_ref().clone());
-    }
-    ctx.register_table(
-        "changes",
-        Arc::new(MemTable::try_new(schema, vec![vec![batch]]).unwrap()),
-    )
-    .unwrap();
+    let ctx = session_over(batch);
     let batches = ctx.sql(sql).await.unwrap().collect().await.unwrap();
     let mut rows = BTreeSet::new();
     for b in &batches {
@@ -313,12 +316,7 @@ async fn scd1_keeps_the_latest_change_of_each_key_of_two_columns() {
         ],
     )
     .unwrap();
-    let ctx = SessionContext::new();
-    for udf in crate::udf::scalar_functions() {
-        ctx.register_udf(udf.as_ref().clone());
-    }
-    let table = MemTable::try_new(schema, vec![vec![batch]]).unwrap();
-    ctx.register_table("changes", Arc::new(table)).unwrap();
+    let ctx = session_over(batch);
     let columns = ChangeColumns {
         keys: vec!["order_id".into(), "line_no".into()],
         values: vec!["v".into()],
