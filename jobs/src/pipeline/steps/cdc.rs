@@ -511,10 +511,7 @@ impl CdcStep<'_> {
         };
         let changes = job.ctx.sql(&touched).await.map_err(err)?;
         register(&changes_name, changes.into_view())?;
-        let window = match (&target, &job.table.cluster) {
-            (None, None) => LatestWindow::PerBucket,
-            _ => LatestWindow::PerKey,
-        };
+        let window = latest_window(job, target.is_none());
         let (rows, columns) = self.versions_sql(&changes_name, &plan.columns, window);
         let Some(target) = target else {
             return Ok((job.ctx.sql(&rows).await.map_err(err)?, None));
@@ -665,6 +662,15 @@ async fn integers(job: &TableJob<'_>, sql: &str) -> Result<Vec<i64>> {
 async fn collect(job: &TableJob<'_>, sql: &str) -> Result<Vec<RecordBatch>> {
     let err = |e| job.query_err("find touched files", e);
     job.ctx.sql(sql).await.map_err(err)?.collect().await.map_err(err)
+}
+
+/// The window an apply finds each key's latest change with: per bucket of keys for a rebuild
+/// of all of them, unless the table is clustered (see [`LatestWindow::PerKey`]).
+fn latest_window(job: &TableJob<'_>, rebuild: bool) -> LatestWindow {
+    match rebuild && job.table.cluster.is_none() {
+        true => LatestWindow::PerBucket,
+        false => LatestWindow::PerKey,
+    }
 }
 
 /// The change log's folder.
