@@ -65,7 +65,8 @@ pub struct DeltaScanTable {
 const FILES_PER_TASK: usize = 4;
 
 impl DeltaScanTable {
-    fn physical_plan(&self) -> Result<Arc<dyn ExecutionPlan>> {
+    /// The Parquet scan of the files; `batch_size`: the session's rows per batch.
+    fn physical_plan(&self, batch_size: usize) -> Result<Arc<dyn ExecutionPlan>> {
         if self.files.is_empty() {
             return Ok(Arc::new(EmptyExec::new(Arc::clone(&self.schema))));
         }
@@ -87,30 +88,34 @@ impl DeltaScanTable {
                     .iter()
                     .map(|f| self.partitioned_file(&root, f, &partition_fields))
                     .collect::<Result<Vec<_>>>()?;
-                Ok(FileGroup::new(files).with_statistics(Arc::new(self.statistics(chunk))))
+                let stats = self.statistics(chunk, None);
+                Ok(FileGroup::new(files).with_statistics(Arc::new(stats)))
             })
             .collect::<Result<Vec<_>>>()?;
         let config = FileScanConfigBuilder::new(store_url, Arc::new(source))
             .with_file_groups(groups)
-            .with_statistics(self.statistics(&self.files))
+            .with_statistics(self.statistics(&self.files, Some(batch_size)))
             .build();
         let scan: Arc<dyn ExecutionPlan> = DataSourceExec::from_data_source(config);
         self.reorder(scan)
     }
 
     /// What the Delta log tells of `files` without reading them: their row count when every
-    /// file records it, so the planner puts a join's small side first, and their size.
+    /// file records it, so the planner puts a join's small side first and answers a bare
+    /// `count(*)` without a scan, and their size.
     ///
-    /// The count is exact but given as an estimate: with an exact count of at most one batch
-    /// DataFusion skips the round-robin split and lets a one-partition input keep its order
-    /// through a hash repartition, which a Ballista shuffle does not keep (a window then fails
-    /// with "Expects PARTITION BY expression to be ordered").
-    fn statistics(&self, files: &[DeltaFile]) -> Statistics {
-        let rows = files
-            .iter()
-            .map(|f| f.rows)
-            .sum::<Option<u64>>()
-            .map_or(Precision::Absent, |n| Precision::Inexact(n as usize));
+    /// The count is given as exact only above `exact_above` rows (the session's batch size;
+    /// never for one task's files): with an exact count of at most one batch DataFusion skips
+    /// the round-robin split and lets a one-partition input keep its order through a hash
+    /// repartition, which a Ballista shuffle does not keep (a window then fails with "Expects
+    /// PARTITION BY expression to be ordered").
+    fn statistics(&self, files: &[DeltaFile], exact_above: Option<usize>) -> Statistics {
+        let rows = files.iter().map(|f| f.rows).sum::<Option<u64>>();
+        let rows = match (rows, exact_above) {
+            (None, _) => Precision::Absent,
+            (Some(n), Some(batch)) if n as usize > batch => Precision::Exact(n as usize),
+            (Some(n), _) => Precision::Inexact(n as usize),
+        };
         let bytes = files.iter().map(|f| f.size as usize).sum();
         Statistics {
             num_rows: rows,
@@ -184,12 +189,12 @@ impl TableProvider for DeltaScanTable {
 
     async fn scan(
         &self,
-        _state: &dyn Session,
+        state: &dyn Session,
         projection: Option<&Vec<usize>>,
         _filters: &[Expr],
         _limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        let plan = self.physical_plan()?;
+        let plan = self.physical_plan(state.config_options().execution.batch_size.into())?;
         match projection {
             None => Ok(plan),
             Some(indices) => project(plan, indices),
@@ -236,7 +241,7 @@ mod tests {
     }
 
     fn rows(table: &DeltaScanTable, partition: Option<usize>) -> Precision<usize> {
-        let plan = table.physical_plan().unwrap();
+        let plan = table.physical_plan(20).unwrap();
         let args = StatisticsArgs::new().with_partition(partition);
         StatisticsContext::new()
             .compute(plan.as_ref(), &args)
@@ -247,12 +252,51 @@ mod tests {
     #[test]
     fn the_scan_counts_rows_only_when_every_file_records_them() {
         let counted = table(&[Some(3), Some(4), Some(5), Some(6), Some(7)]);
-        assert_eq!(rows(&counted, None), Precision::Inexact(25));
+        assert_eq!(
+            rows(&counted, None),
+            Precision::Exact(25),
+            "above one batch of 20"
+        );
         assert_eq!(
             rows(&counted, Some(1)),
             Precision::Inexact(7),
             "the second task reads the fifth file"
         );
+        assert_eq!(
+            rows(&table(&[Some(3), Some(4)]), None),
+            Precision::Inexact(7),
+            "one batch"
+        );
         assert_eq!(rows(&table(&[Some(3), None]), None), Precision::Absent);
+    }
+
+    #[tokio::test]
+    async fn a_bare_count_of_more_than_a_batch_is_answered_from_the_log() {
+        use datafusion::arrow::array::AsArray;
+        use datafusion::arrow::datatypes::Int64Type;
+        use datafusion::prelude::{SessionConfig, SessionContext};
+
+        let config = SessionConfig::new().with_batch_size(20);
+        let ctx = SessionContext::new_with_config(config);
+        // The files do not exist: reading them would fail.
+        let counted = table(&[Some(3), Some(4), Some(5), Some(6), Some(7)]);
+        ctx.register_table("t", Arc::new(counted)).unwrap();
+        let batches = ctx
+            .sql("SELECT count(*) FROM t")
+            .await
+            .unwrap()
+            .collect()
+            .await
+            .unwrap();
+        assert_eq!(batches[0].column(0).as_primitive::<Int64Type>().value(0), 25);
+        ctx.register_table("small", Arc::new(table(&[Some(3), Some(4)])))
+            .unwrap();
+        let scanned = ctx
+            .sql("SELECT count(*) FROM small")
+            .await
+            .unwrap()
+            .collect()
+            .await;
+        assert!(scanned.is_err(), "one batch or less is counted by a scan");
     }
 }
