@@ -321,15 +321,18 @@ async fn tables_over_a_clustered_input_take_only_its_changed_rows_and_equal_a_fu
         let files = live_files(&ws.path("lake/silver/orders"), "order_id");
         let most = files.iter().map(|f| f.rows).max().unwrap_or_default();
         assert!(files.len() >= 12 && most <= 16, "{files:?}");
-        // Each task writes its rows in key order: a key falls in the range of a few files
-        // (seen: 3 of 15; written in arrival order instead, 4 of 14 and 6 of 15).
+        // Each task writes its rows in key order: a key falls in the range of a few files of
+        // 15 or 16. Seen over seeds 8–13 (rebuilt with a window per bucket of keys): at most
+        // 3–4, 1.9–2.4 on average; with a window per key, at most 2–4 over seeds 8–17. Written
+        // in arrival order, the first merge replaces every file: the runs above fail.
         let holding = |id: i64| files.iter().filter(|f| f.min <= id && id <= f.max).count();
         let widest = (0..=210).map(holding).max().unwrap_or_default();
+        let mean = (0..=210).map(holding).sum::<usize>() as f64 / 211.0;
         eprintln!(
-            "seed {seed}: {} clustered files, a key in at most {widest}",
+            "seed {seed}: {} clustered files, a key in at most {widest}, {mean:.2} on average",
             files.len()
         );
-        assert!(widest <= 3, "{widest} of {files:?}");
+        assert!(widest <= 4 && mean <= 2.5, "{widest}, {mean} of {files:?}");
     }
 }
 

@@ -81,10 +81,7 @@ pub fn table_columns(columns: &ChangeColumns, scd2: bool) -> Vec<String> {
 /// How [`scd1_sql`] partitions its window over the changes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LatestWindow {
-    /// One window partition per key: for a merge's few touched keys, and for a clustered
-    /// table's rebuild (rebuilt with [`Self::PerBucket`], the clustered incremental test's later
-    /// merges left a key in the range of 3.8 files on average over ten seeds instead of 3.1;
-    /// why was not found).
+    /// One window partition per key: for a merge's few touched keys.
     PerKey,
     /// One window partition per bucket of keys, each key's latest change found as the first of
     /// its rows in (key, sequence descending) order. DataFusion's bounded window keeps state per
