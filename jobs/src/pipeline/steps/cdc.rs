@@ -214,7 +214,7 @@ impl TableStep for CdcStep<'_> {
 
 impl CdcStep<'_> {
     /// What a run would write, over `from` as registered in the session: the change log, its
-    /// quarantine, and the table's rows as the changes' SCD query gives them.
+    /// quarantine, and the table's rows as the changes' SCD query gives them on a rebuild.
     pub(crate) async fn dry_run(&self, job: &TableJob<'_>) -> Result<Outputs> {
         let err = |e| job.query_err("plan changes", e);
         let source = job.ctx.table(self.spec.from.as_str()).await.map_err(err)?;
@@ -226,7 +226,7 @@ impl CdcStep<'_> {
         let log = frame.select(listed).map_err(err)?;
         job.ctx.deregister_table(&logged).ok();
         job.ctx.register_table(&logged, log.into_view()).map_err(err)?;
-        let (rows, _) = self.versions_sql(&logged, &columns, LatestWindow::PerKey);
+        let (rows, _) = self.versions_sql(&logged, &columns, latest_window(true));
         let table = job.ctx.sql(&rows).await;
         job.ctx.deregister_table(&logged).ok();
         let table = table.map_err(err)?;
