@@ -82,10 +82,10 @@ async fn ecommerce_pipeline_is_correct_across_batches() {
     assert!(missing.is_empty(), "keys that moved: {missing:?}");
 
     // A run with no new landing file ingests nothing, the CDC silver tables apply nothing and
-    // the incremental gold tables (fact_sales, agg_daily_sales, sessions, funnel_daily)
-    // compute nothing.
+    // the incremental gold tables (fact_sales, agg_daily_sales, sessions, funnel_daily,
+    // product_events, customer_activity) compute nothing.
     let again = run(dir.path());
-    assert_eq!(again.matches("no_new_data").count(), 8 + 8 + 4, "{again}");
+    assert_eq!(again.matches("no_new_data").count(), 8 + 8 + 6, "{again}");
 
     let checks = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/it/ecommerce_checks.py");
     let out = Command::new("python3")
@@ -156,6 +156,9 @@ async fn ecommerce_pipeline_is_correct_across_batches() {
         ("gold", "agg_daily_sales"),
         ("gold", "sessions"),
         ("gold", "funnel_daily"),
+        // Their stored aggregates combined with each batch's new events.
+        ("gold", "product_events"),
+        ("gold", "customer_activity"),
         // Its checks counted over the batches' changes.
         ("gold", "quality_gate"),
     ];

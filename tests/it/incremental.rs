@@ -33,11 +33,24 @@ layer = "gold"
 incremental = true
 sql = "SELECT kind, count(*) AS events, sum(amount) AS amount FROM events GROUP BY kind"
 
+# `avg` cannot be combined from a stored value: its groups are recomputed.
 [[table]]
 name = "per_id"
 layer = "gold"
 incremental = true
-sql = "SELECT id, count(*) AS events, sum(amount) AS amount FROM events GROUP BY id"
+sql = "SELECT id, count(*) AS events, sum(amount) AS amount, avg(amount) AS mean FROM events GROUP BY id"
+
+# A NULL group, sums of some NULLs, `min` and `max`: combined from the new rows.
+[[table]]
+name = "per_bucket"
+layer = "gold"
+incremental = true
+sql = """
+SELECT CASE WHEN id % 7 = 0 THEN NULL ELSE id % 5 END AS bucket, count(*) AS events,
+       sum(CASE WHEN amount > 90 THEN amount END) AS big, min(amount) AS low, max(kind) AS last_kind,
+       count(CASE WHEN amount > 90 THEN 1 END) AS big_events
+FROM events GROUP BY CASE WHEN id % 7 = 0 THEN NULL ELSE id % 5 END
+"""
 "#;
 
 fn batch(rng: &mut medallion_jobs::generate::Rng, first: u64, rows: u64) -> String {
@@ -68,14 +81,22 @@ async fn a_row_wise_table_computes_only_new_rows_and_equals_a_full_refresh() {
         assert!(run.status.success(), "batch {b} failed:\n{}", text(&run));
         let out = text(&run);
         match b {
-            0 => assert_eq!(out.matches("full: first run").count(), 3, "{out}"),
+            0 => assert_eq!(out.matches("full: first run").count(), 4, "{out}"),
             2 => assert!(!out.contains("incremental_"), "{out}"),
             _ => {
                 assert!(
                     out.contains("incremental_append: the rows of its inputs' new files (events_raw")
-                        && out.contains("incremental_by_key: the keys its inputs' changes touch"),
+                        && detail_line(&out, "per_id")
+                            .contains("the keys its inputs' changes touch, recomputed"),
                     "batch {b}: {out}"
                 );
+                for combined in ["per_kind", "per_bucket"] {
+                    let detail = detail_line(&out, combined);
+                    assert!(
+                        detail.contains("their stored aggregates combined with the new rows'"),
+                        "batch {b}: {out}"
+                    );
+                }
                 // The batch's ids are new groups: only the new files of `events` hold them.
                 let (read, of) = files_read(&out, "per_id", "events").expect("per_id read some files");
                 assert!(read >= 1 && read < of, "batch {b}: {out}");
@@ -84,7 +105,7 @@ async fn a_row_wise_table_computes_only_new_rows_and_equals_a_full_refresh() {
     }
     let full = ws.run("full", &["--full-refresh"]);
     assert!(full.status.success(), "full refresh failed:\n{}", text(&full));
-    for table in ["silver/events", "gold/per_kind", "gold/per_id"] {
+    for table in ["silver/events", "gold/per_kind", "gold/per_id", "gold/per_bucket"] {
         let incremental = table_rows(&ws.path("lake").join(table), "*").await;
         assert!(incremental.lines().count() > 6, "{table}: {incremental}");
         assert_eq!(

@@ -5,7 +5,7 @@ use tracing::info;
 
 use super::TableStep;
 use super::checked_write::{CheckedWrite, MainOutput, QuarantineCommit, TableCommit};
-use super::incremental::{Computed, Decided, Query, Shape, computed};
+use super::incremental::{Computed, Decided, Merged, Query, Shape, computed};
 use crate::delta::{TableSnapshot, WriteResult};
 use crate::error::Result;
 use crate::layers::query_frame;
@@ -182,15 +182,21 @@ impl SqlStep<'_> {
                 files,
                 of,
                 read,
+                how,
             } => {
                 let n = files.len();
                 let read: String = read
                     .iter()
                     .map(|r| format!("; {} of {} file(s) of `{}` read", r.files, r.of, r.input))
                     .collect();
-                let detail = format!(
-                    "the keys its inputs' changes touch, recomputed ({n} of {of} file(s) replaced{read})"
-                );
+                let detail = match how {
+                    Merged::Recomputed => format!(
+                        "the keys its inputs' changes touch, recomputed ({n} of {of} file(s) replaced{read})"
+                    ),
+                    Merged::Combined => format!(
+                        "the groups its inputs' new rows touch, their stored aggregates combined with the new rows' ({n} of {of} file(s) replaced)"
+                    ),
+                };
                 How {
                     refresh: refresh(RefreshKind::ByKey, detail),
                     watermarks,

@@ -7,7 +7,8 @@
 //! compute them again. When the first key is an integer, a string or a date, only the
 //! table's files whose statistics may hold a touched key are read and replaced (a MERGE);
 //! otherwise all of them. A group's recompute reads only the input files that may hold one
-//! too ([`super::prune`]).
+//! too ([`super::prune`]); when its one input only gained rows and its aggregates allow, the
+//! group is not recomputed but its stored values combined with the new rows' ([`super::combine`]).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -19,11 +20,12 @@ use datafusion::logical_expr::{LogicalPlan, LogicalPlanBuilder, col};
 use tracing::info;
 
 use super::Query;
+use super::combine::{self, OutputColumn, output_columns};
 use super::partners::Partners;
 use super::prune::first_key_source;
 use super::rewrite::{
-    InputFiles, added_rows, affected_keys, group_exprs, key_values, only_affected_groups, unaffected_rows,
-    with_scans,
+    InputFiles, added_rows, affected_keys, group_exprs, key_values, keys_of, only_affected_groups,
+    unaffected_rows, with_scans,
 };
 use super::shape::Shape;
 use crate::delta::{DeltaScanTable, KeyValues, TableSnapshot};
@@ -44,7 +46,35 @@ pub(super) enum Output {
         files: Vec<String>,
         of: usize,
         read: Vec<InputRead>,
+        how: Merged,
     },
+}
+
+/// How the touched keys' rows were computed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Merged {
+    /// From all their input rows.
+    Recomputed,
+    /// Their stored aggregates combined with the new rows'.
+    Combined,
+}
+
+/// The keys an incremental run touches, and the table's files that may hold them.
+struct TouchedFiles {
+    /// Their relation (`__affected`: `__k0`, `__k1`, …), as rows or as the plan finding them.
+    affected: LogicalPlan,
+    /// The first key's touched values, when its type orders them.
+    first: Option<KeyValues>,
+    /// The table's files that may hold one.
+    files: DeltaScanTable,
+    /// The table's files.
+    of: usize,
+}
+
+impl TouchedFiles {
+    fn paths(&self) -> Vec<String> {
+        self.files.files.iter().map(|f| f.path.clone()).collect()
+    }
 }
 
 /// The input a group's recompute read only some files of.
@@ -95,20 +125,80 @@ impl Incremental<'_> {
         {
             return Ok(planned);
         }
+        if let Shape::Grouped { .. } = shape
+            && let ([input], true) = (self.inputs, appended_only)
+        {
+            match output_columns(self.plan) {
+                Ok(columns) => return self.combined(&keys, input, &columns).await,
+                Err(why) => {
+                    tracing::debug!(table = %self.job.table.name, %why, "groups recomputed, not combined")
+                }
+            }
+        }
         let partners = partners().await.map_err(err)?;
         let (key_exprs, over) = match shape {
             Shape::Spj { .. } => (keys.iter().map(|k| col(k.as_str())).collect(), self.plan.clone()),
             Shape::Grouped { .. } => group_exprs(self.plan).map_err(err)?,
         };
         let touched = affected_keys(&over, &key_exprs, self.inputs, &partners).map_err(err)?;
-        let Some(touched) = touched else {
+        let Some(touched) = self.touched_files(touched, &keys[0]).await? else {
             return Ok(Ok(None));
+        };
+        let paths = touched.paths();
+        let (plan, read) = self.replaced(shape, &keys, &touched, &partners)?;
+        let output = Output::Replacing {
+            files: paths,
+            of: touched.of,
+            read,
+            how: Merged::Recomputed,
+        };
+        Ok(Ok(Some((self.data_frame(plan), output))))
+    }
+
+    /// The touched groups of a grouped query over one input that only gained rows: each
+    /// one's stored aggregates combined with the new rows' ([`super::combine`]).
+    async fn combined(
+        &self,
+        keys: &[String],
+        input: &InputFiles,
+        columns: &[OutputColumn],
+    ) -> Result<Planned> {
+        let err = |e| self.job.query_err("plan incremental rows", e);
+        let partial = combine::partial(self.plan, input).map_err(err)?;
+        let touched = keys_of(&partial, keys).map_err(err)?;
+        let Some(touched) = self.touched_files(Some(touched), &keys[0]).await? else {
+            return Ok(Ok(None));
+        };
+        let paths = touched.paths();
+        let kept = unaffected_rows(touched.files.clone(), keys, &touched.affected, self.plan).map_err(err)?;
+        let plan = combine::combined(partial, touched.files, columns, self.plan)
+            .and_then(|merged| LogicalPlanBuilder::from(merged).union(kept)?.build())
+            .map_err(err)?;
+        let output = Output::Replacing {
+            files: paths,
+            of: touched.of,
+            read: vec![],
+            how: Merged::Combined,
+        };
+        Ok(Ok(Some((self.data_frame(plan), output))))
+    }
+
+    /// The keys of `touched` (`None`: no input changed) collected, and the table's files that
+    /// may hold one by the statistics of `first_key`; `None` when there are none.
+    async fn touched_files(
+        &self,
+        touched: Option<LogicalPlan>,
+        first_key: &str,
+    ) -> Result<Option<TouchedFiles>> {
+        let err = |e| self.job.query_err("plan incremental rows", e);
+        let Some(touched) = touched else {
+            return Ok(None);
         };
         let batches = self.data_frame(touched.clone()).collect().await.map_err(err)?;
         let count: usize = batches.iter().map(RecordBatch::num_rows).sum();
         tracing::debug!(table = %self.job.table.name, keys = count, "touched keys");
         if count == 0 {
-            return Ok(Ok(None));
+            return Ok(None);
         }
         // Past a size, the plan of the touched keys is run again rather than shipped as rows.
         let affected = match count <= MAX_VALUES {
@@ -119,16 +209,14 @@ impl Incremental<'_> {
         let first = KeyValues::collect(&columns);
         let scan = self.target.scan_table()?;
         let of = scan.files.len();
-        let files = self.files_holding(scan, &keys[0], first.as_ref())?;
+        let files = self.files_holding(scan, first_key, first.as_ref())?;
         info!(table = %self.job.table.name, keys = count, files = files.files.len(), of, "recomputing the touched keys");
-        let paths = files.files.iter().map(|f| f.path.clone()).collect();
-        let (plan, read) = self.replaced(shape, &keys, &affected, files, first.as_ref(), &partners)?;
-        let output = Output::Replacing {
-            files: paths,
+        Ok(Some(TouchedFiles {
+            affected,
+            first,
+            files,
             of,
-            read,
-        };
-        Ok(Ok(Some((self.data_frame(plan), output))))
+        }))
     }
 
     /// The table's `keys`, when they are all output columns.
@@ -179,25 +267,24 @@ impl Incremental<'_> {
         Ok(DeltaScanTable { files, ..scan })
     }
 
-    /// The touched keys' rows recomputed, and the other rows of `files`.
+    /// The touched keys' rows recomputed, and the other rows of the touched files.
     fn replaced(
         &self,
         shape: &Shape,
         keys: &[String],
-        affected: &LogicalPlan,
-        files: DeltaScanTable,
-        first: Option<&KeyValues>,
+        touched: &TouchedFiles,
         partners: &Partners,
     ) -> Result<(LogicalPlan, Vec<InputRead>)> {
         let err = |e| self.job.query_err("plan incremental rows", e);
-        let kept = unaffected_rows(files, keys, affected, self.plan).map_err(err)?;
+        let affected = &touched.affected;
+        let kept = unaffected_rows(touched.files.clone(), keys, affected, self.plan).map_err(err)?;
         let (recomputed, read) = match shape {
             Shape::Spj { .. } => match added_rows(self.plan, self.inputs, partners).map_err(err)? {
                 Some(added) => (added, vec![]),
                 None => return Ok((kept, vec![])),
             },
             Shape::Grouped { .. } => {
-                let (plan, read) = self.reading_touched(first)?;
+                let (plan, read) = self.reading_touched(touched.first.as_ref())?;
                 (
                     only_affected_groups(plan, affected).map_err(err)?,
                     read.into_iter().collect(),

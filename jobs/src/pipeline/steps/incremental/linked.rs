@@ -23,7 +23,7 @@ use datafusion::common::Column;
 use datafusion::logical_expr::{LogicalPlan, LogicalPlanBuilder};
 use tracing::info;
 
-use super::by_key::{Incremental, InputRead, MAX_VALUES, Output, Planned};
+use super::by_key::{Incremental, InputRead, MAX_VALUES, Merged, Output, Planned};
 use super::partners::join_pairs;
 use super::prune::{InputColumn, traced};
 use super::rewrite::{
@@ -90,6 +90,7 @@ impl Incremental<'_> {
             files: paths,
             of,
             read,
+            how: Merged::Recomputed,
         };
         Ok(Some(Ok(Some((self.data_frame(plan), output)))))
     }

@@ -7,7 +7,9 @@
 //! - an SPJ query whose inputs had rows removed or replaced (a CDC merge, an overwrite) needs
 //!   the table's `keys`: the rows of every key the changes touch are replaced (found without
 //!   a join when the first key is the column every input is joined by, [`linked`]);
-//! - a grouped query recomputes the groups the changed rows belong to and keeps the others.
+//! - a grouped query recomputes the groups the changed rows belong to and keeps the others;
+//!   over one input that only gained rows, with `count`, `sum`, `min` and `max` as its
+//!   columns, it combines each touched group's stored values with the new rows' ([`combine`]).
 //!
 //! The inputs' versions are recorded in the table's commit, one `txn` per input whose id
 //! includes the query's hash, so a skipped or failed run is covered by the next one and an
@@ -17,6 +19,7 @@
 //! can meet, in [`partners`].
 
 mod by_key;
+mod combine;
 mod linked;
 mod partners;
 mod prune;
@@ -28,8 +31,8 @@ use std::collections::BTreeSet;
 use datafusion::dataframe::DataFrame;
 use sha2::{Digest, Sha256};
 
-pub(crate) use self::by_key::InputRead;
 use self::by_key::{Incremental, Output};
+pub(crate) use self::by_key::{InputRead, Merged};
 pub(crate) use self::rewrite::InputFiles;
 pub(crate) use self::shape::Shape;
 use crate::delta::TableSnapshot;
@@ -62,6 +65,7 @@ pub(crate) enum Computed {
         files: Vec<String>,
         of: usize,
         read: Vec<InputRead>,
+        how: Merged,
     },
     /// Nothing changed in its inputs.
     Unchanged,
@@ -150,12 +154,13 @@ pub(crate) async fn computed(job: &TableJob<'_>, query: Query<'_>) -> Result<Dec
     let watermarks = versions.watermarks();
     let computed = match incremental.frame(&shape, &query).await? {
         Ok(Some((frame, Output::Appended))) => Computed::Appended { frame, watermarks },
-        Ok(Some((frame, Output::Replacing { files, of, read }))) => Computed::Replaced {
+        Ok(Some((frame, Output::Replacing { files, of, read, how }))) => Computed::Replaced {
             frame,
             watermarks,
             files,
             of,
             read,
+            how,
         },
         Ok(None) => Computed::Unchanged,
         Err(reason) => return Ok(versions.full(reason)),

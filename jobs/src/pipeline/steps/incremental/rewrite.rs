@@ -239,6 +239,19 @@ pub(crate) fn affected_keys(
     affected_relation(terms)
 }
 
+/// The distinct values of `plan`'s output columns `keys`, as relation `__affected`.
+pub(crate) fn keys_of(plan: &LogicalPlan, keys: &[String]) -> Result<LogicalPlan> {
+    let projected = keys
+        .iter()
+        .enumerate()
+        .map(|(n, k)| col(Column::from_name(k)).alias(key_column(n)));
+    LogicalPlanBuilder::from(plan.clone())
+        .project(projected)?
+        .distinct()?
+        .alias(AFFECTED)?
+        .build()
+}
+
 /// The touched keys collected in `batches` (columns `__k0`, `__k1`, …) as a `VALUES`
 /// relation named `__affected`.
 pub(crate) fn key_values(batches: &[RecordBatch]) -> Result<LogicalPlan> {

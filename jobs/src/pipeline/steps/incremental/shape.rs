@@ -156,15 +156,24 @@ fn group_columns(path: &[&LogicalPlan]) -> Result<Vec<String>, String> {
 }
 
 /// The index in `node`'s output of its input's column `index`, if it passes it unchanged.
-fn passed_up(node: &LogicalPlan, index: usize) -> Option<usize> {
+pub(super) fn passed_up(node: &LogicalPlan, index: usize) -> Option<usize> {
     let LogicalPlan::Projection(p) = node else {
         return Some(index);
     };
     let input = p.input.schema();
-    p.expr.iter().position(|e| match e.clone().unalias() {
-        Expr::Column(c) => input.index_of_column(&c).ok() == Some(index),
+    p.expr.iter().position(|e| match unaliased(e) {
+        Expr::Column(c) => input.index_of_column(c).ok() == Some(index),
         _ => false,
     })
+}
+
+/// `expr` under all its aliases: `count(*)` is planned as `count(Int64(1)) AS count(*)`, so
+/// `count(*) AS n` has two.
+pub(super) fn unaliased(mut expr: &Expr) -> &Expr {
+    while let Expr::Alias(alias) = expr {
+        expr = &alias.expr;
+    }
+    expr
 }
 
 /// Whether an expression looks beyond its own row: a window function or a subquery.
