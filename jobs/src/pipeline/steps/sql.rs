@@ -5,7 +5,7 @@ use tracing::info;
 
 use super::TableStep;
 use super::checked_write::{CheckedWrite, MainOutput, QuarantineCommit, TableCommit};
-use super::incremental::{Computed, Decided, Merged, Query, Shape, computed};
+use super::incremental::{Computed, Decided, Merged, Query, computed, planned};
 use crate::delta::{TableSnapshot, WriteResult};
 use crate::error::Result;
 use crate::layers::query_frame;
@@ -130,10 +130,7 @@ impl SqlStep<'_> {
     /// its query's shape lets a run compute it.
     pub(crate) async fn dry_run(&self, job: &TableJob<'_>) -> Result<Outputs> {
         let frame = sql_frame(job, self.sql).await?;
-        let computed = self.incremental.then(|| match Shape::of(frame.logical_plan()) {
-            Ok(shape) => shape.to_string(),
-            Err(why) => format!("full, the query has {why}"),
-        });
+        let computed = self.incremental.then(|| planned(frame.logical_plan()));
         let rules = rules_for(job.pipeline, job.table, &frame)?;
         let columns = job.output_columns(&frame)?;
         let mut lineage = column_lineage(frame.logical_plan());

@@ -164,6 +164,8 @@ impl Incremental<'_> {
         columns: &[OutputColumn],
     ) -> Result<Planned> {
         let err = |e| self.job.query_err("plan incremental rows", e);
+        // Aggregated twice — for the touched keys, then to combine — each time from the
+        // batch's files alone.
         let partial = combine::partial(self.plan, input).map_err(err)?;
         let touched = keys_of(&partial, keys).map_err(err)?;
         let Some(touched) = self.touched_files(Some(touched), &keys[0]).await? else {
@@ -210,7 +212,7 @@ impl Incremental<'_> {
         let scan = self.target.scan_table()?;
         let of = scan.files.len();
         let files = self.files_holding(scan, first_key, first.as_ref())?;
-        info!(table = %self.job.table.name, keys = count, files = files.files.len(), of, "recomputing the touched keys");
+        info!(table = %self.job.table.name, keys = count, files = files.files.len(), of, "the touched keys and the files that may hold them");
         Ok(Some(TouchedFiles {
             affected,
             first,

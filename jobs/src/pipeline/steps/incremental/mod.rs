@@ -107,6 +107,20 @@ pub(crate) struct Query<'a> {
     pub(crate) target: Option<&'a TableSnapshot>,
 }
 
+/// How a run would compute a query (`plan`'s kind): its shape, and for a grouped query whose
+/// groups can be combined, that a batch of appended rows is combined, or why it is in full.
+pub(crate) fn planned(plan: &datafusion::logical_expr::LogicalPlan) -> String {
+    match Shape::of(plan) {
+        Ok(shape @ Shape::Grouped { .. })
+            if shape.inputs().len() == 1 && combine::output_columns(plan).is_ok() =>
+        {
+            format!("{shape}, combined with the new rows when its input was only appended to")
+        }
+        Ok(shape) => shape.to_string(),
+        Err(why) => format!("full, the query has {why}"),
+    }
+}
+
 /// How `query` is computed this run.
 pub(crate) async fn computed(job: &TableJob<'_>, query: Query<'_>) -> Result<Decided> {
     let plan = query.frame.logical_plan();
