@@ -130,6 +130,52 @@ async fn a_row_wise_table_computes_only_new_rows_and_equals_a_full_refresh() {
     assert_eq!(q, table_rows(&quarantined("full"), "id, _rule").await);
 }
 
+/// A run killed (SIGKILL) with a combined table's files written and its commit not made, then
+/// run again (resumed, or as a new run), adds each batch's rows to the stored groups once:
+/// its stored values and recorded versions are committed together or not at all.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_run_killed_before_a_combined_commit_then_run_again_adds_each_batch_once() {
+    for resume in [true, false] {
+        let ws = Workspace::new(SPEC);
+        let dir = ws.path("landing/events");
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut rng = medallion_jobs::generate::Rng::new(if resume { 5 } else { 6 });
+        std::fs::write(dir.join("0.csv"), batch(&mut rng, 0, 60)).unwrap();
+        assert!(ws.run("lake", &[]).status.success());
+        std::fs::write(dir.join("1.csv"), batch(&mut rng, 100, 60)).unwrap();
+        let id = format!("run-{}", RunIdClock::now());
+        let mut paused = ws.command("lake", &["--run-id", &id]);
+        paused.env("MEDALLION_PAUSE_BEFORE_COMMIT", "per_bucket");
+        assert!(
+            killed_at(paused, "paused before the commit of `per_bucket`"),
+            "the run never reached per_bucket's commit"
+        );
+        let flags = ["--run-id", id.as_str()];
+        let again = ws.run("lake", if resume { &flags[..] } else { &[] });
+        assert!(
+            again.status.success(),
+            "the run after the kill failed:\n{}",
+            text(&again)
+        );
+        assert!(
+            detail_line(&text(&again), "per_bucket").contains("combined with the new rows'"),
+            "{}",
+            text(&again)
+        );
+        std::fs::write(dir.join("2.csv"), batch(&mut rng, 200, 60)).unwrap();
+        assert!(ws.run("lake", &[]).status.success());
+        let full = ws.run("full", &["--full-refresh"]);
+        assert!(full.status.success(), "{}", text(&full));
+        for table in ["gold/per_kind", "gold/per_bucket"] {
+            assert_eq!(
+                table_rows(&ws.path("lake").join(table), "*").await,
+                table_rows(&ws.path("full").join(table), "*").await,
+                "{table} differs from a full refresh (resumed: {resume})"
+            );
+        }
+    }
+}
+
 const KEYED_SPEC: &str = r#"
 [pipeline]
 name = "incremental_keys"

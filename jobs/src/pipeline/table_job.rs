@@ -304,9 +304,9 @@ impl TableJob<'_> {
         let commit = rewrite
             .watermarks
             .into_iter()
-            .fold(commit, |c, (app_id, version)| c.with_watermark(app_id, version))
-            .execute(rewrite.read)
-            .await?;
+            .fold(commit, |c, (app_id, version)| c.with_watermark(app_id, version));
+        super::crash_point::before_commit(&self.table.name, "").await;
+        let commit = commit.execute(rewrite.read).await?;
         info!(%url, version = commit.version(), files, "committed");
         Ok(commit)
     }
