@@ -20,7 +20,7 @@ use datafusion::logical_expr::{LogicalPlan, LogicalPlanBuilder, col};
 use tracing::info;
 
 use super::Query;
-use super::combine::{self, OutputColumn, output_columns};
+use super::combine::{self, OutputColumn, combinable};
 use super::partners::Partners;
 use super::prune::first_key_source;
 use super::rewrite::{
@@ -125,10 +125,8 @@ impl Incremental<'_> {
         {
             return Ok(planned);
         }
-        if let Shape::Grouped { .. } = shape
-            && let ([input], true) = (self.inputs, appended_only)
-        {
-            match output_columns(self.plan) {
+        if let ([input], true) = (self.inputs, appended_only) {
+            match combinable(shape, self.plan) {
                 Ok(columns) => return self.combined(&keys, input, &columns).await,
                 Err(why) => {
                     tracing::debug!(table = %self.job.table.name, %why, "groups recomputed, not combined")

@@ -13,7 +13,6 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use datafusion::catalog::TableProvider;
 use datafusion::common::Column;
 use datafusion::datasource::provider_as_source;
 use datafusion::error::Result;
@@ -23,7 +22,7 @@ use datafusion::logical_expr::{
 use datafusion::scalar::ScalarValue;
 
 use super::rewrite::{InputFiles, with_scans};
-use super::shape::{passed_up, unaliased};
+use super::shape::{Shape, passed_up, unaliased};
 use crate::delta::DeltaScanTable;
 
 /// The aggregates whose stored value and new rows' value combine into the group's new value.
@@ -47,9 +46,22 @@ pub(super) enum OutputColumn {
 const PARTIAL: &str = "__partial";
 const STORED: &str = "__stored";
 
+/// Per output column of `plan`, of `shape`, what it is, when a run over one input that only
+/// gained rows may combine its groups; or why not.
+pub(super) fn combinable(
+    shape: &Shape,
+    plan: &LogicalPlan,
+) -> std::result::Result<Vec<OutputColumn>, String> {
+    match shape {
+        Shape::Grouped { inputs, .. } if inputs.len() == 1 => output_columns(plan),
+        Shape::Grouped { .. } => Err("its aggregate reads several tables".into()),
+        Shape::Spj { .. } => Err("it has no aggregate".into()),
+    }
+}
+
 /// Per output column of `plan` (a grouped plan), what it is, or why the groups cannot be
 /// combined.
-pub(super) fn output_columns(plan: &LogicalPlan) -> std::result::Result<Vec<OutputColumn>, String> {
+fn output_columns(plan: &LogicalPlan) -> std::result::Result<Vec<OutputColumn>, String> {
     // From the root down to the aggregate.
     let mut path = vec![plan];
     let aggregate = loop {
@@ -112,10 +124,7 @@ fn combine_of(expr: &Expr) -> std::result::Result<Combine, String> {
 /// `plan` with its aggregate reading only `input`'s added files: the new rows' value of each
 /// group they touch.
 pub(super) fn partial(plan: &LogicalPlan, input: &InputFiles) -> Result<LogicalPlan> {
-    let added: Arc<dyn TableProvider> = Arc::new(DeltaScanTable {
-        files: input.added.clone(),
-        ..input.current.clone()
-    });
+    let added = input.scan(input.added.clone());
     with_scans(plan.clone(), &HashMap::from([(input.name.as_str(), added)]))
 }
 

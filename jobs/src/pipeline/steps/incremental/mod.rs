@@ -111,9 +111,7 @@ pub(crate) struct Query<'a> {
 /// groups can be combined, that a batch of appended rows is combined, or why it is in full.
 pub(crate) fn planned(plan: &datafusion::logical_expr::LogicalPlan) -> String {
     match Shape::of(plan) {
-        Ok(shape @ Shape::Grouped { .. })
-            if shape.inputs().len() == 1 && combine::output_columns(plan).is_ok() =>
-        {
+        Ok(shape) if combine::combinable(&shape, plan).is_ok() => {
             format!("{shape}, combined with the new rows when its input was only appended to")
         }
         Ok(shape) => shape.to_string(),

@@ -66,7 +66,7 @@ impl InputFiles {
         self.added.iter().map(|f| f.path.as_str()).collect()
     }
 
-    fn scan(&self, files: Vec<DeltaFile>) -> Arc<dyn TableProvider> {
+    pub(super) fn scan(&self, files: Vec<DeltaFile>) -> Arc<dyn TableProvider> {
         Arc::new(DeltaScanTable {
             files,
             ..self.current.clone()
