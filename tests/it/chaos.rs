@@ -303,7 +303,10 @@ async fn trial(kills: &[(KillPoint, usize, Duration)]) -> (i32, String, Vec<Stri
     let dir = tempfile::tempdir().unwrap();
     let lake = dir.path().join("lake");
     let mut cluster = chaos_cluster(dir.path(), &[]);
-    let mut run = Run::start(&cluster, &lake, &[]);
+    // Each kill can fail one attempt of every table running then (ALS's many short jobs are
+    // hit by most): as many retries as kills, so no table runs out of attempts by chance.
+    let retries = kills.len().max(2).to_string();
+    let mut run = Run::start(&cluster, &lake, &["--retries", &retries]);
     for (generation, (point, executor, delay)) in kills.iter().enumerate() {
         if !run.wait_for(&format!("{point:?}"), |out| point.reached(out, &lake)) {
             break;

@@ -659,3 +659,79 @@ async fn a_run_killed_during_incremental_merges_then_run_again_leaves_the_tables
         }
     }
 }
+
+const KEPT_SPEC: &str = r#"
+[pipeline]
+name = "kept"
+
+[[table]]
+name = "events_raw"
+layer = "bronze"
+source = { path = "events/*.csv", format = "csv" }
+
+[[table]]
+name = "events"
+layer = "silver"
+incremental = true
+sql = "SELECT CAST(id AS BIGINT) AS id, kind, TRY_CAST(amount AS DOUBLE) AS amount FROM events_raw"
+
+# Computed in full, not declared incremental.
+[[table]]
+name = "per_kind"
+layer = "gold"
+sql = "SELECT kind, count(*) AS events, sum(amount) AS amount FROM events WHERE amount >= CAST('${floor}' AS DOUBLE) GROUP BY kind"
+
+# random(): two runs over the same rows may differ, so it is computed every run.
+[[table]]
+name = "sampled"
+layer = "gold"
+sql = "SELECT id FROM events WHERE random() < 2.0"
+"#;
+
+/// A table computed in full is kept (not rewritten) by a run in which nothing it reads
+/// changed; a new batch, another value of a variable it uses, or `--full-refresh` compute it
+/// again, and a query calling `random()` is computed every run.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_table_computed_in_full_is_kept_while_nothing_it_reads_changes() {
+    let ws = Workspace::new(KEPT_SPEC);
+    let dir = ws.path("landing/events");
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut rng = medallion_jobs::generate::Rng::new(5);
+    std::fs::write(dir.join("0.csv"), batch(&mut rng, 0, 40)).unwrap();
+    let (per_kind, sampled) = (ws.path("lake/gold/per_kind"), ws.path("lake/gold/sampled"));
+    let run = |floor: &str, extra: &[&str]| {
+        let var = format!("floor={floor}");
+        let out = ws.run("lake", &[&["--var", var.as_str()], extra].concat());
+        assert!(out.status.success(), "{}", text(&out));
+        text(&out)
+    };
+    run("0", &[]);
+    assert_eq!((version(&per_kind).await, version(&sampled).await), (0, 0));
+
+    let again = run("0", &[]);
+    assert!(again.contains("gold.per_kind (no_new_data"), "{again}");
+    assert_eq!((version(&per_kind).await, version(&sampled).await), (0, 1));
+
+    let before = table_rows(&per_kind, "*").await;
+    std::fs::write(dir.join("1.csv"), batch(&mut rng, 100, 40)).unwrap();
+    let batch_run = run("0", &[]);
+    assert!(batch_run.contains("gold.per_kind (succeeded"), "{batch_run}");
+    assert_ne!(
+        table_rows(&per_kind, "*").await,
+        before,
+        "the new batch is counted"
+    );
+
+    let other_floor = run("50", &[]);
+    assert!(other_floor.contains("gold.per_kind (succeeded"), "{other_floor}");
+    assert!(run("50", &[]).contains("gold.per_kind (no_new_data"));
+    assert!(run("50", &["--full-refresh"]).contains("gold.per_kind (succeeded"));
+    assert_eq!(version(&per_kind).await, 3);
+
+    let full = ws.run("full", &["--full-refresh", "--var", "floor=50"]);
+    assert!(full.status.success(), "{}", text(&full));
+    assert_eq!(
+        table_rows(&per_kind, "*").await,
+        table_rows(&ws.path("full/gold/per_kind"), "*").await
+    );
+}

@@ -359,6 +359,16 @@ impl TableJob<'_> {
         }
     }
 
+    /// Where the pipeline's table or companion table (`orders__changes`) `name` lives.
+    pub(crate) fn table_url_of(&self, name: &str) -> Option<Url> {
+        if let Some(table) = self.pipeline.table(name) {
+            return Some(self.lakehouse.table_url(table));
+        }
+        let base = crate::dag::companion_of(self.pipeline, name)?;
+        let table = self.pipeline.table(base)?;
+        Some(self.lakehouse.companion_url(table, &name[base.len()..]))
+    }
+
     /// `sql` with `${run_id}` and the pipeline's variables substituted.
     pub(super) fn substituted(&self, sql: &str) -> String {
         self.pipeline

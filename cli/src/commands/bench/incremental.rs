@@ -6,12 +6,14 @@
 //! cost as a share of the full run's, bronze → gold and ml apart. Both the batch and the full
 //! refresh run bronze → gold first and the ml layer after, in a run of its own: no gold table
 //! reads an ml one, and the model would otherwise take the cores from the gold tables timed.
+//! Between the two, bronze → gold runs once more with no new landing file: what a run that
+//! finds nothing new costs.
 
 use std::path::Path;
 use std::process::ExitCode;
 
 use medallion_jobs::generate::EcommerceData;
-use medallion_jobs::pipeline::{RunSummary, resolve_url};
+use medallion_jobs::pipeline::{RunSummary, TableStatus, resolve_url};
 use medallion_jobs::spec::Layer;
 
 use super::{BenchArgs, BenchCluster, landing, layer_wall, peak_rss, run_args};
@@ -42,10 +44,14 @@ pub(super) async fn run(args: &BenchArgs, dir: &Path) -> Result<ExitCode> {
         .await?;
     let lines: u64 = written.iter().map(|w| w.lines).sum();
     let batch = through_gold_then_ml(&cluster, args, dir, false).await?;
+    let mut nothing_new = run_args(args, dir, SPEC);
+    nothing_new.layer = vec!["bronze".into(), "silver".into(), "gold".into()];
+    let nothing_new = cluster.run(&nothing_new).await?;
     let full = through_gold_then_ml(&cluster, args, dir, true).await?;
     println!("batch 1: {lines} landing lines (sized as at scale {batch_scale})");
     print_side_by_side(&batch, &full);
     print_shares(&batch, &full);
+    print_nothing_new(&nothing_new, &full);
     print_models(&batch, &full);
     println!("peak RSS: {}", peak_rss().unwrap_or_else(|| "unknown".into()));
     let all = [&history, &batch, &full];
@@ -140,23 +146,40 @@ fn print_shares(batch: &RunSummary, full: &RunSummary) {
             100.0 * b / f.max(1e-9)
         );
     }
-    // bronze → gold: from the run's start to the last gold table's end.
-    let through_gold = |s: &RunSummary| {
-        let start = s.tables.iter().map(|t| t.started_at_micros).min().unwrap_or(0);
-        let end = s
-            .tables
-            .iter()
-            .filter(|t| t.layer != Layer::Ml)
-            .map(|t| t.started_at_micros + t.duration.as_micros() as i64)
-            .max()
-            .unwrap_or(start);
-        (end - start) as f64 / 1e6
-    };
     let (b, f) = (through_gold(batch), through_gold(full));
     println!(
         "bronze → gold: batch {b:.2}s, full {f:.2}s ({:.1}%); whole run: batch {:.2}s, full {:.2}s",
         100.0 * b / f.max(1e-9),
         batch.duration.as_secs_f64(),
         full.duration.as_secs_f64()
+    );
+}
+
+/// bronze → gold seconds: from the run's start to the last gold table's end.
+fn through_gold(s: &RunSummary) -> f64 {
+    let start = s.tables.iter().map(|t| t.started_at_micros).min().unwrap_or(0);
+    let end = s
+        .tables
+        .iter()
+        .filter(|t| t.layer != Layer::Ml)
+        .map(|t| t.started_at_micros + t.duration.as_micros() as i64)
+        .max()
+        .unwrap_or(start);
+    (end - start) as f64 / 1e6
+}
+
+/// The run right after the batch's, with no new landing file: what it costs, and how many
+/// tables it kept.
+fn print_nothing_new(nothing_new: &RunSummary, full: &RunSummary) {
+    let kept = nothing_new
+        .tables
+        .iter()
+        .filter(|t| t.status == TableStatus::NoNewData)
+        .count();
+    let (n, f) = (through_gold(nothing_new), through_gold(full));
+    println!(
+        "no new data: bronze → gold {n:.2}s ({:.1}% of the full run), {kept} of {} tables no_new_data",
+        100.0 * n / f.max(1e-9),
+        nothing_new.tables.len()
     );
 }

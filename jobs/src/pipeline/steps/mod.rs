@@ -4,7 +4,7 @@
 //!
 //! - [`landing`]: landing files into a bronze table, each file once.
 //! - [`kafka`]: a Kafka topic into a bronze table, each record once.
-//! - [`sql`]: a query over other tables.
+//! - [`sql`]: a query over other tables (kept when none of them changed, [`unchanged`]).
 //! - [`als`]: an ALS model trained on a query's ratings, with its recommendations.
 //! - [`cdc`]: keyed changes from another table applied as SCD type 1 or 2.
 //! - [`checks`]: data tests over other tables, one row per check (a quality gate).
@@ -20,6 +20,7 @@ pub(super) mod incremental;
 pub(super) mod kafka;
 pub(super) mod landing;
 pub(super) mod sql;
+pub(super) mod unchanged;
 
 use super::outcome::{TableOutcome, TableStatus};
 use super::table_job::TableJob;

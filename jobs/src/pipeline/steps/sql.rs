@@ -6,6 +6,7 @@ use tracing::info;
 use super::TableStep;
 use super::checked_write::{CheckedWrite, MainOutput, QuarantineCommit, TableCommit};
 use super::incremental::{Computed, Decided, Merged, Query, computed, planned};
+use super::unchanged::{self, Reads};
 use crate::delta::{TableSnapshot, WriteResult};
 use crate::error::Result;
 use crate::layers::query_frame;
@@ -48,6 +49,18 @@ impl TableStep for SqlStep<'_> {
         let frame = sql_frame(job, self.sql).await?;
         let rules = rules_for(job.pipeline, job.table, &frame)?;
         let how = match self.incremental {
+            false if self.mode == WriteMode::Overwrite => {
+                match unchanged::reads(job, self.sql, frame.logical_plan(), self.target).await? {
+                    Reads::Unchanged => {
+                        info!(table = %job.table.name, "nothing it reads changed since its last commit: kept");
+                        return Ok(None);
+                    }
+                    Reads::Changed(watermarks) => How {
+                        watermarks,
+                        ..How::plain(frame, self.mode)
+                    },
+                }
+            }
             false => How::plain(frame, self.mode),
             true => match self.incremental_frame(job, frame, &rules).await? {
                 Some(how) => how,

@@ -14,7 +14,6 @@ use datafusion::arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Int64Type};
 use datafusion::catalog::TableProvider;
-use url::Url;
 
 use super::query::{Form, Lookup, Relations};
 use crate::dag::companion_of;
@@ -319,22 +318,14 @@ async fn input_snapshots(job: &TableJob<'_>, checks: &[CheckSpec]) -> Result<Vec
     let names: BTreeSet<&str> = checks.iter().flat_map(|c| c.test.tables()).collect();
     let mut snapshots = vec![];
     for name in names {
-        let Some(url) = url_of(job, name) else { continue };
+        let Some(url) = job.table_url_of(name) else {
+            continue;
+        };
         if let Some(snapshot) = TableSnapshot::load(&url).await? {
             snapshots.push((name.to_string(), snapshot));
         }
     }
     Ok(snapshots)
-}
-
-/// Where the pipeline's table or companion table (`orders__changes`) `name` lives.
-fn url_of(job: &TableJob<'_>, name: &str) -> Option<Url> {
-    if let Some(table) = job.pipeline.table(name) {
-        return Some(job.lakehouse.table_url(table));
-    }
-    let base = companion_of(job.pipeline, name)?;
-    let table = job.pipeline.table(base)?;
-    Some(job.lakehouse.companion_url(table, &name[base.len()..]))
 }
 
 /// What each check counted at the table's current version, by check name.

@@ -256,6 +256,16 @@ impl Versions {
             .collect()
     }
 
+    /// Whether `target` recorded each input at the version read now.
+    pub(crate) async fn unchanged(&self, target: &TableSnapshot) -> Result<bool> {
+        for (id, read) in self.ids.iter().zip(&self.read) {
+            if target.txn_version(id).await? != Some(read.to) {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
     /// Each input's files added and removed since the version `target` recorded, or why they
     /// cannot be known.
     pub(crate) async fn changes(
