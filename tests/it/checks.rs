@@ -186,6 +186,31 @@ async fn checks_counted_over_the_changes_equal_checks_over_whole_tables() {
         }
     }
     assert!(counted_over_changes >= 15, "{counted_over_changes}");
+
+    // A batch of refs alone: the checks reading only `items` tables — the `sql` one too, its
+    // query scans `items` — keep their counts; the gate still equals one over whole tables.
+    std::fs::write(ws.path("landing/refs/only.csv"), "ref\n100000\n").unwrap();
+    let run = ws.run("lake", &[]);
+    let out = text(&run);
+    assert!(run.status.success(), "{out}");
+    assert!(
+        out.contains("checks over their tables' changes, 6 over unchanged tables"),
+        "{out}"
+    );
+    let full = ws.run("full_refs", &["--full-refresh"]);
+    assert!(full.status.success(), "{}", text(&full));
+    let gate = table_rows(&ws.path("lake/gold/gate"), "*").await;
+    assert_eq!(gate, table_rows(&ws.path("full_refs/gold/gate"), "*").await);
+
+    // Nothing new: no table a check reads changed, and the gate is kept as it is.
+    let before = version(&ws.path("lake/gold/gate")).await;
+    let again = ws.run("lake", &[]);
+    assert!(
+        text(&again).contains("gold.gate (no_new_data"),
+        "{}",
+        text(&again)
+    );
+    assert_eq!(version(&ws.path("lake/gold/gate")).await, before);
 }
 
 /// The run that brings batch 3 (the first unknown ref, found over changes) is killed (`kill -9`

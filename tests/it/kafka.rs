@@ -338,8 +338,9 @@ from deltalake import DeltaTable
 a, b = sys.argv[1], sys.argv[2]
 def same(v):
     # Doubles from sums (a z-score's mean and deviation) differ in their last bits with the
-    # order partitions are added in: compared to 9 significant digits.
-    return f"{v:.9g}" if isinstance(v, float) else v
+    # order partitions are added in: compared to 9 decimals, not 9 significant digits (a
+    # z-score next to 0 would differ in its first one); + 0.0 makes -0.0 and 0.0 one.
+    return f"{round(v, 9) + 0.0:.9f}" if isinstance(v, float) else v
 def rows(root, layer, t):
     table = DeltaTable(f"{root}/{layer}/{t}").to_pyarrow_table()
     table = table.drop([c for c in table.column_names if c.startswith("_")])

@@ -61,7 +61,7 @@ pub(crate) async fn reads(
 
 /// The tables `plan` scans (in subqueries too), or `None` when it calls a scalar function
 /// that is not immutable.
-fn scanned_tables(plan: &LogicalPlan) -> Option<BTreeSet<String>> {
+pub(crate) fn scanned_tables(plan: &LogicalPlan) -> Option<BTreeSet<String>> {
     let mut names = BTreeSet::new();
     let mut volatile = false;
     let visited = plan.apply_with_subqueries(|node| {

@@ -4,8 +4,10 @@
 //!
 //! A check is counted over what changed in its tables since the versions the table recorded
 //! when that gives the whole-table count ([`scope`] decides, [`query`] writes the SQL and says
-//! why it is equal), so a batch run costs what the batch touched. All checks are one query:
-//! one job on the cluster.
+//! why it is equal), so a batch run costs what the batch touched; a check none of whose
+//! tables changed keeps its count (an `sql` check's tables are those its query scans), and
+//! when that holds for every check the table is kept. All checks are one query: one job on
+//! the cluster.
 
 mod query;
 mod scope;
@@ -48,6 +50,10 @@ impl TableStep for ChecksStep<'_> {
 
     async fn plan(&self, job: &TableJob<'_>) -> Result<Option<ChecksPlan>> {
         let scope = Scope::decide(job, self.checks, self.target).await?;
+        if scope.unchanged() {
+            info!(table = %job.table.name, "no table a check reads changed since its last commit: kept");
+            return Ok(None);
+        }
         let frame = self.frame(job, &scope.forms, &scope.relations).await?;
         let refresh = scope.refresh;
         info!(table = %job.table.name, refresh = refresh.kind.as_str(), detail = %refresh.detail, "checks");

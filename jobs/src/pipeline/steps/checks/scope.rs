@@ -21,6 +21,7 @@ use crate::delta::{DeltaFile, DeltaScanTable, KeyValues, TableSnapshot};
 use crate::error::Result;
 use crate::pipeline::outcome::{Refresh, RefreshKind};
 use crate::pipeline::steps::incremental::{InputFiles, Versions};
+use crate::pipeline::steps::unchanged::scanned_tables;
 use crate::pipeline::table_job::{TableJob, Watermark};
 use crate::spec::{CHANGES_SUFFIX, CheckSpec, CheckTest};
 
@@ -46,9 +47,11 @@ impl Scope {
         checks: &[CheckSpec],
         target: Option<&TableSnapshot>,
     ) -> Result<Scope> {
-        let snapshots = input_snapshots(job, checks).await?;
+        let tables = check_tables(job, checks).await;
+        let snapshots = input_snapshots(job, &tables).await?;
         // The checks' definitions stand for a query's text: an edited check is counted in full.
-        let mut versions = Versions::new(job, &format!("{checks:?}"), &snapshots);
+        let definition = job.substituted(&format!("{checks:?}"));
+        let mut versions = Versions::new(job, &definition, &snapshots);
         let target = match target {
             Some(target) if !job.full_refresh => target,
             _ => {
@@ -65,14 +68,19 @@ impl Scope {
             Err(why) => return Ok(Self::full(checks, &versions, why)),
         };
         let previous = previous_counts(job, target).await?;
-        Self::over_changes(job, checks, &versions, &inputs, &previous).await
+        Self::over_changes(job, (checks, &tables), &versions, &inputs, &previous).await
+    }
+
+    /// Whether no check's tables changed: every check is its last count.
+    pub(super) fn unchanged(&self) -> bool {
+        self.forms.iter().all(|f| matches!(f, Form::Unchanged(_)))
     }
 
     /// Each check counted over its tables' changes (`inputs`) where that gives its count over
     /// whole tables; `previous`: each check's last count.
     async fn over_changes(
         job: &TableJob<'_>,
-        checks: &[CheckSpec],
+        (checks, tables): (&[CheckSpec], &[Option<Vec<String>>]),
         versions: &Versions,
         inputs: &[InputFiles],
         previous: &HashMap<String, i64>,
@@ -90,7 +98,11 @@ impl Scope {
         let inputs: HashMap<&str, &InputFiles> = inputs.iter().map(|i| (i.name.as_str(), i)).collect();
         let candidates: Vec<Candidate> = checks
             .iter()
-            .map(|check| candidate(job, check, &inputs, previous.get(&check.name).copied()))
+            .zip(tables)
+            .map(|(check, read)| {
+                let previous = previous.get(&check.name).copied();
+                candidate(job, (check, read.as_deref()), &inputs, previous)
+            })
             .collect();
         let pruned = futures::future::try_join_all(candidates.iter().map(|c| c.pruned(job))).await?;
         for (i, (candidate, pruned)) in candidates.into_iter().zip(pruned).enumerate() {
@@ -195,31 +207,29 @@ struct Pruned {
     to: Option<Vec<DeltaFile>>,
 }
 
-/// How `check` is counted, before its changes' values are known; `previous`: its last count.
+/// How `check` is counted, before its changes' values are known; `tables`: what it reads
+/// (`None`: unknown, a query calling a function that is not immutable); `previous`: its last
+/// count.
 fn candidate<'a>(
     job: &TableJob<'_>,
-    check: &CheckSpec,
+    (check, tables): (&CheckSpec, Option<&[String]>),
     inputs: &HashMap<&str, &'a InputFiles>,
     previous: Option<i64>,
 ) -> Candidate<'a> {
     let full = Candidate::Decided(Form::Full);
-    let (columns, skip_nulls) = match &check.test {
-        CheckTest::Unique { columns, .. } => (columns, false),
-        CheckTest::Relationship { columns, .. } => (columns, true),
-        CheckTest::Sql(_) => return full,
-    };
-    let read: Option<Vec<&InputFiles>> = check
-        .test
-        .tables()
-        .iter()
-        .map(|t| inputs.get(t).copied())
-        .collect();
+    let read: Option<Vec<&InputFiles>> =
+        tables.and_then(|tables| tables.iter().map(|t| inputs.get(t.as_str()).copied()).collect());
     let (Some(read), Some(previous)) = (read, previous) else {
         return full;
     };
     if !read.iter().any(|i| i.changed()) {
         return Candidate::Decided(Form::Unchanged(previous));
     }
+    let (columns, skip_nulls) = match &check.test {
+        CheckTest::Unique { columns, .. } => (columns, false),
+        CheckTest::Relationship { columns, .. } => (columns, true),
+        CheckTest::Sql(_) => return full,
+    };
     let column = &columns[0];
     // Only files clustered by the first column can be told apart by its statistics.
     let clustered = read
@@ -311,11 +321,33 @@ fn clustered_by<'p>(job: &TableJob<'p>, name: &str) -> Option<&'p str> {
     table.cluster.as_ref()?.by.first().map(String::as_str)
 }
 
-/// The snapshots of the tables the `unique` and `relationship` checks read (`sql` checks are
-/// counted over whole tables); a table never committed is left out (its checks are counted
-/// in full).
-async fn input_snapshots(job: &TableJob<'_>, checks: &[CheckSpec]) -> Result<Vec<(String, TableSnapshot)>> {
-    let names: BTreeSet<&str> = checks.iter().flat_map(|c| c.test.tables()).collect();
+/// Per check, the tables it reads: those a `unique` or `relationship` check names, those an
+/// `sql` check's query scans — `None` when the query calls a function that is not immutable,
+/// reads no table or does not plan (it is counted in full, and fails there if it is wrong).
+async fn check_tables(job: &TableJob<'_>, checks: &[CheckSpec]) -> Vec<Option<Vec<String>>> {
+    let mut tables = vec![];
+    for check in checks {
+        let read = match &check.test {
+            CheckTest::Sql(sql) => match job.ctx.sql(&job.substituted(sql)).await {
+                Ok(frame) => scanned_tables(frame.logical_plan())
+                    .filter(|t| !t.is_empty())
+                    .map(|t| t.into_iter().collect()),
+                Err(_) => None,
+            },
+            test => Some(test.tables().iter().map(|t| t.to_string()).collect()),
+        };
+        tables.push(read);
+    }
+    tables
+}
+
+/// The snapshots of the tables the checks read (`tables`, from [`check_tables`]); a table
+/// never committed is left out (its checks are counted in full).
+async fn input_snapshots(
+    job: &TableJob<'_>,
+    tables: &[Option<Vec<String>>],
+) -> Result<Vec<(String, TableSnapshot)>> {
+    let names: BTreeSet<&str> = tables.iter().flatten().flatten().map(String::as_str).collect();
     let mut snapshots = vec![];
     for name in names {
         let Some(url) = job.table_url_of(name) else {

@@ -58,8 +58,17 @@ impl InputFiles {
     }
 
     /// Whether its changes are found row by row (files were rewritten, its rows are unique).
-    fn diffed(&self) -> bool {
+    pub(super) fn diffed(&self) -> bool {
         self.unique_rows && !self.added.is_empty() && !self.removed.is_empty()
+    }
+
+    /// The same input with its changes taken file by file: every row of its added and
+    /// removed files, a superset of the rows that changed.
+    pub(super) fn undiffed(&self) -> InputFiles {
+        InputFiles {
+            unique_rows: false,
+            ..self.clone()
+        }
     }
 
     fn added_paths(&self) -> HashSet<&str> {
