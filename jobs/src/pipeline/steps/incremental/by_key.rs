@@ -212,7 +212,10 @@ impl Incremental<'_> {
         if self.inputs.iter().any(InputFiles::diffed) {
             let whole: Vec<InputFiles> = self.inputs.iter().map(InputFiles::undiffed).collect();
             // The rows that changed are among these and meet their partners (found from them).
-            let coarse = affected_keys(over, key_exprs, &whole, partners).map_err(err)?;
+            // One more than the most kept is enough to know there are too many.
+            let coarse = affected_keys(over, key_exprs, &whole, partners)
+                .and_then(|plan| plan.map(|p| at_most(p, MAX_VALUES + 1)).transpose())
+                .map_err(err)?;
             match self.touched_files(coarse, first_key).await? {
                 Some(touched) if touched.keys > MAX_VALUES => {
                     tracing::debug!(table = %self.job.table.name, keys = touched.keys, "too many groups in the changed files: diffing their rows");
@@ -373,4 +376,9 @@ impl Incremental<'_> {
     pub(super) fn data_frame(&self, plan: LogicalPlan) -> DataFrame {
         DataFrame::new(self.job.ctx.state(), plan)
     }
+}
+
+/// The first `n` rows of `plan`.
+fn at_most(plan: LogicalPlan, n: usize) -> datafusion::error::Result<LogicalPlan> {
+    LogicalPlanBuilder::from(plan).limit(0, Some(n))?.build()
 }
