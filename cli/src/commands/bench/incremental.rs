@@ -17,6 +17,7 @@ use medallion_jobs::pipeline::{RunSummary, TableStatus, resolve_url};
 use medallion_jobs::spec::Layer;
 
 use super::{BenchArgs, BenchCluster, landing, layer_wall, peak_rss, run_args};
+use crate::commands::run::RunArgs;
 use crate::error::Result;
 
 const SPEC: &str = "pipelines/ecommerce/pipeline.toml";
@@ -44,9 +45,7 @@ pub(super) async fn run(args: &BenchArgs, dir: &Path) -> Result<ExitCode> {
         .await?;
     let lines: u64 = written.iter().map(|w| w.lines).sum();
     let batch = through_gold_then_ml(&cluster, args, dir, false).await?;
-    let mut nothing_new = run_args(args, dir, SPEC);
-    nothing_new.layer = vec!["bronze".into(), "silver".into(), "gold".into()];
-    let nothing_new = cluster.run(&nothing_new).await?;
+    let nothing_new = cluster.run(&through_gold(args, dir, false)).await?;
     let full = through_gold_then_ml(&cluster, args, dir, true).await?;
     println!("batch 1: {lines} landing lines (sized as at scale {batch_scale})");
     print_side_by_side(&batch, &full);
@@ -54,11 +53,19 @@ pub(super) async fn run(args: &BenchArgs, dir: &Path) -> Result<ExitCode> {
     print_nothing_new(&nothing_new, &full);
     print_models(&batch, &full);
     println!("peak RSS: {}", peak_rss().unwrap_or_else(|| "unknown".into()));
-    let all = [&history, &batch, &full];
+    let all = [&history, &batch, &nothing_new, &full];
     Ok(match all.iter().all(|s| s.succeeded()) {
         true => ExitCode::SUCCESS,
         false => ExitCode::from(1),
     })
+}
+
+/// The arguments of a run of the bronze, silver and gold layers.
+fn through_gold(args: &BenchArgs, dir: &Path, full_refresh: bool) -> RunArgs {
+    let mut run = run_args(args, dir, SPEC);
+    run.full_refresh = full_refresh;
+    run.layer = vec!["bronze".into(), "silver".into(), "gold".into()];
+    run
 }
 
 /// A run of the bronze, silver and gold layers, then one of the ml layer, as one summary.
@@ -68,9 +75,7 @@ async fn through_gold_then_ml(
     dir: &Path,
     full_refresh: bool,
 ) -> Result<RunSummary> {
-    let mut first = run_args(args, dir, SPEC);
-    first.full_refresh = full_refresh;
-    first.layer = vec!["bronze".into(), "silver".into(), "gold".into()];
+    let first = through_gold(args, dir, full_refresh);
     let mut second = first.clone();
     second.layer = vec!["ml".into()];
     let mut summary = cluster.run(&first).await?;
@@ -146,7 +151,7 @@ fn print_shares(batch: &RunSummary, full: &RunSummary) {
             100.0 * b / f.max(1e-9)
         );
     }
-    let (b, f) = (through_gold(batch), through_gold(full));
+    let (b, f) = (gold_seconds(batch), gold_seconds(full));
     println!(
         "bronze → gold: batch {b:.2}s, full {f:.2}s ({:.1}%); whole run: batch {:.2}s, full {:.2}s",
         100.0 * b / f.max(1e-9),
@@ -156,7 +161,7 @@ fn print_shares(batch: &RunSummary, full: &RunSummary) {
 }
 
 /// bronze → gold seconds: from the run's start to the last gold table's end.
-fn through_gold(s: &RunSummary) -> f64 {
+fn gold_seconds(s: &RunSummary) -> f64 {
     let start = s.tables.iter().map(|t| t.started_at_micros).min().unwrap_or(0);
     let end = s
         .tables
@@ -176,7 +181,7 @@ fn print_nothing_new(nothing_new: &RunSummary, full: &RunSummary) {
         .iter()
         .filter(|t| t.status == TableStatus::NoNewData)
         .count();
-    let (n, f) = (through_gold(nothing_new), through_gold(full));
+    let (n, f) = (gold_seconds(nothing_new), gold_seconds(full));
     println!(
         "no new data: bronze → gold {n:.2}s ({:.1}% of the full run), {kept} of {} tables no_new_data",
         100.0 * n / f.max(1e-9),
