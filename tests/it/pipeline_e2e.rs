@@ -172,3 +172,34 @@ async fn a_run_with_a_memory_limit_gives_its_executor_that_pool_and_the_same_tab
         );
     }
 }
+
+/// A table's `settings` reach the cluster's planner for its jobs alone: one target
+/// partition writes its rows in one file, where the same query without it writes two.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_tables_settings_apply_to_its_jobs_alone() {
+    let per_customer = "layer = \"gold\"\nsql = \"SELECT customer_id, count(*) AS orders FROM orders GROUP BY customer_id\"\n";
+    let spec = format!(
+        "{SPEC}\n[[table]]\nname = \"per_customer\"\n{per_customer}\n[[table]]\nname = \"per_customer_in_one\"\n{per_customer}\
+         settings = {{ \"datafusion.execution.target_partitions\" = 1 }}\n"
+    );
+    let ws = Workspace::new(&spec);
+    let out = ws.run("lake", &[]);
+    assert!(out.status.success(), "{}", text(&out));
+    let files = |table: &str| {
+        std::fs::read_dir(ws.path("lake/gold").join(table))
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .path()
+                    .extension()
+                    .is_some_and(|x| x == "parquet")
+            })
+            .count()
+    };
+    assert_eq!((files("per_customer"), files("per_customer_in_one")), (2, 1));
+    assert_eq!(
+        table_rows(&ws.path("lake/gold/per_customer"), "*").await,
+        table_rows(&ws.path("lake/gold/per_customer_in_one"), "*").await
+    );
+}

@@ -10,5 +10,5 @@ mod watch;
 pub use codec::{MedallionLogicalCodec, MedallionPhysicalCodec, logical_codec, physical_codec};
 pub use connect::connect;
 pub use planner::MedallionQueryPlanner;
-pub use session::{medallion_session_config, medallion_state};
+pub use session::{medallion_session_config, medallion_state, with_settings};
 pub use watch::{JobWatch, Progress, SchedulerAddress};

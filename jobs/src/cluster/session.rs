@@ -21,6 +21,19 @@ pub fn medallion_session_config() -> SessionConfig {
     with_codecs(SessionConfig::new_with_ballista().with_ballista_adaptive_query_planner(false))
 }
 
+/// `config` with a table's `settings` (DataFusion or Ballista keys, e.g.
+/// `datafusion.optimizer.prefer_hash_join`): its jobs are planned and run with them, as a
+/// Spark conf set for one table. An unknown key or a value of the wrong type is an error.
+pub fn with_settings(
+    mut config: SessionConfig,
+    settings: &[(String, String)],
+) -> datafusion::error::Result<SessionConfig> {
+    for (key, value) in settings {
+        config.options_mut().set(key, value)?;
+    }
+    Ok(config)
+}
+
 /// Adds Medallion's codecs to a config (e.g. one a client sent to the scheduler).
 pub(crate) fn with_codecs(config: SessionConfig) -> SessionConfig {
     config

@@ -70,6 +70,11 @@ pub(crate) async fn run_attempts(
             .copied_config()
             .with_ballista_job_name(&job_name)
             .with_extension(Arc::new(FileTag(tag.clone())));
+        // Checked when the spec was read: a failure here is the table's, not the run's.
+        let config = match crate::cluster::with_settings(config, &job.table.settings) {
+            Ok(config) => config,
+            Err(e) => return unsettable(&job, e),
+        };
         let (session, jobs) = JobWatch::session(job.ctx, config);
         let table = TableJob {
             ctx: &session,
@@ -137,6 +142,13 @@ pub(crate) async fn run_attempts(
         }
         attempt += 1;
     }
+}
+
+/// The outcome of a table whose settings do not apply to a session (failed, not retried).
+fn unsettable(job: &TableJob<'_>, source: datafusion::error::DataFusionError) -> TableOutcome {
+    let mut outcome = TableOutcome::new(&job.table.name, job.table.layer);
+    outcome.error = Some(error_chain(&job.query_err("apply the table's settings", source)));
+    outcome
 }
 
 /// Drives `attempt` while watching its jobs; gives up when they stall, time out or the run

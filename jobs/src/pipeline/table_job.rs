@@ -351,7 +351,7 @@ impl TableJob<'_> {
         }
     }
 
-    pub(super) fn query_err(&self, step: &'static str, source: datafusion::error::DataFusionError) -> Error {
+    pub(crate) fn query_err(&self, step: &'static str, source: datafusion::error::DataFusionError) -> Error {
         Error::Query {
             table: self.table.name.clone(),
             step,

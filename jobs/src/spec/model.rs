@@ -97,6 +97,9 @@ pub struct TableSpec {
     pub incremental: bool,
     /// This table's own watch and retry settings, over the pipeline's.
     pub retry: super::RetrySettings,
+    /// DataFusion and Ballista settings of this table's session (key, value), over the
+    /// run's: e.g. a hash join for a table whose build side is known to fit in memory.
+    pub settings: Vec<(String, String)>,
     /// 1-based line of the table's declaration in the spec file.
     pub line: usize,
 }

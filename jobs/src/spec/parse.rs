@@ -66,6 +66,8 @@ struct RawTable {
     retries: Option<u32>,
     timeout_seconds: Option<u64>,
     stall_seconds: Option<u64>,
+    #[serde(default)]
+    settings: BTreeMap<String, toml::Value>,
 }
 
 #[derive(Deserialize)]
@@ -358,6 +360,7 @@ fn convert_table(raw: RawTable, line: usize, path: &str) -> Result<TableSpec> {
     if let Some(dup) = expectations.iter().find(|e| !rules.insert(e.name.as_str())) {
         return Err(err(format!("expectation `{}` declared more than once", dup.name)));
     }
+    let settings = settings(raw.settings).map_err(&err)?;
     Ok(TableSpec {
         name,
         layer,
@@ -373,8 +376,32 @@ fn convert_table(raw: RawTable, line: usize, path: &str) -> Result<TableSpec> {
             timeout_seconds: raw.timeout_seconds,
             stall_seconds: raw.stall_seconds,
         },
+        settings,
         line,
     })
+}
+
+/// A table's session settings as text, each checked against a Ballista session's options.
+fn settings(raw: BTreeMap<String, toml::Value>) -> std::result::Result<Vec<(String, String)>, String> {
+    let settings = raw
+        .into_iter()
+        .map(|(key, value)| match value {
+            toml::Value::String(s) => Ok((key, s)),
+            toml::Value::Boolean(_) | toml::Value::Integer(_) | toml::Value::Float(_) => {
+                Ok((key, value.to_string()))
+            }
+            other => Err(format!(
+                "setting `{key}`: {} is not a string, number or boolean",
+                other.type_str()
+            )),
+        })
+        .collect::<std::result::Result<Vec<_>, String>>()?;
+    for setting in &settings {
+        let config = crate::cluster::medallion_session_config();
+        crate::cluster::with_settings(config, std::slice::from_ref(setting))
+            .map_err(|e| format!("setting `{}`: {e}", setting.0))?;
+    }
+    Ok(settings)
 }
 
 /// A `checks` table's checks, each named once.
@@ -757,6 +784,45 @@ action = "drop"
         ] {
             let msg = error_of(&format!("{base}{rest}\n"));
             assert!(msg.contains(why), "{rest}: {msg}");
+        }
+    }
+
+    #[test]
+    fn parses_settings_and_rejects_unknown_ones() {
+        let base =
+            "[pipeline]\nname = \"x\"\n[[table]]\nname = \"t\"\nlayer = \"gold\"\nsql = \"SELECT 1\"\n";
+        let spec = format!(
+            "{base}settings = {{ \"datafusion.optimizer.prefer_hash_join\" = true, \"datafusion.execution.target_partitions\" = 3 }}\n"
+        );
+        assert_eq!(
+            parse_spec(&spec, "p.toml").unwrap().tables[0].settings,
+            [
+                (
+                    "datafusion.execution.target_partitions".to_string(),
+                    "3".to_string()
+                ),
+                ("datafusion.optimizer.prefer_hash_join".into(), "true".into()),
+            ]
+        );
+        for (settings, why) in [
+            (
+                "{ \"datafusion.optimizer.nope\" = true }",
+                "datafusion.optimizer.nope",
+            ),
+            (
+                "{ \"datafusion.execution.target_partitions\" = \"many\" }",
+                "target_partitions",
+            ),
+            (
+                "{ \"ballista.shuffle.compression.codec\" = [1] }",
+                "is not a string, number or boolean",
+            ),
+        ] {
+            let msg = error_of(&format!("{base}settings = {settings}\n"));
+            assert!(
+                msg.starts_with("p.toml:4: table `t`:") && msg.contains(why),
+                "{settings}: {msg}"
+            );
         }
     }
 
