@@ -381,6 +381,18 @@ fn convert_table(raw: RawTable, line: usize, path: &str) -> Result<TableSpec> {
     })
 }
 
+/// Settings a run owns: a table may not change them.
+const RUN_SETTINGS: [(&str, &str); 2] = [
+    (
+        "ballista.job.name",
+        "the run names each attempt's jobs to watch them",
+    ),
+    (
+        "ballista.planner.adaptive.enabled",
+        "the adaptive planner cannot re-run a stage lost with its executor (see the README)",
+    ),
+];
+
 /// A table's session settings as text, each checked against a Ballista session's options.
 fn settings(raw: BTreeMap<String, toml::Value>) -> std::result::Result<Vec<(String, String)>, String> {
     let settings = raw
@@ -397,6 +409,9 @@ fn settings(raw: BTreeMap<String, toml::Value>) -> std::result::Result<Vec<(Stri
         })
         .collect::<std::result::Result<Vec<_>, String>>()?;
     for setting in &settings {
+        if let Some((key, why)) = RUN_SETTINGS.iter().find(|(key, _)| *key == setting.0) {
+            return Err(format!("setting `{key}` is the run's: {why}"));
+        }
         let config = crate::cluster::medallion_session_config();
         crate::cluster::with_settings(config, std::slice::from_ref(setting))
             .map_err(|e| format!("setting `{}`: {e}", setting.0))?;
@@ -817,6 +832,7 @@ action = "drop"
                 "{ \"ballista.shuffle.compression.codec\" = [1] }",
                 "is not a string, number or boolean",
             ),
+            ("{ \"ballista.planner.adaptive.enabled\" = true }", "is the run's"),
         ] {
             let msg = error_of(&format!("{base}settings = {settings}\n"));
             assert!(
