@@ -59,16 +59,3 @@ async fn failing_expectation_leaves_table_at_previous_version() {
         "files of the aborted write are deleted"
     );
 }
-
-fn parquet_files(table: &std::path::Path) -> usize {
-    std::fs::read_dir(table)
-        .unwrap()
-        .filter(|e| {
-            e.as_ref()
-                .unwrap()
-                .path()
-                .extension()
-                .is_some_and(|x| x == "parquet")
-        })
-        .count()
-}

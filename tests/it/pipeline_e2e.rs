@@ -185,18 +185,7 @@ async fn a_tables_settings_apply_to_its_jobs_alone() {
     let ws = Workspace::new(&spec);
     let out = ws.run("lake", &[]);
     assert!(out.status.success(), "{}", text(&out));
-    let files = |table: &str| {
-        std::fs::read_dir(ws.path("lake/gold").join(table))
-            .unwrap()
-            .filter(|e| {
-                e.as_ref()
-                    .unwrap()
-                    .path()
-                    .extension()
-                    .is_some_and(|x| x == "parquet")
-            })
-            .count()
-    };
+    let files = |table: &str| parquet_files(&ws.path("lake/gold").join(table));
     assert_eq!((files("per_customer"), files("per_customer_in_one")), (2, 1));
     assert_eq!(
         table_rows(&ws.path("lake/gold/per_customer"), "*").await,

@@ -189,6 +189,20 @@ pub(crate) async fn table_rows(table: &Path, select: &str) -> String {
 }
 
 /// Delta version of a table.
+/// Parquet files in a table's folder (live or not: a table written once has only live ones).
+pub(crate) fn parquet_files(table: &Path) -> usize {
+    std::fs::read_dir(table)
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .path()
+                .extension()
+                .is_some_and(|x| x == "parquet")
+        })
+        .count()
+}
+
 pub(crate) async fn version(table: &Path) -> i64 {
     let url = url::Url::from_directory_path(table).unwrap();
     TableSnapshot::load(&url)
