@@ -1,7 +1,8 @@
 //! Plan codecs for Medallion's nodes, composed with Ballista's.
 //!
 //! Our payloads are JSON behind a magic prefix, so they never collide with Ballista's
-//! protobuf payloads and a decode can tell at once whose bytes it holds.
+//! protobuf payloads and a decode can tell at once whose bytes it holds; shipped key rows are
+//! an Arrow IPC stream behind a prefix of their own.
 
 use std::sync::Arc;
 
@@ -24,8 +25,10 @@ use crate::delta::{DeltaFile, DeltaScanTable, DeltaWriteExec, DeltaWriteNode, Wr
 use crate::kafka::{KafkaScanExec, KafkaScanOptions, KafkaTable, offsets::OffsetRange};
 use crate::landing::{LandingOptions, LandingScanExec, LandingTable};
 use crate::ml::als::{AlsBlockExec, AlsBlockTable, AlsTask};
+use crate::pipeline::ShippedKeys;
 
 const MAGIC: &[u8] = b"medallion.v1:";
+const KEYS_MAGIC: &[u8] = b"medallion.keys.v1:";
 
 #[derive(Serialize, Deserialize)]
 enum Payload {
@@ -101,6 +104,9 @@ impl LogicalExtensionCodec for MedallionLogicalCodec {
         schema: SchemaRef,
         ctx: &TaskContext,
     ) -> Result<Arc<dyn TableProvider>> {
+        if let Some(ipc) = buf.strip_prefix(KEYS_MAGIC) {
+            return Ok(Arc::new(ShippedKeys::from_ipc(ipc)?));
+        }
         match decode(buf) {
             Some(Ok(Payload::LandingTable { options, file_groups })) => {
                 Ok(Arc::new(LandingTable { options, file_groups }))
@@ -158,6 +164,11 @@ impl LogicalExtensionCodec for MedallionLogicalCodec {
                 blocks: als.blocks.clone(),
             };
             return encode(&payload, buf);
+        }
+        if let Some(keys) = node.downcast_ref::<ShippedKeys>() {
+            buf.extend_from_slice(KEYS_MAGIC);
+            buf.extend_from_slice(&keys.to_ipc()?);
+            return Ok(());
         }
         if let Some(kafka) = node.downcast_ref::<KafkaTable>() {
             let payload = Payload::KafkaTable {

@@ -22,3 +22,4 @@ pub use paths::{Lakehouse, resolve_url};
 pub use resolved::ResolvedRun;
 pub use run::PipelineRun;
 pub use run_id::RunId;
+pub(crate) use steps::incremental::ShippedKeys;

@@ -10,7 +10,10 @@
 //! - `relationship`: a value of `table` can miss from `to` now only if a row of `table`
 //!   holding it was added since, or a row of `to` holding it was removed since — otherwise it
 //!   was in `table` before, and so in `to`, and is still. So those values are looked up in
-//!   the files of `table` and `to` that may hold them.
+//!   the files of `table` and `to` that may hold them. When `to` lost none of its values
+//!   since (each value of its removed rows is still held by a row of it), only the added rows
+//!   of `table` can hold a missing value: they are looked up in the whole of `to`, and `table`
+//!   need not be clustered by the columns.
 //!
 //! Both are counted by grouping the rows of all relations involved, tagged by where they come
 //! from, rather than by joins: a sort-merge join (the cluster's) would sort the whole of
@@ -28,6 +31,9 @@ pub(super) enum Form {
     Unchanged(i64),
     /// Over what changed, with these relations.
     Changes(Relations),
+    /// A `relationship` over the rows of `table`'s files added since (relation `added`), its
+    /// `to` having lost no value.
+    Added { added: String },
 }
 
 /// The relations a check counted over its changes reads (names registered for the query).
@@ -124,6 +130,17 @@ fn count(test: &CheckTest, form: &Form) -> String {
                 columns,
                 "max(__probe) = 1 AND max(__in_table) = 1 AND max(__in_to) = 0",
             )
+        }
+        (CheckTest::Relationship { columns, to, .. }, Form::Added { added }) => {
+            let (cols, present) = (list(columns), not_null(columns));
+            let rows = [
+                format!(
+                    "SELECT {cols}, 1 AS __in_table, 0 AS __in_to FROM {} WHERE {present}",
+                    ident(added)
+                ),
+                format!("SELECT {cols}, 0, 1 FROM {} WHERE {present}", ident(to)),
+            ];
+            grouped(&rows, columns, "max(__in_table) = 1 AND max(__in_to) = 0")
         }
         (CheckTest::Relationship { table, columns, to }, _) => {
             let (cols, present) = (list(columns), not_null(columns));
@@ -267,5 +284,24 @@ mod tests {
         assert_eq!(violations(&ctx, relationship, changes()).await, 2);
         let sql = CheckTest::Sql("SELECT count(*) FROM t WHERE id = 2".into());
         assert_eq!(violations(&ctx, sql, Form::Full).await, 2);
+    }
+
+    #[tokio::test]
+    async fn relationship_over_the_added_rows_counts_what_the_whole_tables_count() {
+        let ctx = SessionContext::new();
+        // `parent` lost no value; of `t`'s rows, the added ones hold 4 (missing, twice) and 1.
+        table(&ctx, "t", &[Some(1), Some(3), Some(4), Some(4), Some(1), None]);
+        table(&ctx, "parent", &[Some(1), Some(3), Some(7)]);
+        table(&ctx, "added", &[Some(4), Some(4), Some(1), None]);
+        let relationship = CheckTest::Relationship {
+            table: "t".into(),
+            columns: vec!["id".into()],
+            to: "parent".into(),
+        };
+        let added = Form::Added {
+            added: "added".into(),
+        };
+        assert_eq!(violations(&ctx, relationship.clone(), Form::Full).await, 1);
+        assert_eq!(violations(&ctx, relationship, added).await, 1);
     }
 }

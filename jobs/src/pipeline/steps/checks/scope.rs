@@ -14,6 +14,7 @@ use datafusion::arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Int64Type};
 use datafusion::catalog::TableProvider;
+use datafusion::common::JoinType;
 
 use super::query::{Form, Lookup, Relations};
 use crate::dag::companion_of;
@@ -104,12 +105,17 @@ impl Scope {
                 candidate(job, (check, read.as_deref()), &inputs, previous)
             })
             .collect();
-        let pruned = futures::future::try_join_all(candidates.iter().map(|c| c.pruned(job))).await?;
-        for (i, (candidate, pruned)) in candidates.into_iter().zip(pruned).enumerate() {
-            let form = match (candidate, pruned) {
+        let resolved = futures::future::try_join_all(candidates.iter().map(|c| c.resolve(job))).await?;
+        for (i, (candidate, resolved)) in candidates.into_iter().zip(resolved).enumerate() {
+            let form = match (candidate, resolved) {
                 (Candidate::Decided(form), _) => form,
-                (Candidate::Changes(reads), Some(pruned)) => scope.changes(job, i, &reads, pruned),
-                (Candidate::Changes(_), None) => Form::Full,
+                (Candidate::Changes(reads), Resolved::Pruned(pruned)) => {
+                    scope.changes(job, i, &reads, pruned)
+                }
+                (Candidate::Added(reads), Resolved::Added) => Form::Added {
+                    added: scope.relation(job, reads.table, "added", reads.table.added.clone()),
+                },
+                (Candidate::Changes(_) | Candidate::Added(_), _) => Form::Full,
             };
             scope.forms.push(form);
         }
@@ -172,7 +178,7 @@ impl Scope {
         let changes = self
             .forms
             .iter()
-            .filter(|f| matches!(f, Form::Changes(_)))
+            .filter(|f| matches!(f, Form::Changes(_) | Form::Added { .. }))
             .count();
         let unchanged = self
             .forms
@@ -189,14 +195,26 @@ enum Candidate<'a> {
     Decided(Form),
     /// Counted over its changes if few enough files may hold their values.
     Changes(Reads<'a>),
+    /// A `relationship` counted over the rows added to its table if its `to` lost no value.
+    Added(Reads<'a>),
+}
+
+/// What a candidate's changes showed.
+enum Resolved {
+    /// Not counted over its changes.
+    Full,
+    /// The files its changes' values may be in.
+    Pruned(Pruned),
+    /// Its `to` lost no value: counted over its table's added rows.
+    Added,
 }
 
 /// What a check counted over its changes reads: its table's and `to`'s changes and files.
 struct Reads<'a> {
     table: &'a InputFiles,
     to: Option<&'a InputFiles>,
-    /// The first of its columns, which the tables are clustered by.
-    column: String,
+    /// Its columns; `Changes` tables are clustered by the first.
+    columns: Vec<String>,
     /// A `relationship`: NULL values are not looked up.
     skip_nulls: bool,
 }
@@ -235,24 +253,41 @@ fn candidate<'a>(
     let clustered = read
         .iter()
         .all(|i| clustered_by(job, &i.name) == Some(column.as_str()));
-    if previous != 0 || !clustered || read.iter().any(|i| i.rewritten_in_full()) {
+    if previous != 0 || read[0].rewritten_in_full() {
         return full;
     }
-    Candidate::Changes(Reads {
+    let reads = Reads {
         table: read[0],
         to: read.get(1).copied(),
-        column: column.clone(),
+        columns: columns.clone(),
         skip_nulls,
-    })
+    };
+    match (clustered, read.iter().any(|i| i.rewritten_in_full()), &reads.to) {
+        (true, false, _) => Candidate::Changes(reads),
+        (_, _, Some(_)) if skip_nulls => Candidate::Added(reads),
+        _ => full,
+    }
 }
 
 impl Candidate<'_> {
+    /// What decides how the check is counted, found from its changes.
+    async fn resolve(&self, job: &TableJob<'_>) -> Result<Resolved> {
+        Ok(match self {
+            Candidate::Decided(_) => Resolved::Full,
+            Candidate::Changes(reads) => reads.pruned(job).await?.map_or(Resolved::Full, Resolved::Pruned),
+            Candidate::Added(reads) => match reads.to_lost_none(job).await? {
+                true => Resolved::Added,
+                false => Resolved::Full,
+            },
+        })
+    }
+}
+
+impl Reads<'_> {
     /// For a check counted over its changes, the files its values may be in when that is at
     /// most half of each table's (`None`: count it in full).
     async fn pruned(&self, job: &TableJob<'_>) -> Result<Option<Pruned>> {
-        let Candidate::Changes(reads) = self else {
-            return Ok(None);
-        };
+        let reads = self;
         let mut changed = vec![reads.values_of(job, reads.table, &reads.table.added)];
         if let Some(to) = reads.to {
             changed.push(reads.values_of(job, to, &to.removed));
@@ -262,7 +297,7 @@ impl Candidate<'_> {
             return Ok(None);
         };
         let within_half = |input: &InputFiles| -> Result<Option<Vec<DeltaFile>>> {
-            let files = input.snapshot.files_holding(&reads.column, &values)?;
+            let files = input.snapshot.files_holding(&reads.columns[0], &values)?;
             Ok((files.len() * 2 <= input.current.files.len()).then_some(files))
         };
         let Some(table) = within_half(reads.table)? else {
@@ -277,9 +312,42 @@ impl Candidate<'_> {
         };
         Ok(Some(Pruned { table, to }))
     }
-}
 
-impl Reads<'_> {
+    /// Whether every value of the relationship's columns that the rows removed from `to` held
+    /// is still held by a row of `to`.
+    async fn to_lost_none(&self, job: &TableJob<'_>) -> Result<bool> {
+        let Some(to) = self.to.filter(|to| !to.removed.is_empty()) else {
+            return Ok(true);
+        };
+        let err = |e| job.query_err("look up the values removed from a relationship's table", e);
+        let columns: Vec<&str> = self.columns.iter().map(String::as_str).collect();
+        let rows = |files: Vec<DeltaFile>| -> datafusion::error::Result<_> {
+            let scan = DeltaScanTable {
+                files,
+                ..to.current.clone()
+            };
+            let present = self
+                .columns
+                .iter()
+                .map(|c| datafusion::prelude::ident(c).is_not_null());
+            let present = present
+                .reduce(|a, b| a.and(b))
+                .expect("a relationship has columns");
+            job.ctx
+                .read_table(Arc::new(scan))?
+                .filter(present)?
+                .select_columns(&columns)
+        };
+        let lost = rows(to.removed.clone())
+            .and_then(|removed| removed.distinct())
+            .and_then(|removed| {
+                let now = rows(to.current.files.clone())?;
+                removed.join(now, JoinType::LeftAnti, &columns, &columns, None)
+            })
+            .map_err(err)?;
+        Ok(lost.count().await.map_err(err)? == 0)
+    }
+
     /// The distinct values of the first column in `files` of `input`.
     async fn values_of(
         &self,
@@ -293,7 +361,7 @@ impl Reads<'_> {
             ..input.current.clone()
         };
         let mut frame = job.ctx.read_table(Arc::new(scan)).map_err(err)?;
-        let column = datafusion::prelude::ident(&self.column);
+        let column = datafusion::prelude::ident(&self.columns[0]);
         if self.skip_nulls {
             frame = frame.filter(column.clone().is_not_null()).map_err(err)?;
         }

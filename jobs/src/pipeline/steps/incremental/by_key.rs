@@ -3,8 +3,8 @@
 //! the table's other rows.
 //!
 //! The touched keys are collected on the driver — as many as the batch touches, not the
-//! history — and planned back as a `VALUES` relation, so the recompute and the merge do not
-//! compute them again. When the first key is an integer, a string or a date, only the
+//! history — and shipped back with the plan ([`super::shipped`]), so the recompute and the
+//! merge do not compute them again. When the first key is an integer, a string or a date, only the
 //! table's files whose statistics may hold a touched key are read and replaced (a MERGE);
 //! otherwise all of them. A group's recompute reads only the input files that may hold one
 //! too ([`super::prune`]); when its one input only gained rows and its aggregates allow, the
@@ -33,8 +33,9 @@ use crate::error::Result;
 use crate::pipeline::table_job::TableJob;
 use crate::spec::Action;
 
-/// The most touched keys planned as `VALUES` rows.
-pub(super) const MAX_VALUES: usize = 10_000;
+/// The most groups a grouped table recomputes from every row of its changed files (a
+/// superset of the groups that changed) rather than from a row diff.
+const MAX_COARSE_GROUPS: usize = 10_000;
 
 /// What an incremental frame does to the table.
 pub(super) enum Output {
@@ -198,7 +199,7 @@ impl Incremental<'_> {
     /// changes touch, and the table's files that may hold one. When an input's changes are
     /// diffed row by row, the groups of every row of its added and removed files are collected
     /// first — a superset, recomputing a group that did not change gives its stored row — and
-    /// kept when there are at most [`MAX_VALUES`] of them: then recomputing the few groups an
+    /// kept when there are at most [`MAX_COARSE_GROUPS`] of them: then recomputing the few groups an
     /// unchanged row of those files also holds costs less than the diff (a file of orders
     /// holds a day or two, not thousands of orders).
     async fn touched_groups(
@@ -214,10 +215,10 @@ impl Incremental<'_> {
             // The rows that changed are among these and meet their partners (found from them).
             // One more than the most kept is enough to know there are too many.
             let coarse = affected_keys(over, key_exprs, &whole, partners)
-                .and_then(|plan| plan.map(|p| at_most(p, MAX_VALUES + 1)).transpose())
+                .and_then(|plan| plan.map(|p| at_most(p, MAX_COARSE_GROUPS + 1)).transpose())
                 .map_err(err)?;
             match self.touched_files(coarse, first_key).await? {
-                Some(touched) if touched.keys > MAX_VALUES => {
+                Some(touched) if touched.keys > MAX_COARSE_GROUPS => {
                     tracing::debug!(table = %self.job.table.name, keys = touched.keys, "too many groups in the changed files: diffing their rows");
                 }
                 found => return Ok(found),
@@ -245,10 +246,7 @@ impl Incremental<'_> {
             return Ok(None);
         }
         // Past a size, the plan of the touched keys is run again rather than shipped as rows.
-        let affected = match count <= MAX_VALUES {
-            true => key_values(&batches).map_err(err)?,
-            false => touched,
-        };
+        let affected = key_values(&batches).map_err(err)?.unwrap_or(touched);
         let columns: Vec<_> = batches.iter().map(|b| Arc::clone(b.column(0))).collect();
         let first = KeyValues::collect(&columns);
         let scan = self.target.scan_table()?;

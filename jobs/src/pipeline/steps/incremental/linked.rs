@@ -23,7 +23,7 @@ use datafusion::common::Column;
 use datafusion::logical_expr::{LogicalPlan, LogicalPlanBuilder};
 use tracing::info;
 
-use super::by_key::{Incremental, InputRead, MAX_VALUES, Merged, Output, Planned};
+use super::by_key::{Incremental, InputRead, Merged, Output, Planned};
 use super::partners::join_pairs;
 use super::prune::{InputColumn, traced};
 use super::rewrite::{
@@ -125,9 +125,9 @@ impl Incremental<'_> {
             return Ok(Found::Nothing);
         };
         // Past a size, the values' plans run again inside the recompute rather than shipped.
-        let affected = match values.len() <= MAX_VALUES {
-            true => key_values(&batches).map_err(err)?,
-            false => affected_relation(plans).map_err(err)?.expect("a changed input"),
+        let affected = match key_values(&batches).map_err(err)? {
+            Some(shipped) => shipped,
+            None => affected_relation(plans).map_err(err)?.expect("a changed input"),
         };
         Ok(Found::Touched(Box::new(Touched { values, affected })))
     }

@@ -25,6 +25,7 @@ mod partners;
 mod prune;
 mod rewrite;
 mod shape;
+mod shipped;
 
 use std::collections::BTreeSet;
 
@@ -35,6 +36,7 @@ use self::by_key::{Incremental, Output};
 pub(crate) use self::by_key::{InputRead, Merged};
 pub(crate) use self::rewrite::InputFiles;
 pub(crate) use self::shape::Shape;
+pub(crate) use self::shipped::ShippedKeys;
 use crate::delta::TableSnapshot;
 use crate::error::Result;
 use crate::pipeline::outcome::InputVersions;

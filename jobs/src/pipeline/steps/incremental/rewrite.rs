@@ -12,11 +12,11 @@ use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::datasource::{ViewTable, provider_as_source};
 use datafusion::error::{DataFusionError, Result};
 use datafusion::logical_expr::{
-    Aggregate, Expr, JoinType, LogicalPlan, LogicalPlanBuilder, Operator, binary_expr, cast, col, lit,
+    Aggregate, Expr, JoinType, LogicalPlan, LogicalPlanBuilder, Operator, binary_expr, cast, col,
 };
-use datafusion::scalar::ScalarValue;
 
 use super::partners::Partners;
+use super::shipped::ShippedKeys;
 use crate::delta::{DeltaFile, DeltaScanTable, TableSnapshot};
 
 /// The affected keys' relation: one column per key, `__k0`, `__k1`, …
@@ -261,26 +261,15 @@ pub(crate) fn keys_of(plan: &LogicalPlan, keys: &[String]) -> Result<LogicalPlan
         .build()
 }
 
-/// The touched keys collected in `batches` (columns `__k0`, `__k1`, …) as a `VALUES`
-/// relation named `__affected`.
-pub(crate) fn key_values(batches: &[RecordBatch]) -> Result<LogicalPlan> {
-    let mut rows = vec![];
-    for batch in batches {
-        for row in 0..batch.num_rows() {
-            let values = batch
-                .columns()
-                .iter()
-                .map(|column| ScalarValue::try_from_array(column, row).map(lit))
-                .collect::<Result<Vec<Expr>>>()?;
-            rows.push(values);
-        }
-    }
-    let width = batches.first().map_or(0, RecordBatch::num_columns);
-    let named = (0..width).map(|n| col(format!("column{}", n + 1)).alias(key_column(n)));
-    LogicalPlanBuilder::values(rows)?
-        .project(named)?
-        .alias(AFFECTED)?
+/// The touched keys collected in `batches` (columns `__k0`, `__k1`, …) as relation
+/// `__affected`, shipped with the plan ([`ShippedKeys`]); `None` when they are too many.
+pub(crate) fn key_values(batches: &[RecordBatch]) -> Result<Option<LogicalPlan>> {
+    let Some(keys) = ShippedKeys::within_limit(batches, key_column)? else {
+        return Ok(None);
+    };
+    LogicalPlanBuilder::scan(AFFECTED, provider_as_source(Arc::new(keys)), None)?
         .build()
+        .map(Some)
 }
 
 /// The distinct values of `input`'s `column` over its changed rows, as `key_type`, in column
