@@ -159,6 +159,7 @@ async fn ecommerce_pipeline_is_correct_across_batches() {
         ("silver", "ratings"),
         ("gold", "fact_sales"),
         ("gold", "agg_daily_sales"),
+        ("gold", "order_totals"),
         ("gold", "sessions"),
         ("gold", "funnel_daily"),
         // Their stored aggregates combined with each batch's new events.

@@ -104,6 +104,32 @@ pub struct TableSpec {
     pub line: usize,
 }
 
+impl TableSpec {
+    /// What decides the table's rows and how they are stored — everything but where it is
+    /// declared and how its jobs are watched and retried: moving a table in its file or
+    /// changing its `retries` does not recompute a table kept while its inputs are unchanged.
+    pub fn rows_definition(&self) -> String {
+        let TableSpec {
+            name,
+            layer,
+            kind,
+            keys,
+            partition_by,
+            cluster,
+            expectations,
+            mode,
+            incremental,
+            settings,
+            retry: _,
+            line: _,
+        } = self;
+        format!(
+            "{name} {layer:?} {kind:?} {keys:?} {partition_by:?} {cluster:?} {expectations:?} {mode:?} \
+             {incremental} {settings:?}"
+        )
+    }
+}
+
 /// Suffix of a CDC table's log of the changes it has applied (`<table>__changes`).
 pub const CHANGES_SUFFIX: &str = "__changes";
 

@@ -47,7 +47,7 @@ pub(crate) async fn reads(
         };
         snapshots.push((name, snapshot));
     }
-    let definition = format!("{}\n{:?}", job.substituted(sql), job.table);
+    let definition = format!("{}\n{}", job.substituted(sql), job.table.rows_definition());
     let versions = Versions::new(job, &definition, &snapshots);
     let kept = match target.filter(|_| !job.full_refresh) {
         Some(target) => versions.unchanged(target).await?,

@@ -34,8 +34,12 @@ use crate::pipeline::table_job::TableJob;
 use crate::spec::Action;
 
 /// The most groups a grouped table recomputes from every row of its changed files (a
-/// superset of the groups that changed) rather than from a row diff.
+/// superset of the groups that changed) rather than from a row diff, wherever they are.
 const MAX_COARSE_GROUPS: usize = 10_000;
+
+/// The most such groups recomputed when they are confined: held by at most half the files
+/// of the input their first key comes from.
+const MAX_CONFINED_GROUPS: usize = 200_000;
 
 /// What an incremental frame does to the table.
 pub(super) enum Output {
@@ -199,9 +203,10 @@ impl Incremental<'_> {
     /// changes touch, and the table's files that may hold one. When an input's changes are
     /// diffed row by row, the groups of every row of its added and removed files are collected
     /// first — a superset, recomputing a group that did not change gives its stored row — and
-    /// kept when there are at most [`MAX_COARSE_GROUPS`] of them: then recomputing the few groups an
+    /// kept when there are at most [`MAX_COARSE_GROUPS`] of them, or at most
+    /// [`MAX_CONFINED_GROUPS`] held by few of the input's files: then recomputing the groups an
     /// unchanged row of those files also holds costs less than the diff (a file of orders
-    /// holds a day or two, not thousands of orders).
+    /// holds a day or two, a file of order lines clustered by order the lines of its orders).
     async fn touched_groups(
         &self,
         over: &LogicalPlan,
@@ -215,10 +220,10 @@ impl Incremental<'_> {
             // The rows that changed are among these and meet their partners (found from them).
             // One more than the most kept is enough to know there are too many.
             let coarse = affected_keys(over, key_exprs, &whole, partners)
-                .and_then(|plan| plan.map(|p| at_most(p, MAX_COARSE_GROUPS + 1)).transpose())
+                .and_then(|plan| plan.map(|p| at_most(p, MAX_CONFINED_GROUPS + 1)).transpose())
                 .map_err(err)?;
             match self.touched_files(coarse, first_key).await? {
-                Some(touched) if touched.keys > MAX_COARSE_GROUPS => {
+                Some(touched) if touched.keys > MAX_COARSE_GROUPS && !self.confined(&touched)? => {
                     tracing::debug!(table = %self.job.table.name, keys = touched.keys, "too many groups in the changed files: diffing their rows");
                 }
                 found => return Ok(found),
@@ -226,6 +231,24 @@ impl Incremental<'_> {
         }
         let touched = affected_keys(over, key_exprs, self.inputs, partners).map_err(err)?;
         self.touched_files(touched, first_key).await
+    }
+
+    /// Whether at most [`MAX_CONFINED_GROUPS`] groups are `touched`, held by at most half the
+    /// files of the input their first key comes from.
+    fn confined(&self, touched: &TouchedFiles) -> Result<bool> {
+        if touched.keys > MAX_CONFINED_GROUPS {
+            return Ok(false);
+        }
+        let (Some(source), Some(values)) = (first_key_source(self.plan), touched.first.as_ref()) else {
+            return Ok(false);
+        };
+        let Some(input) = self.inputs.iter().find(|i| i.name == source.table) else {
+            return Ok(false);
+        };
+        let files = input.snapshot.files_holding(&source.column, values)?;
+        let of = input.current.files.len();
+        tracing::debug!(table = %self.job.table.name, keys = touched.keys, files = files.len(), of, "the changed files' groups are held by");
+        Ok(files.len() * 2 <= of)
     }
 
     /// The keys of `touched` (`None`: no input changed) collected, and the table's files that
