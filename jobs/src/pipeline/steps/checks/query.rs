@@ -131,23 +131,17 @@ fn count(test: &CheckTest, form: &Form) -> String {
                 "max(__probe) = 1 AND max(__in_table) = 1 AND max(__in_to) = 0",
             )
         }
-        (CheckTest::Relationship { columns, to, .. }, Form::Added { added }) => {
+        (CheckTest::Relationship { table, columns, to }, form) => {
+            // Over the rows added to `table` when `to` lost no value, else over all of them.
+            let from = match form {
+                Form::Added { added } => added,
+                _ => table,
+            };
             let (cols, present) = (list(columns), not_null(columns));
             let rows = [
                 format!(
                     "SELECT {cols}, 1 AS __in_table, 0 AS __in_to FROM {} WHERE {present}",
-                    ident(added)
-                ),
-                format!("SELECT {cols}, 0, 1 FROM {} WHERE {present}", ident(to)),
-            ];
-            grouped(&rows, columns, "max(__in_table) = 1 AND max(__in_to) = 0")
-        }
-        (CheckTest::Relationship { table, columns, to }, _) => {
-            let (cols, present) = (list(columns), not_null(columns));
-            let rows = [
-                format!(
-                    "SELECT {cols}, 1 AS __in_table, 0 AS __in_to FROM {} WHERE {present}",
-                    ident(table)
+                    ident(from)
                 ),
                 format!("SELECT {cols}, 0, 1 FROM {} WHERE {present}", ident(to)),
             ];
