@@ -15,6 +15,7 @@ use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Int64Type};
 use datafusion::catalog::TableProvider;
 use datafusion::common::JoinType;
+use datafusion::logical_expr::utils::conjunction;
 
 use super::query::{Form, Lookup, Relations};
 use crate::dag::companion_of;
@@ -287,23 +288,22 @@ impl Reads<'_> {
     /// For a check counted over its changes, the files its values may be in when that is at
     /// most half of each table's (`None`: count it in full).
     async fn pruned(&self, job: &TableJob<'_>) -> Result<Option<Pruned>> {
-        let reads = self;
-        let mut changed = vec![reads.values_of(job, reads.table, &reads.table.added)];
-        if let Some(to) = reads.to {
-            changed.push(reads.values_of(job, to, &to.removed));
+        let mut changed = vec![self.values_of(job, self.table, &self.table.added)];
+        if let Some(to) = self.to {
+            changed.push(self.values_of(job, to, &to.removed));
         }
         let columns: Vec<ArrayRef> = futures::future::try_join_all(changed).await?.concat();
         let Some(values) = KeyValues::collect(&columns) else {
             return Ok(None);
         };
         let within_half = |input: &InputFiles| -> Result<Option<Vec<DeltaFile>>> {
-            let files = input.snapshot.files_holding(&reads.columns[0], &values)?;
+            let files = input.snapshot.files_holding(&self.columns[0], &values)?;
             Ok((files.len() * 2 <= input.current.files.len()).then_some(files))
         };
-        let Some(table) = within_half(reads.table)? else {
+        let Some(table) = within_half(self.table)? else {
             return Ok(None);
         };
-        let to = match reads.to {
+        let to = match self.to {
             Some(to) => match within_half(to)? {
                 Some(files) => Some(files),
                 None => return Ok(None),
@@ -330,13 +330,12 @@ impl Reads<'_> {
                 .columns
                 .iter()
                 .map(|c| datafusion::prelude::ident(c).is_not_null());
-            let present = present
-                .reduce(|a, b| a.and(b))
-                .expect("a relationship has columns");
-            job.ctx
-                .read_table(Arc::new(scan))?
-                .filter(present)?
-                .select_columns(&columns)
+            let frame = job.ctx.read_table(Arc::new(scan))?;
+            let frame = match conjunction(present) {
+                Some(present) => frame.filter(present)?,
+                None => frame,
+            };
+            frame.select_columns(&columns)
         };
         let lost = rows(to.removed.clone())
             .and_then(|removed| removed.distinct())
