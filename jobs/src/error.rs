@@ -164,6 +164,13 @@ pub enum Error {
         #[source]
         source: Box<DeltaTableError>,
     },
+    /// The event log's writer task ended before the run did (it panicked): an outcome could not
+    /// be queued.
+    #[error("event log {url}: its writer stopped; the outcome is not recorded")]
+    EventLogWriterStopped {
+        /// The event log's URL.
+        url: String,
+    },
     /// Appended rows do not have the table's schema.
     #[error(
         "Delta table {url}: new rows have schema [{found}] but the table has [{expected}]; use --full-refresh or mode = \"overwrite\" to replace it"
@@ -348,6 +355,7 @@ impl Error {
             | Error::ExpectationFailed { .. }
             | Error::NoTrainingData { .. }
             | Error::UpstreamFailed { .. }
+            | Error::EventLogWriterStopped { .. }
             | Error::UpstreamEmpty { .. }
             | Error::RunCancelled
             | Error::AttemptsExhausted { .. } => false,

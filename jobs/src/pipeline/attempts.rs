@@ -129,7 +129,7 @@ pub(crate) async fn run_attempts(
         let backoff = (FIRST_BACKOFF * 2u32.pow(attempt.min(8) - 1)).min(MAX_BACKOFF);
         warn!(table = %name, attempt, error = outcome.error.as_deref().unwrap_or(""), "attempt failed; retrying");
         outcome.status = TableStatus::Retried;
-        if let Err(e) = log.record(&outcome).await {
+        if let Err(e) = log.record(&outcome) {
             warn!(error = %error_chain(&e), table = %name, "could not append to the event log");
         }
         notify(&RunEvent::TableRetrying {

@@ -8,16 +8,19 @@ use datafusion::arrow::array::{
     TimestampMicrosecondArray,
 };
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use deltalake::DeltaTable;
 use deltalake::kernel::Transaction;
 use deltalake::kernel::transaction::CommitProperties;
 use deltalake::operations::write::SchemaMode;
 use deltalake::protocol::SaveMode;
-use tokio::sync::Mutex;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tracing::warn;
 use url::Url;
 
 use super::outcome::{Refresh, TableOutcome};
 use crate::delta::TableSnapshot;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, error_chain};
 
 /// Where the event log lives under the lakehouse root.
 pub const EVENT_LOG_PATH: &str = "_medallion/event_log";
@@ -102,11 +105,6 @@ pub async fn append_rows(url: &Url, batch: RecordBatch) -> Result<()> {
 /// [`append_rows`], recording `app_id` in the commit: when a commit already recorded it, the
 /// rows are there and nothing is appended (a resumed run's once-per-run rows).
 pub(crate) async fn append_rows_once(url: &Url, batch: RecordBatch, app_id: Option<&str>) -> Result<()> {
-    let err = |step, source| Error::Delta {
-        url: url.to_string(),
-        step,
-        source: Box::new(source),
-    };
     let snapshot = TableSnapshot::load(url).await?;
     if let (Some(snapshot), Some(id)) = (&snapshot, app_id)
         && snapshot.txn_version(id).await?.is_some()
@@ -115,56 +113,99 @@ pub(crate) async fn append_rows_once(url: &Url, batch: RecordBatch, app_id: Opti
     }
     let table = match snapshot {
         Some(snapshot) => snapshot.table().clone(),
-        None => {
-            deltalake::ensure_table_uri(url.as_str()).map_err(|e| err("create", e))?;
-            crate::storage::delta_builder(url)
-                .and_then(|b| b.build())
-                .map_err(|e| err("open", e))?
-        }
+        None => create(url)?,
     };
     let txns: Vec<Transaction> = app_id.map(|id| Transaction::new(id, 0)).into_iter().collect();
+    append(url, table, vec![batch], txns).await?;
+    Ok(())
+}
+
+/// The log at `url` as it is now, or a new table there.
+async fn opened(url: &Url) -> Result<DeltaTable> {
+    match TableSnapshot::load(url).await? {
+        Some(snapshot) => Ok(snapshot.table().clone()),
+        None => create(url),
+    }
+}
+
+fn create(url: &Url) -> Result<DeltaTable> {
+    deltalake::ensure_table_uri(url.as_str()).map_err(|e| delta_err(url, "create", e))?;
+    crate::storage::delta_builder(url)
+        .and_then(|b| b.build())
+        .map_err(|e| delta_err(url, "open", e))
+}
+
+/// Commits `batches` onto `table`, returning the table as of that commit. A table loaded before
+/// other writers' commits is fine: appends never conflict, and the commit retries past them.
+async fn append(
+    url: &Url,
+    table: DeltaTable,
+    batches: Vec<RecordBatch>,
+    txns: Vec<Transaction>,
+) -> Result<DeltaTable> {
     table
-        .write(vec![batch])
+        .write(batches)
         .with_commit_properties(CommitProperties::default().with_application_transactions(txns))
         .with_save_mode(SaveMode::Append)
         // Logs written before a column was added (e.g. `attempt`) gain it, older rows NULL.
         .with_schema_mode(SchemaMode::Merge)
         .await
-        .map_err(|e| err("append", e))?;
-    Ok(())
+        .map_err(|e| delta_err(url, "append", e))
 }
 
-/// Appends outcome rows to the event log, one commit at a time.
+fn delta_err(url: &Url, step: &'static str, source: deltalake::DeltaTableError) -> Error {
+    Error::Delta {
+        url: url.to_string(),
+        step,
+        source: Box::new(source),
+    }
+}
+
+/// Appends outcome rows to the event log from a task of its own: a table's outcome is queued,
+/// not waited for (an append costs ~40 ms, and every table's dependents waited for it behind
+/// the others'), and the outcomes queued meanwhile go in one commit.
 #[derive(Debug)]
 pub struct EventLog {
     url: Url,
     run_id: String,
     pipeline: String,
     cluster: String,
-    lock: Mutex<()>,
+    queue: mpsc::UnboundedSender<RecordBatch>,
+    writer: JoinHandle<()>,
 }
 
 impl EventLog {
-    /// The log at `url` for one run.
+    /// The log at `url` for one run; its writer runs until [`close`](Self::close).
     pub fn new(url: Url, run_id: &str, pipeline: &str, cluster: &str) -> Self {
+        let (queue, rows) = mpsc::unbounded_channel();
         Self {
+            writer: tokio::spawn(write_queued(url.clone(), rows)),
             url,
             run_id: run_id.into(),
             pipeline: pipeline.into(),
             cluster: cluster.into(),
-            lock: Mutex::new(()),
+            queue,
         }
     }
 
-    /// Appends one table's outcome.
-    pub async fn record(&self, outcome: &TableOutcome) -> Result<()> {
+    /// Queues one table's outcome.
+    pub fn record(&self, outcome: &TableOutcome) -> Result<()> {
         let batch = self.batch(outcome).map_err(|e| Error::Delta {
             url: self.url.to_string(),
             step: "build event",
             source: Box::new(e.into()),
         })?;
-        let _guard = self.lock.lock().await;
-        append_rows(&self.url, batch).await
+        self.queue.send(batch).map_err(|_| Error::EventLogWriterStopped {
+            url: self.url.to_string(),
+        })
+    }
+
+    /// Waits until every queued outcome is appended (or failed to be, with a warning).
+    pub async fn close(self) {
+        drop(self.queue);
+        if let Err(e) = self.writer.await {
+            warn!(error = %e, url = %self.url, "the event log writer stopped");
+        }
     }
 
     fn batch(
@@ -216,4 +257,31 @@ impl EventLog {
             ],
         )
     }
+}
+
+/// Appends what is queued, one commit per wake-up, until the queue closes. A failed append is
+/// warned about and its rows dropped: the event log records runs, it does not steer them.
+async fn write_queued(url: Url, mut rows: mpsc::UnboundedReceiver<RecordBatch>) {
+    let mut table: Option<DeltaTable> = None;
+    let mut batches = Vec::new();
+    while rows.recv_many(&mut batches, usize::MAX).await > 0 {
+        let queued = std::mem::take(&mut batches);
+        match append_queued(&url, table.take(), queued).await {
+            Ok(committed) => table = Some(committed),
+            Err(e) => warn!(error = %error_chain(&e), "could not append to the event log"),
+        }
+    }
+}
+
+/// Appends `batches` onto the log as the last append left it, or as it is now.
+async fn append_queued(
+    url: &Url,
+    table: Option<DeltaTable>,
+    batches: Vec<RecordBatch>,
+) -> Result<DeltaTable> {
+    let table = match table {
+        Some(table) => table,
+        None => opened(url).await?,
+    };
+    append(url, table, batches, vec![]).await
 }

@@ -200,6 +200,7 @@ impl PipelineRun {
         let tables = self
             .schedule(ctx, dag, selected, &lakehouse, landing.as_ref(), &log)
             .await;
+        log.close().await;
         Ok(RunSummary {
             run_id: self.run_id.id.clone(),
             pipeline: self.pipeline.name.clone(),
@@ -357,7 +358,7 @@ impl PipelineRun {
             outcome.status = TableStatus::Failed;
             outcome.error = Some(error_chain(&e));
         }
-        if let Err(e) = log.record(&outcome).await {
+        if let Err(e) = log.record(&outcome) {
             warn!(error = %error_chain(&e), table = %outcome.table, "could not append to the event log");
         }
         outcome
