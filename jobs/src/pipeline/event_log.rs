@@ -111,18 +111,15 @@ pub(crate) async fn append_rows_once(url: &Url, batch: RecordBatch, app_id: Opti
     {
         return Ok(());
     }
-    let table = match snapshot {
-        Some(snapshot) => snapshot.table().clone(),
-        None => create(url)?,
-    };
+    let table = or_created(url, snapshot)?;
     let txns: Vec<Transaction> = app_id.map(|id| Transaction::new(id, 0)).into_iter().collect();
     append(url, table, vec![batch], txns).await?;
     Ok(())
 }
 
-/// The log at `url` as it is now, or a new table there.
-async fn opened(url: &Url) -> Result<DeltaTable> {
-    match TableSnapshot::load(url).await? {
+/// The loaded table, or a new table at `url` when there is none yet.
+fn or_created(url: &Url, snapshot: Option<TableSnapshot>) -> Result<DeltaTable> {
+    match snapshot {
         Some(snapshot) => Ok(snapshot.table().clone()),
         None => create(url),
     }
@@ -190,11 +187,9 @@ impl EventLog {
 
     /// Queues one table's outcome.
     pub fn record(&self, outcome: &TableOutcome) -> Result<()> {
-        let batch = self.batch(outcome).map_err(|e| Error::Delta {
-            url: self.url.to_string(),
-            step: "build event",
-            source: Box::new(e.into()),
-        })?;
+        let batch = self
+            .batch(outcome)
+            .map_err(|e| delta_err(&self.url, "build event", e.into()))?;
         self.queue.send(batch).map_err(|_| Error::EventLogWriterStopped {
             url: self.url.to_string(),
         })
@@ -281,7 +276,7 @@ async fn append_queued(
 ) -> Result<DeltaTable> {
     let table = match table {
         Some(table) => table,
-        None => opened(url).await?,
+        None => or_created(url, TableSnapshot::load(url).await?)?,
     };
     append(url, table, batches, vec![]).await
 }
