@@ -42,6 +42,7 @@ AGREEMENT = {
     "rfm": "sum(monetary)",
     "sessions": "sum(purchased)",
     "funnel_daily": "sum(view_sessions)",
+    "product_daily_sales": "sum(orders)",
     "product_performance": "sum(views)",
     "category_performance": "sum(revenue)",
     "churn_features": "sum(CAST(churned AS INT))",

@@ -82,13 +82,13 @@ async fn ecommerce_pipeline_is_correct_across_batches() {
     assert!(missing.is_empty(), "keys that moved: {missing:?}");
 
     // A run with no new landing file ingests nothing, the CDC silver tables apply nothing, the
-    // incremental gold tables (fact_sales, agg_daily_sales, sessions, funnel_daily,
-    // product_events, customer_activity) compute nothing, and the 11 gold tables computed in
-    // full and the quality gate are kept, as nothing they read changed.
+    // incremental gold tables (fact_sales, agg_daily_sales, order_totals, product_daily_sales,
+    // sessions, funnel_daily, product_events, customer_activity) compute nothing, and the 10
+    // gold tables computed in full and the quality gate are kept, as nothing they read changed.
     let again = run(dir.path());
     assert_eq!(
         again.matches("no_new_data").count(),
-        8 + 8 + 6 + 11 + 1,
+        8 + 8 + 8 + 10 + 1,
         "{again}"
     );
 
@@ -160,6 +160,7 @@ async fn ecommerce_pipeline_is_correct_across_batches() {
         ("gold", "fact_sales"),
         ("gold", "agg_daily_sales"),
         ("gold", "order_totals"),
+        ("gold", "product_daily_sales"),
         ("gold", "sessions"),
         ("gold", "funnel_daily"),
         // Their stored aggregates combined with each batch's new events.
