@@ -693,11 +693,13 @@ fn source_watermark_id(job: &TableJob<'_>, from: &str) -> String {
 
 /// The `txn` app id, in the table's commits, of the change log version it has applied.
 fn log_watermark_id(job: &TableJob<'_>) -> String {
-    let table = &job.table.name;
-    format!(
-        "medallion/{}/{table}/applied/{table}{CHANGES_SUFFIX}",
-        job.pipeline.name
-    )
+    applied_log_id(&job.pipeline.name, &job.table.name)
+}
+
+/// The `txn` app id, in the commits of `cdc` table `table`, of the change log version it has
+/// applied.
+pub(crate) fn applied_log_id(pipeline: &str, table: &str) -> String {
+    format!("medallion/{pipeline}/{table}/applied/{table}{CHANGES_SUFFIX}")
 }
 
 /// Built-in `drop` rules: every key present, the sequence value present.

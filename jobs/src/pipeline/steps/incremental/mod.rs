@@ -14,13 +14,15 @@
 //! The inputs' versions are recorded in the table's commit, one `txn` per input whose id
 //! includes the query's hash, so a skipped or failed run is covered by the next one and an
 //! edited query is computed in full. What the plans read is built in [`rewrite`] (an input
-//! whose rows are unique gives its changes row by row, not file by file); which input files a
+//! whose rows are unique gives its changes row by row, not file by file; a `cdc` input's
+//! changed keys come off its change log, [`logged`]); which input files a
 //! group's recompute reads, in [`prune`]; which files of a joined input a changed input's rows
 //! can meet, in [`partners`].
 
 mod by_key;
 mod combine;
 mod linked;
+mod logged;
 mod partners;
 mod prune;
 mod rewrite;
@@ -34,6 +36,7 @@ use sha2::{Digest, Sha256};
 
 use self::by_key::{Incremental, Output};
 pub(crate) use self::by_key::{InputRead, Merged};
+use self::logged::Logged;
 pub(crate) use self::rewrite::InputFiles;
 pub(crate) use self::shape::Shape;
 pub(crate) use self::shipped::ShippedKeys;
@@ -287,6 +290,10 @@ impl Versions {
                     "the log of `{name}` no longer holds version {recorded}"
                 )));
             };
+            let logged = match job.pipeline.table(name) {
+                Some(spec) => Logged::since(job, spec, snapshot, recorded).await?,
+                None => None,
+            };
             inputs.push(InputFiles {
                 name: name.clone(),
                 current: snapshot.scan_table()?,
@@ -294,6 +301,7 @@ impl Versions {
                 removed: changes.removed,
                 snapshot: snapshot.clone(),
                 unique_rows: unique_rows(job, name),
+                logged,
             });
         }
         Ok(Ok(inputs))

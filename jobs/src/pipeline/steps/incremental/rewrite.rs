@@ -15,6 +15,7 @@ use datafusion::logical_expr::{
     Aggregate, Expr, JoinType, LogicalPlan, LogicalPlanBuilder, Operator, binary_expr, cast, col,
 };
 
+use super::logged::Logged;
 use super::partners::Partners;
 use super::shipped::ShippedKeys;
 use crate::delta::{DeltaFile, DeltaScanTable, TableSnapshot};
@@ -43,6 +44,8 @@ pub(crate) struct InputFiles {
     pub(crate) snapshot: TableSnapshot,
     /// Its rows are unique: its changes are diffed row by row.
     pub(crate) unique_rows: bool,
+    /// A `cdc` input's change-log files since: its changed rows' key values.
+    pub(crate) logged: Option<Logged>,
 }
 
 impl InputFiles {
@@ -280,14 +283,14 @@ pub(crate) fn changed_values_plan(
     key_type: &DataType,
 ) -> Result<LogicalPlan> {
     let value = cast(Expr::Column(Column::from_name(column)), key_type.clone()).alias(key_column(0));
-    LogicalPlanBuilder::scan(
-        input.name.as_str(),
-        provider_as_source(input.changed_rows()?),
-        None,
-    )?
-    .project(vec![value])?
-    .distinct()?
-    .build()
+    let changed = match &input.logged {
+        Some(logged) if logged.holds(column) => Arc::new(logged.files.clone()) as Arc<dyn TableProvider>,
+        _ => input.changed_rows()?,
+    };
+    LogicalPlanBuilder::scan(input.name.as_str(), provider_as_source(changed), None)?
+        .project(vec![value])?
+        .distinct()?
+        .build()
 }
 
 /// The distinct rows of `plans` (columns `__k0`, `__k1`, …) as relation `__affected`, or
