@@ -16,28 +16,29 @@ use crate::pipeline::steps::cdc::applied_log_id;
 use crate::pipeline::table_job::TableJob;
 use crate::spec::{CHANGES_SUFFIX, TableKind, TableSpec};
 
-/// The change-log files a `cdc` input's applies read since a version, and its keys.
+/// The change-log files a `cdc` input's applies read since a version.
 #[derive(Debug, Clone)]
 pub(crate) struct Logged {
-    /// The input's keys: what a log row and the rows it changed share.
-    pub(crate) keys: Vec<String>,
     /// The log files appended between the log version applied then and the one applied now.
     pub(crate) files: DeltaScanTable,
 }
 
 impl Logged {
-    /// The logged changes of `input` (now: `table`) since its version `since`; `None` when it
-    /// is not a `cdc` table, or the log does not tell: no version recorded, the log rewritten
+    /// The logged changes of `input` (now: `table`) since its version `since`, when `column`
+    /// is one of its `cdc` keys (a log row and the rows it changed hold the same value there);
+    /// `None` otherwise, or when the log does not tell: no version recorded, the log rewritten
     /// or its old versions gone.
     pub(crate) async fn since(
         job: &TableJob<'_>,
-        input: &TableSpec,
-        table: &TableSnapshot,
-        since: i64,
+        (input, table, since): (&TableSpec, &TableSnapshot, i64),
+        column: &str,
     ) -> Result<Option<Logged>> {
         let TableKind::Cdc(cdc) = &input.kind else {
             return Ok(None);
         };
+        if !cdc.keys.iter().any(|k| k == column) {
+            return Ok(None);
+        }
         let id = applied_log_id(&job.pipeline.name, &input.name);
         let Some(to) = table.txn_version(&id).await? else {
             return Ok(None);
@@ -56,17 +57,11 @@ impl Logged {
         };
         debug!(input = %input.name, from, to, files = files.len(), "changed keys from the change log");
         Ok(Some(Logged {
-            keys: cdc.keys.clone(),
             files: DeltaScanTable {
                 files,
                 ..log.scan_table()?
             },
         }))
-    }
-
-    /// Whether `column` is one of the keys (its values in the log are the changed rows').
-    pub(crate) fn holds(&self, column: &str) -> bool {
-        self.keys.iter().any(|k| k == column)
     }
 }
 

@@ -36,7 +36,6 @@ use sha2::{Digest, Sha256};
 
 use self::by_key::{Incremental, Output};
 pub(crate) use self::by_key::{InputRead, Merged};
-use self::logged::Logged;
 pub(crate) use self::rewrite::InputFiles;
 pub(crate) use self::shape::Shape;
 pub(crate) use self::shipped::ShippedKeys;
@@ -290,10 +289,6 @@ impl Versions {
                     "the log of `{name}` no longer holds version {recorded}"
                 )));
             };
-            let logged = match job.pipeline.table(name) {
-                Some(spec) => Logged::since(job, spec, snapshot, recorded).await?,
-                None => None,
-            };
             inputs.push(InputFiles {
                 name: name.clone(),
                 current: snapshot.scan_table()?,
@@ -301,7 +296,7 @@ impl Versions {
                 removed: changes.removed,
                 snapshot: snapshot.clone(),
                 unique_rows: unique_rows(job, name),
-                logged,
+                since: recorded,
             });
         }
         Ok(Ok(inputs))

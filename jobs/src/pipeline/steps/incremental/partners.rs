@@ -133,7 +133,7 @@ async fn changed_values(
     column: &str,
 ) -> datafusion::error::Result<Option<KeyValues>> {
     let data_type = input.current.schema.field_with_name(column)?.data_type().clone();
-    let plan = changed_values_plan(input, column, &data_type)?;
+    let plan = changed_values_plan(input, column, &data_type, None)?;
     let batches: Vec<RecordBatch> = DataFrame::new(ctx.state(), plan).collect().await?;
     let columns: Vec<_> = batches
         .iter()

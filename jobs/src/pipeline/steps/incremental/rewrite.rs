@@ -44,8 +44,8 @@ pub(crate) struct InputFiles {
     pub(crate) snapshot: TableSnapshot,
     /// Its rows are unique: its changes are diffed row by row.
     pub(crate) unique_rows: bool,
-    /// A `cdc` input's change-log files since: its changed rows' key values.
-    pub(crate) logged: Option<Logged>,
+    /// The version of it the table last read (the changes are since then).
+    pub(crate) since: i64,
 }
 
 impl InputFiles {
@@ -275,17 +275,19 @@ pub(crate) fn key_values(batches: &[RecordBatch]) -> Result<Option<LogicalPlan>>
         .map(Some)
 }
 
-/// The distinct values of `input`'s `column` over its changed rows, as `key_type`, in column
-/// `__k0` (the touched first keys of [`super::linked`], the join values of [`super::partners`]).
+/// The distinct values of `input`'s `column` over its changed rows — or over the change-log
+/// rows in `logged`, whose key `column` is — as `key_type`, in column `__k0` (the touched first
+/// keys of [`super::linked`], the join values of [`super::partners`]).
 pub(crate) fn changed_values_plan(
     input: &InputFiles,
     column: &str,
     key_type: &DataType,
+    logged: Option<&Logged>,
 ) -> Result<LogicalPlan> {
     let value = cast(Expr::Column(Column::from_name(column)), key_type.clone()).alias(key_column(0));
-    let changed = match &input.logged {
-        Some(logged) if logged.holds(column) => Arc::new(logged.files.clone()) as Arc<dyn TableProvider>,
-        _ => input.changed_rows()?,
+    let changed = match logged {
+        Some(logged) => Arc::new(logged.files.clone()) as Arc<dyn TableProvider>,
+        None => input.changed_rows()?,
     };
     LogicalPlanBuilder::scan(input.name.as_str(), provider_as_source(changed), None)?
         .project(vec![value])?
