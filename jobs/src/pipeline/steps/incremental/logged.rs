@@ -46,14 +46,17 @@ impl Logged {
         let Some(from) = applied_then(job, input, &id, since).await else {
             return Ok(None);
         };
+        // The table's files changed (its reader asks) but its log did not advance: something
+        // other than an apply changed it (a restore, another writer) — only a diff tells what.
+        if from >= to {
+            return Ok(None);
+        }
         let log_url = job.lakehouse.companion_url(input, CHANGES_SUFFIX);
         let Some(log) = load_at(&log_url, to).await else {
             return Ok(None);
         };
-        let files = match log.since(from).await? {
-            SinceVersion::Appended(files) => files,
-            SinceVersion::Unchanged => vec![],
-            SinceVersion::Rewritten => return Ok(None),
+        let SinceVersion::Appended(files) = log.since(from).await? else {
+            return Ok(None);
         };
         debug!(input = %input.name, from, to, files = files.len(), "changed keys from the change log");
         Ok(Some(Logged {
