@@ -104,10 +104,7 @@ impl Incremental<'_> {
         }
         let (mut plans, mut batches, mut values) = (vec![], vec![], None::<KeyValues>);
         for (input, column) in self.inputs.iter().zip(columns).filter(|(i, _)| i.changed()) {
-            let logged = match self.job.pipeline.table(&input.name) {
-                Some(spec) => Logged::since(self.job, (spec, &input.snapshot, input.since), column).await?,
-                None => None,
-            };
+            let logged = Logged::since(self.job, input, column).await?;
             let plan = changed_values_plan(input, column, key_type, logged.as_ref()).map_err(err)?;
             let found: Vec<RecordBatch> = self.data_frame(plan.clone()).collect().await.map_err(err)?;
             let arrays: Vec<_> = found.iter().map(|b| Arc::clone(b.column(0))).collect();

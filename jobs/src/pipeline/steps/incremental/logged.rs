@@ -10,8 +10,9 @@
 
 use tracing::debug;
 
+use super::rewrite::InputFiles;
 use crate::delta::{DeltaScanTable, SinceVersion, TableSnapshot};
-use crate::error::Result;
+use crate::error::{Result, error_chain};
 use crate::pipeline::steps::cdc::applied_log_id;
 use crate::pipeline::table_job::TableJob;
 use crate::spec::{CHANGES_SUFFIX, TableKind, TableSpec};
@@ -24,15 +25,18 @@ pub(crate) struct Logged {
 }
 
 impl Logged {
-    /// The logged changes of `input` (now: `table`) since its version `since`, when `column`
+    /// The logged changes of `changed` since the version its reader last read, when `column`
     /// is one of its `cdc` keys (a log row and the rows it changed hold the same value there);
     /// `None` otherwise, or when the log does not tell: no version recorded, the log rewritten
     /// or its old versions gone.
     pub(crate) async fn since(
         job: &TableJob<'_>,
-        (input, table, since): (&TableSpec, &TableSnapshot, i64),
+        changed: &InputFiles,
         column: &str,
     ) -> Result<Option<Logged>> {
+        let Some(input) = job.pipeline.table(&changed.name) else {
+            return Ok(None);
+        };
         let TableKind::Cdc(cdc) = &input.kind else {
             return Ok(None);
         };
@@ -40,10 +44,10 @@ impl Logged {
             return Ok(None);
         }
         let id = applied_log_id(&job.pipeline.name, &input.name);
-        let Some(to) = table.txn_version(&id).await? else {
+        let Some(to) = changed.snapshot.txn_version(&id).await? else {
             return Ok(None);
         };
-        let Some(from) = applied_then(job, input, &id, since).await else {
+        let Some(from) = applied_then(job, input, &id, changed.since).await else {
             return Ok(None);
         };
         // The table's files changed (its reader asks) but its log did not advance: something
@@ -77,5 +81,11 @@ async fn applied_then(job: &TableJob<'_>, input: &TableSpec, id: &str, since: i6
 /// The table at `url` as of `version`; `None` when it cannot be loaded (the caller then diffs).
 async fn load_at(url: &url::Url, version: i64) -> Option<TableSnapshot> {
     let version = u64::try_from(version).ok()?;
-    TableSnapshot::load_at(url, Some(version)).await.ok().flatten()
+    match TableSnapshot::load_at(url, Some(version)).await {
+        Ok(found) => found,
+        Err(e) => {
+            debug!(%url, version, error = %error_chain(&e), "no such version: changed keys diffed");
+            None
+        }
+    }
 }
